@@ -1,0 +1,137 @@
+//! Command-line flags and their environment variables, laid over the TOML file.
+//!
+//! Precedence, highest first: flag, environment variable, `--config` file, built-in default.
+
+use super::{Config, ConfigError, LogFormat, NetworkMode};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// A Go module proxy (the GOPROXY protocol) backed by object storage.
+#[derive(Debug, Default, Parser)]
+#[command(name = "athens-proxy", version)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "ATHENS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, host:port.
+    #[arg(long, env = "ATHENS_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Storage URL: file:///abs/path, memory://, s3://bucket/prefix, gs://..., az://...
+    #[arg(long, env = "ATHENS_STORAGE", value_name = "URL")]
+    pub storage: Option<String>,
+    /// Upstream GOPROXY list (`,` and `|` separators, `direct`, `off`).
+    #[arg(long, env = "ATHENS_UPSTREAM", value_name = "GOPROXY-LIST")]
+    pub upstream: Option<String>,
+    /// Checksum database in GOSUMDB syntax, or `off`.
+    #[arg(long, env = "ATHENS_SUMDB", value_name = "GOSUMDB")]
+    pub sumdb: Option<String>,
+    /// Comma-separated module path patterns never checked against the checksum database.
+    #[arg(long, env = "ATHENS_NOSUM", value_name = "PATTERNS")]
+    pub nosum: Option<String>,
+    /// strict, fallback or offline.
+    #[arg(long, env = "ATHENS_NETWORK_MODE", value_name = "MODE")]
+    pub network_mode: Option<NetworkMode>,
+    /// Seconds to remember an upstream "not found".
+    #[arg(long, env = "ATHENS_NEGATIVE_CACHE_SECONDS", value_name = "SECONDS")]
+    pub negative_cache_seconds: Option<u64>,
+    /// text or json.
+    #[arg(long, env = "ATHENS_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+impl Cli {
+    /// The configuration these flags describe: file (if any), then overrides.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let mut cfg = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        self.apply(&mut cfg);
+        Ok(cfg)
+    }
+
+    fn apply(&self, cfg: &mut Config) {
+        if let Some(v) = &self.listen {
+            cfg.listen = v.clone();
+        }
+        if let Some(v) = &self.storage {
+            cfg.storage.url = v.clone();
+        }
+        if let Some(v) = &self.upstream {
+            cfg.upstream.goproxy = v.clone();
+        }
+        if let Some(v) = &self.sumdb {
+            cfg.upstream.sumdb = v.clone();
+        }
+        if let Some(v) = &self.nosum {
+            cfg.upstream.nosum_patterns = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        if let Some(v) = self.network_mode {
+            cfg.upstream.network_mode = v;
+        }
+        if let Some(v) = self.negative_cache_seconds {
+            cfg.upstream.negative_cache_seconds = v;
+        }
+        if let Some(v) = self.log_format {
+            cfg.log.format = v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:8080\"\n[upstream]\nnetwork_mode = \"offline\"\ngoproxy = \"off\"\n",
+        )
+        .unwrap();
+        let cli = Cli::try_parse_from([
+            "athens-proxy",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:9",
+        ])
+        .unwrap();
+        let cfg = cli.resolve().unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:9");
+        assert_eq!(cfg.upstream.network_mode, NetworkMode::Offline);
+        assert_eq!(cfg.upstream.goproxy, "off");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::from_toml("lisen = \"x\"\n", "t.toml").unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn rendered_toml_round_trips() {
+        let mut cfg = Config::default();
+        cfg.upstream.goproxy = "http://a,http://b|direct".into();
+        cfg.storage.options.insert("region".into(), "x".into());
+        let back = Config::from_toml(&cfg.to_toml(), "t").unwrap();
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn bad_network_mode_is_an_error() {
+        assert!(
+            Cli::try_parse_from(["athens-proxy", "--network-mode", "sometimes"]).is_err()
+        );
+    }
+}

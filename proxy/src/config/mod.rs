@@ -1,0 +1,189 @@
+//! The proxy's configuration: one serde type, read from TOML, overridden by environment and flags.
+//!
+//! The operator renders this same type into a ConfigMap, so every field here is part of the
+//! contract between the two programs. Defaults are what a developer on a laptop expects.
+
+mod cli;
+mod defaults;
+
+pub use cli::Cli;
+pub use defaults::{default_storage_dir, resolve_from_go_env};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Everything `athens-proxy` needs to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to serve HTTP on, `host:port`.
+    pub listen: String,
+    /// Where modules are stored.
+    pub storage: StorageConfig,
+    /// Where modules the storage lacks come from.
+    pub upstream: UpstreamConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// The bucket: the single source of truth for every module version served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Storage URL: `file:///abs/path`, `memory://`, `s3://bucket/prefix`, `gs://bucket/prefix`,
+    /// `az://container/prefix`.
+    pub url: String,
+    /// Backend options that are not secrets, passed to `object_store` by name
+    /// (for S3: `endpoint`, `region`, `virtual_hosted_style_request`, `allow_http`).
+    /// Credentials come from the environment (`AWS_ACCESS_KEY_ID`, `GOOGLE_SERVICE_ACCOUNT`,
+    /// `AZURE_STORAGE_ACCOUNT_KEY`, ...), never from this file.
+    pub options: BTreeMap<String, String>,
+}
+
+/// How the proxy reaches the outside world.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// A `GOPROXY`-syntax list: URLs separated by `,` (fall through on 404/410) or `|` (fall
+    /// through on any error), and the keywords `direct` and `off`. Empty: `$GOPROXY`, else
+    /// `go env GOPROXY`.
+    pub goproxy: String,
+    /// The checksum database, in `GOSUMDB` syntax (`name`, `name+key`, `name+key url`), or `off`.
+    /// Empty: `$GOSUMDB`, else `go env GOSUMDB`.
+    pub sumdb: String,
+    /// Module path patterns (`GONOSUMDB`/`GOPRIVATE` glob syntax) that are never checked against
+    /// or looked up in the checksum database.
+    pub nosum_patterns: Vec<String>,
+    /// `strict`, `fallback` or `offline`.
+    pub network_mode: NetworkMode,
+    /// Per-request timeout for upstream calls, in seconds (zips get this long per idle read).
+    pub timeout_seconds: u64,
+    /// Retries for 429 and 5xx answers and connection errors, with backoff.
+    pub retries: u32,
+    /// How long a "not found" answer from upstream is remembered, in seconds (0 disables).
+    pub negative_cache_seconds: u64,
+}
+
+/// What the proxy does when upstream is unreachable or failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Upstream errors fail the request.
+    #[default]
+    Strict,
+    /// Serve what storage has when upstream fails.
+    Fallback,
+    /// Never call upstream: everything comes from storage.
+    Offline,
+}
+
+/// Log output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `athens_proxy=debug,info`.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A configuration that could not be read or makes no sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl std::str::FromStr for NetworkMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "strict" => Ok(Self::Strict),
+            "fallback" => Ok(Self::Fallback),
+            "offline" => Ok(Self::Offline),
+            other => Err(format!(
+                "unknown network mode {other:?} (want strict, fallback or offline)"
+            )),
+        }
+    }
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("unknown log format {other:?} (want text or json)")),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a TOML document.
+    pub fn from_toml(text: &str, path: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_string(),
+            source: Box::new(e),
+        })
+    }
+
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::from_toml(&text, &shown)
+    }
+
+    /// Renders the TOML document the proxy reads (used by the operator for its ConfigMap).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("Config has only TOML-representable fields")
+    }
+
+    /// Checks what serde cannot: values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid {
+                field: "listen",
+                reason: format!("{:?} is not host:port with a numeric host", self.listen),
+            });
+        }
+        if self.storage.url.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "storage.url",
+                reason: "empty".into(),
+            });
+        }
+        if self.upstream.goproxy.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "upstream.goproxy",
+                reason: "empty (use \"off\" for none)".into(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! `athens-proxy`: a Go module proxy (the `GOPROXY` protocol) backed by object storage.
+
+pub mod config;
