@@ -3,3 +3,5 @@
 pub mod config;
 pub mod storage;
 pub mod upstream;
+pub mod fetch;
+pub mod policy;
