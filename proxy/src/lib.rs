@@ -1,7 +1,7 @@
 //! `athens-proxy`: a Go module proxy (the `GOPROXY` protocol) backed by object storage.
 
 pub mod config;
-pub mod storage;
-pub mod upstream;
 pub mod fetch;
 pub mod policy;
+pub mod storage;
+pub mod upstream;

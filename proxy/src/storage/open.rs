@@ -1,13 +1,13 @@
 //! Opening a backend from a storage URL.
 
 use super::StorageError;
+use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
-use object_store::ObjectStore;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -28,7 +28,9 @@ pub fn open(
     match scheme {
         "file" => {
             if !rest.starts_with('/') {
-                return Err(bad("file URLs need an absolute path: file:///abs/path".into()));
+                return Err(bad(
+                    "file URLs need an absolute path: file:///abs/path".into()
+                ));
             }
             std::fs::create_dir_all(rest).map_err(|source| StorageError::Io {
                 path: rest.to_string(),

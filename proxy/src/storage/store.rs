@@ -1,10 +1,10 @@
 //! Reading and committing module versions.
 
-use super::layout::{self, Layout};
 use super::StorageError;
+use super::layout::{self, Layout};
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use std::path::Path;
@@ -62,7 +62,11 @@ impl Store {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self.os.put_opts(&key(k)?, PutPayload::from(data), opts).await {
+        match self
+            .os
+            .put_opts(&key(k)?, PutPayload::from(data), opts)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(e.into()),
@@ -232,7 +236,10 @@ mod tests {
         std::fs::write(&zip, vec![7u8; 3 * UPLOAD_CHUNK + 5]).unwrap();
         let info = Bytes::from_static(br#"{"Version":"v1.0.0"}"#);
         let m = Bytes::from_static(b"module example.com/m\n");
-        let r = store.commit(l, &zip, m.clone(), info.clone()).await.unwrap();
+        let r = store
+            .commit(l, &zip, m.clone(), info.clone())
+            .await
+            .unwrap();
         assert_eq!(r, Committed::Written);
         assert_eq!(store.info(l).await.unwrap(), Some(info.clone()));
         assert_eq!(store.go_mod(l).await.unwrap(), Some(m.clone()));

@@ -156,7 +156,11 @@ impl Upstream {
 
 /// The first non-empty line, bounded, for error messages shown to users.
 fn first_line(text: &str) -> String {
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
     line.chars().take(300).collect()
 }
 

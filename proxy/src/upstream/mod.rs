@@ -4,4 +4,4 @@ mod client;
 mod goproxy_list;
 
 pub use client::{Upstream, UpstreamError};
-pub use goproxy_list::{parse_goproxy, Entry, FallThrough, Source};
+pub use goproxy_list::{Entry, FallThrough, Source, parse_goproxy};
