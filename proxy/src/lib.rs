@@ -3,5 +3,6 @@
 pub mod config;
 pub mod fetch;
 pub mod policy;
+pub mod server;
 pub mod storage;
 pub mod upstream;

@@ -1,1 +1,6 @@
 //! Support code for the end-to-end tests: starting peers and the control plane.
+
+pub mod gocmd;
+pub mod modzip;
+pub mod proxy;
+pub mod upstream;
