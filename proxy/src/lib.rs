@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod fetch;
+pub mod module;
 pub mod policy;
 pub mod server;
 pub mod storage;
