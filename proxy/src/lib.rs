@@ -1,3 +1,4 @@
 //! `athens-proxy`: a Go module proxy (the `GOPROXY` protocol) backed by object storage.
 
 pub mod config;
+pub mod verify;
