@@ -7,3 +7,4 @@ pub mod policy;
 pub mod server;
 pub mod storage;
 pub mod upstream;
+pub mod verify;
