@@ -1,4 +1,4 @@
-use athens_proxy::config::{resolve_from_go_env, Cli, LogFormat};
+use athens_proxy::config::{Cli, LogFormat, resolve_from_go_env};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 

@@ -15,7 +15,11 @@ pub struct FakeModule {
 impl FakeModule {
     /// A module with a go.mod and one Go file.
     pub fn new(path: &str, version: &str) -> Self {
-        let pkg = path.rsplit('/').next().unwrap_or("m").replace(['.', '-'], "_");
+        let pkg = path
+            .rsplit('/')
+            .next()
+            .unwrap_or("m")
+            .replace(['.', '-'], "_");
         Self {
             path: path.into(),
             version: version.into(),

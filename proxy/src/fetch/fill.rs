@@ -1,7 +1,7 @@
 //! Fetching one module version from upstream, verifying it, and committing it to storage.
 
-use super::lease::{try_acquire, Acquired};
-use crate::module::{merge_list, unescape_version, ModulePath, Version};
+use super::lease::{Acquired, try_acquire};
+use crate::module::{ModulePath, Version, merge_list, unescape_version};
 use crate::policy::PrefixPatterns;
 use crate::server::metrics::Metrics;
 use crate::storage::{Layout, Store};
@@ -94,7 +94,10 @@ impl Filler {
                         Err(FillError::Rejected(_)) => "rejected",
                         Err(_) => "failed",
                     };
-                    self.metrics.upstream_fetches.with_label_values(&[outcome]).inc();
+                    self.metrics
+                        .upstream_fetches
+                        .with_label_values(&[outcome])
+                        .inc();
                     self.metrics
                         .upstream_seconds
                         .with_label_values(&[outcome])
@@ -152,7 +155,11 @@ impl Filler {
             )));
         }
 
-        if let Some(sumdb) = self.sumdb.as_ref().filter(|_| !self.nosum.matches(module.as_str())) {
+        if let Some(sumdb) = self
+            .sumdb
+            .as_ref()
+            .filter(|_| !self.nosum.matches(module.as_str()))
+        {
             let record = sumdb
                 .lookup(layout.module, layout.version)
                 .await
@@ -167,7 +174,9 @@ impl Filler {
                 .map_err(|e| FillError::Rejected(e.to_string()))?;
         }
 
-        self.store.commit(layout, tmp.path(), go_mod, info.clone()).await?;
+        self.store
+            .commit(layout, tmp.path(), go_mod, info.clone())
+            .await?;
         if let Err(e) = self.refresh_list(layout.module).await {
             // The list file is derived and rewritten on the next commit; serving does not use it.
             tracing::warn!(module = %module.as_str(), error = %e, "could not rewrite list file");
@@ -185,7 +194,10 @@ impl Filler {
             text.push('\n');
         }
         self.store
-            .replace_blob(&crate::storage::layout_list_file(module_escaped), Bytes::from(text))
+            .replace_blob(
+                &crate::storage::layout_list_file(module_escaped),
+                Bytes::from(text),
+            )
             .await
     }
 }
@@ -238,7 +250,11 @@ pub async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes
 }
 
 /// Streams a body to a file, refusing more than `limit` bytes. Memory stays flat.
-async fn download_to(resp: reqwest::Response, path: &std::path::Path, limit: u64) -> Result<(), String> {
+async fn download_to(
+    resp: reqwest::Response,
+    path: &std::path::Path,
+    limit: u64,
+) -> Result<(), String> {
     if resp.content_length().is_some_and(|n| n > limit) {
         return Err(format!("larger than {limit} bytes"));
     }

@@ -105,17 +105,23 @@ mod tests {
     async fn second_holder_is_refused_until_release() {
         let store = Store::new(Arc::new(InMemory::new()));
         let ttl = Duration::from_secs(30);
-        let Acquired::Held(a) = try_acquire(&store, "m/@v/v1.lease", "a", ttl).await.unwrap()
+        let Acquired::Held(a) = try_acquire(&store, "m/@v/v1.lease", "a", ttl)
+            .await
+            .unwrap()
         else {
             panic!("first acquire must succeed")
         };
         assert!(matches!(
-            try_acquire(&store, "m/@v/v1.lease", "b", ttl).await.unwrap(),
+            try_acquire(&store, "m/@v/v1.lease", "b", ttl)
+                .await
+                .unwrap(),
             Acquired::Busy
         ));
         a.release().await;
         assert!(matches!(
-            try_acquire(&store, "m/@v/v1.lease", "b", ttl).await.unwrap(),
+            try_acquire(&store, "m/@v/v1.lease", "b", ttl)
+                .await
+                .unwrap(),
             Acquired::Held(_)
         ));
     }

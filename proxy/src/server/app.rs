@@ -8,7 +8,7 @@ use crate::fetch::{FillError, Filler};
 use crate::module::{ModulePath, Version};
 use crate::policy::PrefixPatterns;
 use crate::storage::{Layout, Store};
-use crate::upstream::{parse_goproxy, Upstream};
+use crate::upstream::{Upstream, parse_goproxy};
 use crate::verify::sumdb::{SumdbClient, SumdbSpec};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -73,7 +73,10 @@ impl App {
         module: &ModulePath,
         version: &Version,
     ) -> Result<Bytes, FillError> {
-        let (m, v) = (module.escaped().into_owned(), version.escaped().into_owned());
+        let (m, v) = (
+            module.escaped().into_owned(),
+            version.escaped().into_owned(),
+        );
         let layout = Layout {
             module: &m,
             version: &v,

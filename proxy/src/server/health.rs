@@ -1,7 +1,7 @@
 //! `/healthz`, `/readyz`, `/metrics`, `/version`.
 
-use super::reply::{self, JSON, TEXT};
 use super::App;
+use super::reply::{self, JSON, TEXT};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;

@@ -41,12 +41,18 @@ impl Metrics {
             )
             .expect("valid metric"),
             cache: IntCounterVec::new(
-                Opts::new("athens_storage_lookups_total", "Module version lookups in storage"),
+                Opts::new(
+                    "athens_storage_lookups_total",
+                    "Module version lookups in storage",
+                ),
                 &["result"],
             )
             .expect("valid metric"),
             upstream_fetches: IntCounterVec::new(
-                Opts::new("athens_upstream_fetches_total", "Module version fills from upstream"),
+                Opts::new(
+                    "athens_upstream_fetches_total",
+                    "Module version fills from upstream",
+                ),
                 &["outcome"],
             )
             .expect("valid metric"),

@@ -12,8 +12,8 @@ mod sumdb;
 pub use app::App;
 pub use serve::serve;
 
-use axum::routing::get;
 use axum::Router;
+use axum::routing::get;
 use std::sync::Arc;
 
 /// All routes. Module paths never start with these words (their first element has a dot),

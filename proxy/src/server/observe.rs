@@ -5,8 +5,8 @@ use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -47,13 +47,18 @@ pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> R
         .map(String::from)
         .unwrap_or_else(|| format!("{:x}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
     let route = route_of(req.uri().path());
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+    let span =
+        tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = resp.status();
     span.in_scope(|| {
-        tracing::info!(status = status.as_u16(), ms = elapsed.as_millis() as u64, "served")
+        tracing::info!(
+            status = status.as_u16(),
+            ms = elapsed.as_millis() as u64,
+            "served"
+        )
     });
     app.metrics
         .requests
@@ -69,7 +74,10 @@ pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
     {
-        app.metrics.bytes_served.with_label_values(&[route]).inc_by(len);
+        app.metrics
+            .bytes_served
+            .with_label_values(&[route])
+            .inc_by(len);
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);

@@ -1,17 +1,17 @@
 //! The module download protocol: `list`, `.info`, `.mod`, `.zip`, `@latest`.
 
-use super::reply::{self, IMMUTABLE, JSON, SHORT, TEXT, ZIP};
 use super::App;
+use super::reply::{self, IMMUTABLE, JSON, SHORT, TEXT, ZIP};
 use crate::config::NetworkMode;
 use crate::fetch::fill::{read_limited, stored_versions};
 use crate::module::{
-    escape_version, merge_list, parse_request, ModulePath, Request, Version, VersionQuery,
+    ModulePath, Request, Version, VersionQuery, escape_version, merge_list, parse_request,
 };
 use crate::storage::Layout;
 use crate::upstream::UpstreamError;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ pub async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri) -> Re
     match request {
         Request::List(m) => list(&app, &m).await,
         Request::Latest(m) => latest(&app, &m).await,
-        Request::Info(m, VersionQuery::Canonical(v)) => match app.ensure(&m, &v).await {
+        Request::Info(m, VersionQuery::Version(v)) => match app.ensure(&m, &v).await {
             Ok(info) => reply::ok(JSON, IMMUTABLE, info),
             Err(e) => reply::fill_error(&e),
         },
@@ -50,9 +50,19 @@ async fn go_mod(app: &Arc<App>, m: &ModulePath, v: &Version) -> Response {
         return reply::fill_error(&e);
     }
     let (me, ve) = (m.escaped(), v.escaped());
-    match app.store.go_mod(Layout { module: &me, version: &ve }).await {
+    match app
+        .store
+        .go_mod(Layout {
+            module: &me,
+            version: &ve,
+        })
+        .await
+    {
         Ok(Some(b)) => reply::ok(TEXT, IMMUTABLE, b),
-        Ok(None) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, "stored version lost its .mod"),
+        Ok(None) => reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stored version lost its .mod",
+        ),
         Err(e) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -62,14 +72,24 @@ async fn zip(app: &Arc<App>, m: &ModulePath, v: &Version) -> Response {
         return reply::fill_error(&e);
     }
     let (me, ve) = (m.escaped(), v.escaped());
-    match app.store.zip(Layout { module: &me, version: &ve }).await {
+    match app
+        .store
+        .zip(Layout {
+            module: &me,
+            version: &ve,
+        })
+        .await
+    {
         Ok(Some(z)) => {
             let mut r = reply::ok(ZIP, IMMUTABLE, Body::from_stream(z.stream));
             r.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(z.size));
             r
         }
-        Ok(None) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, "stored version lost its .zip"),
+        Ok(None) => reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stored version lost its .zip",
+        ),
         Err(e) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -174,7 +194,10 @@ async fn query(app: &Arc<App>, m: &ModulePath, q: &str) -> Response {
     if app.mode == NetworkMode::Offline {
         return reply::error(
             StatusCode::NOT_FOUND,
-            format!("{}@{q}: cannot resolve a version query in offline mode", m.as_str()),
+            format!(
+                "{}@{q}: cannot resolve a version query in offline mode",
+                m.as_str()
+            ),
         );
     }
     let qe = match escape_version(q) {
@@ -210,15 +233,16 @@ fn info_reply(body: &Bytes, cache: &'static str) -> Response {
 
 /// GETs a small upstream body; not-found answers are remembered briefly.
 async fn fetch_small(app: &Arc<App>, path: &str) -> Result<Bytes, UpstreamError> {
-    let result = match app.upstream.get(path).await {
-        Ok(resp) => read_limited(resp, MAX_SMALL_BODY)
-            .await
-            .map_err(|reason| UpstreamError::Transport {
-                url: path.to_string(),
-                reason,
+    let result =
+        match app.upstream.get(path).await {
+            Ok(resp) => read_limited(resp, MAX_SMALL_BODY).await.map_err(|reason| {
+                UpstreamError::Transport {
+                    url: path.to_string(),
+                    reason,
+                }
             }),
-        Err(e) => Err(e),
-    };
+            Err(e) => Err(e),
+        };
     if let Err(UpstreamError::NotFound(msg)) = &result {
         app.negative.put(path, msg);
     }

@@ -3,7 +3,7 @@
 use crate::fetch::FillError;
 use crate::upstream::UpstreamError;
 use axum::body::Body;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 /// `.mod`, `.zip` and canonical `.info` never change once served.

@@ -1,6 +1,6 @@
 //! Binding, serving, and shutting down cleanly.
 
-use super::{router, App};
+use super::{App, router};
 use crate::config::Config;
 use std::sync::Arc;
 

@@ -4,10 +4,10 @@
 //! with 403 so private module names never leave. Full tiles never change and are cached in the
 //! bucket; partial tiles and `latest` are passed through.
 
-use super::reply::{self, IMMUTABLE, TEXT};
 use super::App;
+use super::reply::{self, IMMUTABLE, TEXT};
 use crate::fetch::fill::read_limited;
-use crate::module::{unescape_path, ModulePath};
+use crate::module::{ModulePath, unescape_path};
 use crate::storage::sumdb_tile;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -56,11 +56,20 @@ fn classify(rest: &str) -> Option<SumdbRequest<'_>> {
 
 pub async fn handle(State(app): State<Arc<App>>, Path(full): Path<String>) -> Response {
     let Some(client) = app.filler.sumdb.as_ref() else {
-        return reply::error(StatusCode::NOT_FOUND, "no checksum database is proxied here");
+        return reply::error(
+            StatusCode::NOT_FOUND,
+            "no checksum database is proxied here",
+        );
     };
     let name = &client.spec().name;
-    let Some(rest) = full.strip_prefix(name.as_str()).and_then(|r| r.strip_prefix('/')) else {
-        return reply::error(StatusCode::NOT_FOUND, format!("only {name} is proxied here"));
+    let Some(rest) = full
+        .strip_prefix(name.as_str())
+        .and_then(|r| r.strip_prefix('/'))
+    else {
+        return reply::error(
+            StatusCode::NOT_FOUND,
+            format!("only {name} is proxied here"),
+        );
     };
     let Some(kind) = classify(rest) else {
         return reply::error(StatusCode::BAD_REQUEST, "malformed checksum database path");
@@ -115,7 +124,10 @@ pub async fn handle(State(app): State<Arc<App>>, Path(full): Path<String>) -> Re
     let full_tile = matches!(kind, SumdbRequest::Tile { full: true });
     if full_tile {
         // Best effort: a failed cache write only costs a later upstream trip.
-        let _ = app.store.create_blob(&sumdb_tile(name, rest), body.clone()).await;
+        let _ = app
+            .store
+            .create_blob(&sumdb_tile(name, rest), body.clone())
+            .await;
     }
     let cache = if full_tile { IMMUTABLE } else { "no-cache" };
     reply::ok("text/plain; charset=utf-8", cache, body)

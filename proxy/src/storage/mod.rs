@@ -9,7 +9,7 @@ mod layout;
 mod open;
 mod store;
 
-pub use layout::{list_file as layout_list_file, sumdb_tile, Layout};
+pub use layout::{Layout, list_file as layout_list_file, sumdb_tile};
 pub use open::open;
 pub use store::{Committed, Store, ZipObject};
 
