@@ -3,4 +3,5 @@
 pub mod gocmd;
 pub mod modzip;
 pub mod proxy;
+pub mod sumdb;
 pub mod upstream;
