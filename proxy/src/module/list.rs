@@ -13,14 +13,16 @@ pub fn sort_versions(versions: &mut Vec<Version>) {
     versions.dedup();
 }
 
-/// Merges an upstream `list` body with the versions storage has: one version per line,
-/// surrounding whitespace trimmed; lines that are empty, not canonical versions, or
-/// pseudo-versions are dropped (upstream lists are not trusted to be clean). The result is
-/// deduplicated and sorted ascending. Retracted versions stay: the client applies retractions.
+/// Merges an upstream `list` body with the versions storage has. Like the `go` command, only
+/// the first whitespace-separated field of each line counts (some proxies append a time);
+/// lines that are empty, not canonical versions, or pseudo-versions are dropped (upstream lists
+/// are not trusted to be clean). The result is deduplicated and sorted ascending. Retracted
+/// versions stay: the client applies retractions itself.
 pub fn merge_list(upstream: &str, stored: &[Version]) -> Vec<Version> {
     let mut out: Vec<Version> = upstream
         .lines()
-        .filter_map(|line| Version::parse(line.trim()).ok())
+        .filter_map(|line| line.split_whitespace().next())
+        .filter_map(|field| Version::parse(field).ok())
         .chain(stored.iter().cloned())
         .filter(is_tagged)
         .collect();
@@ -38,7 +40,7 @@ mod tests {
 
     #[test]
     fn merges_sorts_dedups_and_drops_pseudo_versions() {
-        let upstream = "v1.10.0\nv1.2.0\r\n  v1.0.0-rc.1  \n\nv1.2\njunk\nv0.0.0-20190620200207-3b0461eec859\nv1.2.0\n-v9.0.0\nv2.0.0+incompatible\nv1.3.0+meta\n";
+        let upstream = "v1.10.0\nv1.2.0\r\n  v1.0.0-rc.1  \n\nv1.2\njunk\nv0.0.0-20190620200207-3b0461eec859\nv1.2.0\n-v9.0.0\nv2.0.0+incompatible\nv1.3.0+meta\nv1.4.0 2019-01-01T00:00:00Z\n\tv1.4.1\tx\n";
         let stored = vs(&[
             "v1.2.0",
             "v1.5.0",
@@ -52,6 +54,8 @@ mod tests {
                 "v1.0.0-rc.1",
                 "v1.0.0",
                 "v1.2.0",
+                "v1.4.0",
+                "v1.4.1",
                 "v1.5.0",
                 "v1.10.0",
                 "v2.0.0+incompatible"

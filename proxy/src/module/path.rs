@@ -279,6 +279,8 @@ fn split_gopkg_in(path: &str) -> Result<(&str, &str), PathReason> {
         return Err(PathReason::GopkgIn);
     }
     let (prefix, major) = path.split_at(i - 2);
+    // Stricter than x/mod in one case: `gopkg.in/x.v-unstable` (no digits) passes x/mod's
+    // CheckPath, but no version can ever match it, so it is rejected here.
     if major.len() <= 2
         || !major.as_bytes()[2].is_ascii_digit()
         || (major.as_bytes()[2] == b'0' && major != ".v0")
@@ -394,6 +396,7 @@ mod tests {
             ("gopkg.in/yaml.v01", GopkgIn),
             ("gopkg.in/yaml.v0-unstable", GopkgIn),
             ("gopkg.in/yaml-unstable", GopkgIn),
+            ("gopkg.in/yaml.v-unstable", GopkgIn), // x/mod accepts this one; see split_gopkg_in
             ("gopkg.in/yaml.v2/sub", GopkgIn),
         ];
         for (path, want) in table {

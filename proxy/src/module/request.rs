@@ -271,6 +271,17 @@ mod tests {
                 Request::Info(path("example.com/m/v2"), VersionQuery::Query("v1".into())),
             ),
             (
+                "example.com/m/@v/v2.0.0%2bincompatible.info",
+                Request::Info(
+                    path("example.com/m"),
+                    VersionQuery::Version(ver("v2.0.0+incompatible")),
+                ),
+            ),
+            (
+                "example.com%2Fm/@v/list",
+                Request::List(path("example.com/m")),
+            ),
+            (
                 "%65xample.com/m/@v/list",
                 Request::List(path("example.com/m")),
             ),
