@@ -13,7 +13,7 @@ const SUMDB_NAME: &str = "sumdb.test";
 
 /// An upstream folder with modules, a checksum database signing them, and the upstream server.
 struct World {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     upstream: LocalUpstream,
     sumdb: SumdbServer,
 }
@@ -27,7 +27,7 @@ impl World {
         let sumdb = SumdbServer::start(dir.path(), SUMDB_NAME);
         let upstream = LocalUpstream::start(dir.path().to_path_buf()).await;
         Self {
-            dir,
+            _dir: dir,
             upstream,
             sumdb,
         }
@@ -102,7 +102,10 @@ async fn fills_once_stores_protocol_layout_and_sets_cache_headers() {
     let (s, _, _, body) = get(&format!("{base}/v1.0.0.info")).await;
     assert_eq!((s, body), (200, m.info()));
     let (s, _, h, body) = get(&format!("{base}/list")).await;
-    assert_eq!((s, String::from_utf8(body).unwrap()), (200, "v1.0.0\n".into()));
+    assert_eq!(
+        (s, String::from_utf8(body).unwrap()),
+        (200, "v1.0.0\n".into())
+    );
     assert_eq!(h["cache-control"], "public, max-age=60");
 
     // One fill: each upstream file fetched once, however often it is served.
@@ -167,7 +170,11 @@ async fn tampered_zip_is_refused_and_never_stored() {
     let world = World::new(std::slice::from_ref(&m)).await;
     // Same file names, one changed byte of content: a well-formed zip with the wrong hash.
     let mut evil = m.clone();
-    evil.files[1].1 = evil.files[1].1.iter().map(|b| if *b == b'V' { b'W' } else { *b }).collect();
+    evil.files[1].1 = evil.files[1]
+        .1
+        .iter()
+        .map(|b| if *b == b'V' { b'W' } else { *b })
+        .collect();
     assert_ne!(evil.zip(), m.zip());
     world.upstream.fault(".zip", Fault::Body(evil.zip()));
     let storage = tempfile::tempdir().unwrap();
@@ -179,7 +186,9 @@ async fn tampered_zip_is_refused_and_never_stored() {
     assert_eq!(ct, "text/plain; charset=utf-8");
     assert!(body.contains("checksum mismatch"), "{body}");
     assert!(
-        files_under(storage.path()).iter().all(|p| !p.to_string_lossy().ends_with(".info")),
+        files_under(storage.path())
+            .iter()
+            .all(|p| !p.to_string_lossy().ends_with(".info")),
         "nothing committed"
     );
     // The genuine zip is accepted once upstream serves it.
@@ -220,10 +229,15 @@ async fn goproxy_list_fall_through_rules() {
                 "--sumdb",
                 &gosumdb,
             ],
-            &[("ATHENS_CONFIG_RETRIES", "0")],
+            &[],
         );
         let (s, _, _, body) = get(&format!("{}/example.com/hello/@v/v1.0.0.info", proxy.url)).await;
-        assert_eq!(s, want, "GOPROXY={list}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            s,
+            want,
+            "GOPROXY={list}: {}",
+            String::from_utf8_lossy(&body)
+        );
     }
     assert!(up500.total_hits() >= 2, "a 500 is retried");
 }
@@ -232,7 +246,9 @@ async fn goproxy_list_fall_through_rules() {
 async fn slow_upstream_times_out_with_504_and_errors_say_why() {
     let m = hello();
     let world = World::new(std::slice::from_ref(&m)).await;
-    world.upstream.fault(".info", Fault::Delay(Duration::from_secs(5)));
+    world
+        .upstream
+        .fault(".info", Fault::Delay(Duration::from_secs(5)));
     let cfg = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         cfg.path(),
@@ -248,7 +264,10 @@ async fn slow_upstream_times_out_with_504_and_errors_say_why() {
     let (s, _, _, body) = get(&format!("{}/example.com/hello/@v/v1.0.0.info", proxy.url)).await;
     assert_eq!(s, 504, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("timed out"));
-    assert!(started.elapsed() < Duration::from_secs(5), "gave up before upstream answered");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "gave up before upstream answered"
+    );
 
     world.upstream.clear_faults();
     world.upstream.fault("@v/list", Fault::Status(503));
@@ -262,10 +281,14 @@ async fn slow_upstream_times_out_with_504_and_errors_say_why() {
 async fn concurrent_requests_for_one_missing_version_make_one_fetch() {
     let m = hello();
     let world = World::new(std::slice::from_ref(&m)).await;
-    world.upstream.fault(".zip", Fault::Delay(Duration::from_millis(700)));
+    world
+        .upstream
+        .fault(".zip", Fault::Delay(Duration::from_millis(700)));
     let proxy = world.proxy(tempfile::tempdir().unwrap().path(), &[]);
     let url = format!("{}/example.com/hello/@v/v1.0.0.zip", proxy.url);
-    let gets: Vec<_> = (0..24).map(|_| tokio::spawn(get_owned(url.clone()))).collect();
+    let gets: Vec<_> = (0..24)
+        .map(|_| tokio::spawn(get_owned(url.clone())))
+        .collect();
     for g in gets {
         let (s, body) = g.await.unwrap();
         assert_eq!((s, body), (200, m.zip()));
@@ -275,7 +298,13 @@ async fn concurrent_requests_for_one_missing_version_make_one_fetch() {
     let metrics = String::from_utf8(metrics).unwrap();
     let waits = metric(&metrics, "athens_singleflight_waits_total");
     assert!(waits >= 1.0, "{metrics}");
-    assert_eq!(metric(&metrics, "athens_upstream_fetches_total{outcome=\"stored\"}"), 1.0);
+    assert_eq!(
+        metric(
+            &metrics,
+            "athens_upstream_fetches_total{outcome=\"stored\"}"
+        ),
+        1.0
+    );
 }
 
 async fn get_owned(url: String) -> (u16, Vec<u8>) {
@@ -295,19 +324,19 @@ async fn malformed_requests_are_400_and_reach_nothing() {
     let storage = tempfile::tempdir().unwrap();
     let proxy = world.proxy(storage.path(), &[]);
     let bad = [
-        "/example.com/Hello/@v/list",          // raw upper case
-        "/example.com/hello/@v/v1.0.zip",      // non-canonical for .zip
-        "/example.com/hello/@v/v1.0.0+meta.mod", // build metadata
-        "/example.com/hello/@v/-bad.info",     // query starting with -
-        "/example.com/!/@v/list",              // ! not followed by a-z
-        "/example.com/hello!/@v/list",         // trailing !
-        "/example.com/%ff/@v/list",            // not ASCII
-        "/example.com/a/../b/@v/list",         // dot element
-        "/examplecom/hello/@v/list",           // first element without a dot
-        "/example.com/con/@v/list",            // Windows reserved
-        "/example.com/hello/v1/@v/list",       // /v1 suffix
-        "/example.com/hello/v2/@v/v1.0.0.info", // major mismatch
-        "/example.com/hello/@v/v2.0.0.mod",    // v2 needs /v2 or +incompatible
+        "/example.com/Hello/@v/list",                    // raw upper case
+        "/example.com/hello/@v/v1.0.zip",                // non-canonical for .zip
+        "/example.com/hello/@v/v1.0.0+meta.mod",         // build metadata
+        "/example.com/hello/@v/-bad.info",               // query starting with -
+        "/example.com/!/@v/list",                        // ! not followed by a-z
+        "/example.com/hello!/@v/list",                   // trailing !
+        "/example.com/%ff/@v/list",                      // not ASCII
+        "/example.com/.a/@v/list",                       // element with a leading dot
+        "/examplecom/hello/@v/list",                     // first element without a dot
+        "/example.com/con/@v/list",                      // Windows reserved
+        "/example.com/hello/v1/@v/list",                 // /v1 suffix
+        "/example.com/hello/v2/@v/v1.0.0.info",          // major mismatch
+        "/example.com/hello/@v/v2.0.0.mod",              // v2 needs /v2 or +incompatible
         "/example.com/hello/@v/v1.0.0+incompatible.zip", // +incompatible below v2
     ];
     for p in bad {
@@ -318,11 +347,23 @@ async fn malformed_requests_are_400_and_reach_nothing() {
     }
     let long = format!("{}/example.com/{}/@v/list", proxy.url, "a".repeat(5000));
     assert_eq!(get(&long).await.0, 400);
-    assert_eq!(world.upstream.total_hits(), 0, "nothing malformed reached upstream");
+    assert_eq!(
+        world.upstream.total_hits(),
+        0,
+        "nothing malformed reached upstream"
+    );
     assert!(files_under(storage.path()).is_empty(), "nothing written");
 
-    assert_eq!(get(&format!("{}/example.com/hello/@v/v1.0.0.txt", proxy.url)).await.0, 404);
-    assert_eq!(get(&format!("{}/example.com/hello", proxy.url)).await.0, 404);
+    assert_eq!(
+        get(&format!("{}/example.com/hello/@v/v1.0.0.txt", proxy.url))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        get(&format!("{}/example.com/hello", proxy.url)).await.0,
+        404
+    );
     let post = reqwest::Client::new()
         .post(format!("{}/example.com/hello/@v/list", proxy.url))
         .send()
@@ -341,7 +382,11 @@ async fn malformed_requests_are_400_and_reach_nothing() {
 async fn repeated_not_found_probes_cost_one_upstream_trip() {
     let world = World::new(&[hello()]).await;
     let proxy = world.proxy(tempfile::tempdir().unwrap().path(), &[]);
-    for prefix in ["example.com/hello/sub/pkg", "example.com/hello/sub", "example.com"] {
+    for prefix in [
+        "example.com/hello/sub/pkg",
+        "example.com/hello/sub",
+        "example.com",
+    ] {
         for _ in 0..5 {
             let (s, ..) = get(&format!("{}/{prefix}/@v/list", proxy.url)).await;
             assert!(s == 404 || s == 400, "{prefix}: {s}");
@@ -371,9 +416,18 @@ async fn offline_and_fallback_modes_serve_from_storage() {
     assert_eq!(get(&format!("{base}/@v/v1.1.0.mod")).await.3, m2.go_mod());
     assert_eq!(get(&format!("{base}/@v/list")).await.3, b"v1.0.0\nv1.1.0\n");
     assert_eq!(get(&format!("{base}/@latest")).await.3, m2.info());
-    assert_eq!(get(&format!("{}/example.com/other/@v/list", offline.url)).await.0, 404);
+    assert_eq!(
+        get(&format!("{}/example.com/other/@v/list", offline.url))
+            .await
+            .0,
+        404
+    );
     assert_eq!(get(&format!("{base}/@v/v1.2.0.info")).await.0, 404);
-    assert_eq!(world.upstream.total_hits(), before, "offline never calls upstream");
+    assert_eq!(
+        world.upstream.total_hits(),
+        before,
+        "offline never calls upstream"
+    );
 
     // fallback: upstream failing, storage answers list and @latest.
     world.upstream.fault("", Fault::Status(500));
@@ -382,14 +436,21 @@ async fn offline_and_fallback_modes_serve_from_storage() {
     assert_eq!(get(&format!("{base}/@v/list")).await.3, b"v1.0.0\nv1.1.0\n");
     assert_eq!(get(&format!("{base}/@latest")).await.3, m2.info());
     let strict = world.proxy(storage.path(), &[]);
-    assert_eq!(get(&format!("{}/example.com/hello/@v/list", strict.url)).await.0, 502);
+    assert_eq!(
+        get(&format!("{}/example.com/hello/@v/list", strict.url))
+            .await
+            .0,
+        502
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_while_filling_leaves_no_half_version() {
     let m = hello();
     let world = World::new(std::slice::from_ref(&m)).await;
-    world.upstream.fault(".zip", Fault::Delay(Duration::from_millis(400)));
+    world
+        .upstream
+        .fault(".zip", Fault::Delay(Duration::from_millis(400)));
     let storage = tempfile::tempdir().unwrap();
     let cfg = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
@@ -425,7 +486,10 @@ async fn kill_9_while_filling_leaves_no_half_version() {
     let url = format!("{}/example.com/hello/@v/v1.0.0.zip", proxy.url);
     tokio::time::sleep(Duration::from_millis(150)).await;
     proxy.kill_hard();
-    assert!(!info.exists(), "killed before the zip arrived: nothing visible");
+    assert!(
+        !info.exists(),
+        "killed before the zip arrived: nothing visible"
+    );
     let proxy = ProxyProcess::start(&["--config", &cfg_path], &[]);
     let url = url.replace(&url[..url.find("/example.com").unwrap()], &proxy.url);
     let (s, _, _, body) = get(&url).await;

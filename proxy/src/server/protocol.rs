@@ -5,7 +5,8 @@ use super::reply::{self, IMMUTABLE, JSON, SHORT, TEXT, ZIP};
 use crate::config::NetworkMode;
 use crate::fetch::fill::{read_limited, stored_versions};
 use crate::module::{
-    ModulePath, Request, Version, VersionQuery, escape_version, merge_list, parse_request,
+    ModulePath, Request, Version, VersionQuery, check_path_major, escape_version, merge_list,
+    parse_request,
 };
 use crate::storage::Layout;
 use crate::upstream::UpstreamError;
@@ -110,6 +111,12 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
         reply::ok(TEXT, SHORT, text)
     };
     if app.mode == NetworkMode::Offline {
+        if stored.is_empty() {
+            return reply::error(
+                StatusCode::NOT_FOUND,
+                format!("{}: no versions in storage (offline mode)", m.as_str()),
+            );
+        }
         return render("");
     }
     let path = format!("{me}/@v/list");
@@ -147,7 +154,7 @@ async fn latest(app: &Arc<App>, m: &ModulePath) -> Response {
             None => fetch_small(app, &path).await,
         };
         match answer {
-            Ok(body) => return info_reply(&body, SHORT),
+            Ok(body) => return info_reply(m, &body, SHORT),
             Err(e @ UpstreamError::NotFound(_)) => Some(e),
             Err(e) if app.mode == NetworkMode::Fallback => {
                 tracing::warn!(error = %e, "upstream failed; answering @latest from storage");
@@ -210,20 +217,23 @@ async fn query(app: &Arc<App>, m: &ModulePath, q: &str) -> Response {
         return reply::upstream_error(&UpstreamError::NotFound(msg));
     }
     match fetch_small(app, &path).await {
-        Ok(body) => info_reply(&body, SHORT),
+        Ok(body) => info_reply(m, &body, SHORT),
         Err(e) => reply::upstream_error(&e),
     }
 }
 
-/// Passes on an upstream `.info`/`@latest` answer after checking it names a canonical version.
-fn info_reply(body: &Bytes, cache: &'static str) -> Response {
+/// Passes on an upstream `.info`/`@latest` answer after checking it names a canonical version
+/// that fits the module path's major version.
+fn info_reply(m: &ModulePath, body: &Bytes, cache: &'static str) -> Response {
     #[derive(serde::Deserialize)]
     struct Info {
         #[serde(rename = "Version")]
         version: String,
     }
     match serde_json::from_slice::<Info>(body) {
-        Ok(i) if Version::parse(&i.version).is_ok() => reply::ok(JSON, cache, body.clone()),
+        Ok(i) if Version::parse(&i.version).is_ok_and(|v| check_path_major(&v, m).is_ok()) => {
+            reply::ok(JSON, cache, body.clone())
+        }
         _ => reply::error(
             StatusCode::BAD_GATEWAY,
             "upstream answered with an invalid version",
