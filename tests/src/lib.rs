@@ -1,6 +1,8 @@
 //! Support code for the end-to-end tests: starting peers and the control plane.
 
+pub mod cluster;
 pub mod gocmd;
+pub mod minio;
 pub mod modzip;
 pub mod proxy;
 pub mod sumdb;
