@@ -204,12 +204,11 @@ mod tests {
 
     /// Tiles a server would serve for a tree of these leaves.
     fn make_tiles(leaves: &[Hash]) -> HashMap<Tile, Vec<u8>> {
-        let n = leaves.len() as u64;
         let mut tiles = HashMap::new();
         let mut level_hashes = leaves.to_vec();
         let mut level = 0u32;
         while !level_hashes.is_empty() {
-            if level % TILE_HEIGHT == 0 {
+            if level.is_multiple_of(TILE_HEIGHT) {
                 for (ti, chunk) in level_hashes.chunks(1 << TILE_HEIGHT).enumerate() {
                     let t = Tile {
                         level: level / TILE_HEIGHT,
@@ -225,7 +224,6 @@ mod tests {
                 .collect();
             level += 1;
         }
-        let _ = n;
         tiles
     }
 
