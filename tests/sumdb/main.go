@@ -164,6 +164,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	name := flag.String("name", "sumdb.test", "checksum database name")
 	keyfile := flag.String("keyfile", "", "file to write the verifier key to")
+	verbose := flag.Bool("v", false, "log every record added")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("sumdb: ")
@@ -205,8 +206,11 @@ func main() {
 		if err := db.add(m, record); err != nil {
 			log.Fatalf("%s: %v", m, err)
 		}
-		log.Printf("record %d: %s", db.index[m], strings.ReplaceAll(strings.TrimSpace(string(record)), "\n", "; "))
+		if *verbose {
+			log.Printf("record %d: %s", db.index[m], strings.ReplaceAll(strings.TrimSpace(string(record)), "\n", "; "))
+		}
 	}
+	log.Printf("%d records", len(versions))
 
 	srv := sumdb.NewServer(db)
 	mux := http.NewServeMux()

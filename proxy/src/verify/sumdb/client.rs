@@ -2,8 +2,13 @@
 
 use reqwest::StatusCode;
 
+use std::collections::HashMap;
+
+use base64::Engine as _;
+
 use super::lookup::{SumdbRecord, parse_lookup};
 use super::spec::SumdbSpec;
+use super::tlog;
 use crate::verify::VerifyError;
 
 /// Largest lookup answer read (real answers are a few hundred bytes).
@@ -87,6 +92,11 @@ impl SumdbClient {
     /// database's hashes. The tree note's signature is verified when the spec has a verifier
     /// key (`SumdbRecord::signature_verified` says whether it was).
     ///
+    /// With a verifier key, the record is also proven to be in the signed tree: the tiles on its
+    /// path are fetched from `<base>/tile/...` and the root recomputed
+    /// (`SumdbRecord::inclusion_verified`). Without a key nothing is authenticated and the
+    /// proof is skipped.
+    ///
     /// 404 and 410 give [`VerifyError::NotInSumdb`]: the database does not know this version.
     pub async fn lookup(
         &self,
@@ -128,13 +138,20 @@ impl SumdbClient {
             body.extend_from_slice(&chunk);
         }
         match status {
-            StatusCode::OK => parse_lookup(
-                &body,
-                &self.spec.name,
-                &module,
-                &version_plain,
-                self.spec.verifier_key.as_ref(),
-            ),
+            StatusCode::OK => {
+                let mut rec = parse_lookup(
+                    &body,
+                    &self.spec.name,
+                    &module,
+                    &version_plain,
+                    self.spec.verifier_key.as_ref(),
+                )?;
+                if rec.signature_verified {
+                    self.verify_inclusion(&rec, &module, &version_plain).await?;
+                    rec.inclusion_verified = true;
+                }
+                Ok(rec)
+            }
             StatusCode::NOT_FOUND | StatusCode::GONE => Err(VerifyError::NotInSumdb {
                 name: self.spec.name.clone(),
                 module,
@@ -142,6 +159,66 @@ impl SumdbClient {
                 detail: format!("{}: {}", status.as_u16(), first_line(&body)),
             }),
             s => Err(self.unavailable(format!("GET {url}: {s}: {}", first_line(&body)))),
+        }
+    }
+}
+
+impl SumdbClient {
+    /// Proves that `rec`'s record text is leaf `rec.id` of the tree whose root is
+    /// `rec.tree_hash`, fetching the needed tiles from the database.
+    pub async fn verify_inclusion(
+        &self,
+        rec: &SumdbRecord,
+        module: &str,
+        version: &str,
+    ) -> Result<(), VerifyError> {
+        let not_in_tree = |reason: String| VerifyError::NotInTree {
+            name: self.spec.name.clone(),
+            module: module.to_string(),
+            version: version.to_string(),
+            reason,
+        };
+        let root: tlog::Hash = base64::engine::general_purpose::STANDARD
+            .decode(&rec.tree_hash)
+            .ok()
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| not_in_tree("bad tree hash".into()))?;
+        let base = self.base_url().await?;
+        let mut tiles = HashMap::new();
+        for tile in tlog::tiles_needed(rec.id, rec.tree_size) {
+            let url = format!("{base}/{}", tile.path());
+            let resp = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?;
+            let status = resp.status();
+            if status != StatusCode::OK {
+                return Err(self.unavailable(format!("GET {url}: {status}")));
+            }
+            let data = resp
+                .bytes()
+                .await
+                .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?;
+            if data.len() != tile.width as usize * 32 {
+                return Err(not_in_tree(format!(
+                    "tile {} has {} bytes, want {}",
+                    tile.path(),
+                    data.len(),
+                    tile.width as usize * 32
+                )));
+            }
+            tiles.insert(tile, data.to_vec());
+        }
+        let leaf = tlog::record_hash(rec.record_text.as_bytes());
+        match tlog::root_from_tiles(rec.id, rec.tree_size, leaf, &tiles) {
+            Some(r) if r == root => Ok(()),
+            Some(_) => Err(not_in_tree(format!(
+                "inclusion proof for record {} does not lead to the signed root of tree size {}",
+                rec.id, rec.tree_size
+            ))),
+            None => Err(not_in_tree("incomplete tiles".into())),
         }
     }
 }
