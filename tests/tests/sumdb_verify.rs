@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use athens_proxy::verify::sumdb::client::decode_hash;
 use athens_proxy::verify::sumdb::parse_lookup;
 use athens_proxy::verify::{
     SumdbClient, SumdbSpec, VerifyError, check_zip, expected_go_mod, hash_go_mod,
@@ -71,12 +72,23 @@ fn build_sumdb(out: &Path) -> PathBuf {
 }
 
 fn start_sumdb(bin: &Path, proxy_dir: &Path, name: &str, work: &Path) -> SumdbServer {
+    start_sumdb_with(bin, proxy_dir, name, work, &[])
+}
+
+fn start_sumdb_with(
+    bin: &Path,
+    proxy_dir: &Path,
+    name: &str,
+    work: &Path,
+    extra: &[&str],
+) -> SumdbServer {
     let keyfile = work.join(format!("{name}-{}.key", rand_suffix()));
     let mut child = Command::new(bin)
         .arg("-dir")
         .arg(proxy_dir)
         .args(["-listen", "127.0.0.1:0", "-name", name, "-keyfile"])
         .arg(&keyfile)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -340,6 +352,58 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
         ),
         "{err}"
     );
+}
+
+/// A log that grows while the client uses it: every new signed tree must extend the previous
+/// one (consistency over tiles), and a forged earlier tree is detected.
+#[tokio::test]
+async fn growing_log_is_checked_for_consistency() {
+    let work = tempfile::tempdir().unwrap();
+    let proxy_dir = work.path().join("proxy");
+    let mut modules = Vec::new();
+    for i in 0..300 {
+        let module = format!("example.com/grow/m{i:03}");
+        let gomod = format!("module {module}\n");
+        write_module(
+            &proxy_dir,
+            &module,
+            "v1.0.0",
+            &[("go.mod", gomod.as_bytes()), ("g.go", b"package g\n")],
+        );
+        modules.push(module);
+    }
+    let bin = build_sumdb(work.path());
+    let server = start_sumdb_with(&bin, &proxy_dir, "sumdb.test", work.path(), &["-lazy"]);
+    let client = SumdbClient::new(
+        SumdbSpec::parse(&format!("{} {}", server.key, server.url))
+            .unwrap()
+            .unwrap(),
+        vec![],
+        reqwest::Client::new(),
+    );
+    let mut roots = Vec::new();
+    // Looked up in an order unrelated to the record ids.
+    for (n, i) in (0..300).map(|k| (k * 7) % 300).enumerate() {
+        let rec = client.lookup(&modules[i], "v1.0.0").await.unwrap();
+        assert!(rec.signature_verified && rec.inclusion_verified);
+        assert_eq!(rec.id, n as u64);
+        assert_eq!(rec.tree_size, n as u64 + 1);
+        roots.push(decode_hash(&rec.tree_hash).unwrap());
+    }
+    // Any earlier tree is a prefix of the last one; a made-up one is not.
+    for old in [1usize, 2, 7, 255, 256, 257, 299] {
+        client
+            .check_consistency((old as u64, roots[old - 1]), (300, roots[299]))
+            .await
+            .unwrap();
+    }
+    let mut forged = roots[99];
+    forged[0] ^= 1;
+    let err = client
+        .check_consistency((100, forged), (300, roots[299]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::TreeInconsistent { .. }), "{err}");
 }
 
 #[derive(serde::Deserialize)]

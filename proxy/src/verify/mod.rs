@@ -87,6 +87,9 @@ pub enum VerifyError {
         version: String,
         reason: String,
     },
+    /// Two signed trees from the database that are not one the prefix of the other.
+    #[error("checksum database {name} served inconsistent trees (forked log?): {reason}")]
+    TreeInconsistent { name: String, reason: String },
     /// The checksum database could not be reached or answered with an unexpected status.
     #[error("checksum database {name} unavailable: {reason}")]
     SumdbUnavailable { name: String, reason: String },

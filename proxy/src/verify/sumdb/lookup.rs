@@ -68,9 +68,9 @@ impl SumdbRecord {
 /// Parses a lookup answer for `module@version` (unescaped) and verifies the tree note's
 /// signature with `key` when one is given.
 ///
-/// Not checked here: that the record is really leaf `id` of the signed tree (the inclusion proof
-/// against `/tile/` hashes, done by [`SumdbClient`](super::SumdbClient)), and that the tree is
-/// consistent with trees seen earlier.
+/// Not checked here (done by [`SumdbClient::lookup`](super::SumdbClient::lookup)): that the
+/// record is really leaf `id` of the signed tree (inclusion proof over `/tile/` hashes), and that
+/// the tree is consistent with trees seen earlier.
 pub fn parse_lookup(
     body: &[u8],
     db_name: &str,
