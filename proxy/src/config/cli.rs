@@ -130,8 +130,6 @@ mod tests {
 
     #[test]
     fn bad_network_mode_is_an_error() {
-        assert!(
-            Cli::try_parse_from(["athens-proxy", "--network-mode", "sometimes"]).is_err()
-        );
+        assert!(Cli::try_parse_from(["athens-proxy", "--network-mode", "sometimes"]).is_err());
     }
 }

@@ -7,7 +7,6 @@
 use super::{Config, LogConfig, NetworkMode, StorageConfig, UpstreamConfig};
 use std::path::PathBuf;
 
-
 /// Where modules are stored with no configuration: `$XDG_DATA_HOME/athens-proxy/storage`,
 /// else `~/.local/share/athens-proxy/storage`, else `./athens-storage`.
 pub fn default_storage_dir() -> PathBuf {
