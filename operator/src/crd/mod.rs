@@ -2,6 +2,8 @@
 
 mod status;
 mod storage;
+// The repeated `printcolumn(type_ = ...)` attributes are distinct columns, not duplicates.
+#[allow(clippy::duplicated_attributes)]
 mod types;
 
 pub use status::{AthensProxyStatus, DEGRADED, PROGRESSING, READY};
