@@ -1,0 +1,247 @@
+//! A real MinIO server for the S3 storage tests (tier 2 in the design).
+//!
+//! The binary comes from `$ATHENS_MINIO_BIN` (set by `tests/run`) or else from
+//! `tests/peers/minio-install`, which builds it from its Go module into the test cache.
+//! Each [`MinioServer`] is its own process on a free loopback port with a temporary data folder,
+//! fixed test credentials and one empty bucket; dropping it stops the process and removes the data.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+/// The credentials every test server uses (MinIO wants a secret of at least 8 characters).
+pub const ACCESS_KEY: &str = "athens-test";
+pub const SECRET_KEY: &str = "athens-test-secret";
+pub const BUCKET: &str = "athens-test";
+/// MinIO's default region, which S3 signatures must name.
+pub const REGION: &str = "us-east-1";
+
+pub struct MinioServer {
+    /// `http://127.0.0.1:<port>`
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub bucket: String,
+    pub region: String,
+    child: Child,
+    _data: tempfile::TempDir,
+}
+
+impl MinioServer {
+    /// Starts a server with an empty bucket and waits until it serves. Panics (failing the test)
+    /// when MinIO cannot run: these tests never skip.
+    pub async fn start() -> MinioServer {
+        Self::try_start()
+            .await
+            .unwrap_or_else(|e| panic!("cannot start MinIO: {e:#}"))
+    }
+
+    pub async fn try_start() -> Result<MinioServer> {
+        let bin = minio_bin()?;
+        let data = tempfile::tempdir()?;
+        let port = free_port()?;
+        let console_port = free_port()?;
+        let log = std::fs::File::create(data.path().join("minio.log"))?;
+        let child = Command::new(&bin)
+            .arg("server")
+            .arg(data.path().join("data"))
+            .args(["--address", &format!("127.0.0.1:{port}")])
+            .args(["--console-address", &format!("127.0.0.1:{console_port}")])
+            // Keeps MinIO from creating ~/.minio/certs.
+            .arg("--certs-dir")
+            .arg(data.path().join("certs"))
+            .arg("--quiet")
+            .env("MINIO_ROOT_USER", ACCESS_KEY)
+            .env("MINIO_ROOT_PASSWORD", SECRET_KEY)
+            .env("MINIO_BROWSER", "off")
+            .env("MINIO_UPDATE", "off")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("running {}", bin.display()))?;
+        let mut server = MinioServer {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            access_key: ACCESS_KEY.into(),
+            secret_key: SECRET_KEY.into(),
+            bucket: BUCKET.into(),
+            region: REGION.into(),
+            child,
+            _data: data,
+        };
+        server.wait_ready().await?;
+        let status = server
+            .s3_request(reqwest::Method::PUT, &format!("/{BUCKET}"))
+            .await?;
+        if !status.is_success() {
+            bail!("creating bucket {BUCKET}: HTTP {status}");
+        }
+        Ok(server)
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let http = reqwest::Client::new();
+        let url = format!("{}/minio/health/ready", self.endpoint);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("MinIO exited ({status}): {}", self.log_tail());
+            }
+            if let Ok(r) = http.get(&url).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("MinIO not ready after 60s: {}", self.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self._data.path().join("minio.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Sends an S3 request with an empty body, signed with the test credentials (AWS Signature
+    /// Version 4), and returns the status: e.g. `HEAD /<bucket>` is 200 when the bucket exists.
+    pub async fn s3_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<reqwest::StatusCode> {
+        let host = self.endpoint.trim_start_matches("http://");
+        let now = chrono::Utc::now();
+        let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
+        let auth = sigv4_authorization(
+            &SigV4 {
+                method: method.as_str(),
+                path,
+                host,
+                amz_date: &amz_date,
+                region: &self.region,
+                access_key: &self.access_key,
+                secret_key: &self.secret_key,
+            },
+            &hex(&Sha256::digest(b"")),
+        );
+        let resp = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.endpoint))
+            .header("x-amz-date", &amz_date)
+            .header("x-amz-content-sha256", hex(&Sha256::digest(b"")))
+            .header("authorization", auth)
+            .send()
+            .await?;
+        Ok(resp.status())
+    }
+}
+
+impl Drop for MinioServer {
+    fn drop(&mut self) {
+        // Our own child, by handle; the temp folder goes with `_data`.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `$ATHENS_MINIO_BIN`, or whatever `tests/peers/minio-install` installs (cached after the first time).
+fn minio_bin() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("ATHENS_MINIO_BIN") {
+        return Ok(bin.into());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/minio-install");
+    let out = Command::new(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed ({})", script.display(), out.status);
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().into())
+}
+
+/// A loopback port nobody listens on right now (the kernel picks it).
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+struct SigV4<'a> {
+    method: &'a str,
+    /// Already URI-encoded, no query string.
+    path: &'a str,
+    host: &'a str,
+    amz_date: &'a str,
+    region: &'a str,
+    access_key: &'a str,
+    secret_key: &'a str,
+}
+
+/// The `Authorization` header of AWS Signature Version 4 for a request without query string,
+/// signing the headers host, x-amz-content-sha256 and x-amz-date.
+fn sigv4_authorization(r: &SigV4, payload_sha256: &str) -> String {
+    let signed_headers = "host;x-amz-content-sha256;x-amz-date";
+    let canonical_request = format!(
+        "{}\n{}\n\nhost:{}\nx-amz-content-sha256:{}\nx-amz-date:{}\n\n{}\n{}",
+        r.method, r.path, r.host, payload_sha256, r.amz_date, signed_headers, payload_sha256
+    );
+    let day = &r.amz_date[..8];
+    let scope = format!("{day}/{}/s3/aws4_request", r.region);
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{}\n{scope}\n{}",
+        r.amz_date,
+        hex(&Sha256::digest(canonical_request.as_bytes()))
+    );
+    let mut key = hmac_sha256(format!("AWS4{}", r.secret_key).as_bytes(), day.as_bytes());
+    for part in [r.region, "s3", "aws4_request"] {
+        key = hmac_sha256(&key, part.as_bytes());
+    }
+    let signature = hex(&hmac_sha256(&key, string_to_sign.as_bytes()));
+    format!(
+        "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
+        r.access_key
+    )
+}
+
+/// HMAC (RFC 2104) over SHA-256, whose block size is 64 bytes.
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |b: u8| block.iter().map(|k| k ^ b).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 4231, test case 2.
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
