@@ -19,7 +19,10 @@ fn examples() -> Vec<(String, Vec<serde_json::Value>)> {
             .map(|d| serde_json::Value::deserialize(d).unwrap())
             .filter(|v| !v.is_null())
             .collect();
-        out.push((path.file_name().unwrap().to_string_lossy().into_owned(), docs));
+        out.push((
+            path.file_name().unwrap().to_string_lossy().into_owned(),
+            docs,
+        ));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
@@ -29,7 +32,13 @@ fn examples() -> Vec<(String, Vec<serde_json::Value>)> {
 fn one_example_per_storage_kind() {
     let all = examples();
     let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
-    for want in ["filesystem.yaml", "s3.yaml", "gcs.yaml", "azure.yaml", "private-modules.yaml"] {
+    for want in [
+        "filesystem.yaml",
+        "s3.yaml",
+        "gcs.yaml",
+        "azure.yaml",
+        "private-modules.yaml",
+    ] {
         assert!(names.contains(&want), "examples/{want} missing: {names:?}");
     }
 }
@@ -51,8 +60,8 @@ fn examples_render_and_include_their_secrets() {
         let proxies: Vec<_> = docs.iter().filter(|d| d["kind"] == "AthensProxy").collect();
         assert_eq!(proxies.len(), 1, "{file}: one AthensProxy per example");
         for d in proxies {
-            let mut p: AthensProxy = serde_json::from_value(d.clone())
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let mut p: AthensProxy =
+                serde_json::from_value(d.clone()).unwrap_or_else(|e| panic!("{file}: {e}"));
             p.metadata.namespace = Some("examples".into());
             p.metadata.uid = Some("uid".into());
             check_secrets(&p.spec.storage, &secrets).unwrap_or_else(|e| panic!("{file}: {e}"));
