@@ -51,7 +51,7 @@ pub struct FilesystemStorage {
     /// Access modes of the volume the operator creates. Default [ReadWriteOnce], which allows
     /// one replica only; use [ReadWriteMany] for more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("items" = {"type": "string", "enum": ["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]}))]
+    #[schemars(length(max = 3), extend("items" = {"type": "string", "enum": ["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]}))]
     pub access_modes: Option<Vec<String>>,
 }
 

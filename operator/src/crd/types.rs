@@ -145,6 +145,7 @@ pub struct UpstreamSpec {
     /// on 404/410) or `|` (try the next on any error), and the keywords `direct` (fetch from
     /// version control) and `off`. Required: the platform team decides where modules come from,
     /// e.g. an internal mirror, a public proxy, or `direct` for private modules.
+    #[schemars(length(max = 4096))]
     #[x_kube(validation = Rule::new("self.trim() != ''").message("upstream.goproxy must not be empty; use \"off\" for no upstream"))]
     pub goproxy: String,
 
