@@ -45,8 +45,7 @@ impl LeaseSettings {
 pub struct Elector {
     api: Api<Lease>,
     settings: LeaseSettings,
-    /// (resourceVersion, when we first saw it): how we judge that a holder stopped renewing.
-    observed: Mutex<Option<(String, Instant)>>,
+    observer: Observer,
 }
 
 /// Outcome of one attempt.
@@ -63,7 +62,7 @@ impl Elector {
         Self {
             api: Api::namespaced(client, &settings.namespace),
             settings,
-            observed: Mutex::new(None),
+            observer: Observer::default(),
         }
     }
 
@@ -169,7 +168,7 @@ impl Elector {
             let held_for = Duration::from_secs(
                 u64::try_from(spec.lease_duration_seconds.unwrap_or(duration_secs)).unwrap_or(15),
             );
-            if !self.expired(&rv, held_for) {
+            if !self.observer.expired(&rv, held_for, Instant::now()) {
                 return Ok(Attempt::Standby(holder));
             }
             tracing::info!(%holder, "the leader Lease expired; taking over");
@@ -191,19 +190,46 @@ impl Elector {
             Err(e) => Err(e),
         }
     }
+}
 
-    /// Whether the record with resourceVersion `rv` has been unchanged for longer than `held_for`
-    /// by our own clock.
-    fn expired(&self, rv: &str, held_for: Duration) -> bool {
+/// Remembers the Lease record last seen (its resourceVersion) and when, by our own clock.
+#[derive(Default)]
+struct Observer {
+    observed: Mutex<Option<(String, Instant)>>,
+}
+
+impl Observer {
+    /// Whether the record with resourceVersion `rv` has been unchanged for longer than
+    /// `held_for` as of `now`. A record seen for the first time is never expired.
+    fn expired(&self, rv: &str, held_for: Duration, now: Instant) -> bool {
         let Ok(mut observed) = self.observed.lock() else {
             return false;
         };
         match observed.as_ref() {
-            Some((seen, since)) if seen == rv => since.elapsed() > held_for,
+            Some((seen, since)) if seen == rv => now.duration_since(*since) > held_for,
             _ => {
-                *observed = Some((rv.to_string(), Instant::now()));
+                *observed = Some((rv.to_string(), now));
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_expires_only_after_staying_unchanged() {
+        let o = Observer::default();
+        let t0 = Instant::now();
+        let d = Duration::from_secs(15);
+        assert!(!o.expired("1", d, t0), "first sight");
+        assert!(!o.expired("1", d, t0 + Duration::from_secs(10)));
+        assert!(o.expired("1", d, t0 + Duration::from_secs(16)));
+        // A renewal (new resourceVersion) restarts the clock.
+        assert!(!o.expired("2", d, t0 + Duration::from_secs(17)));
+        assert!(!o.expired("2", d, t0 + Duration::from_secs(30)));
+        assert!(o.expired("2", d, t0 + Duration::from_secs(33)));
     }
 }
