@@ -1,13 +1,27 @@
+use athens_proxy::config::{Cli, LogFormat, resolve_from_go_env};
 use clap::Parser;
+use tracing_subscriber::EnvFilter;
 
-fn main() -> anyhow::Result<()> {
-    let cli = athens_proxy::config::Cli::parse();
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     let mut cfg = cli.resolve()?;
-    athens_proxy::config::resolve_from_go_env(&mut cfg.upstream)?;
+    resolve_from_go_env(&mut cfg.upstream)?;
     cfg.validate()?;
     if cli.print_config {
         print!("{}", cfg.to_toml());
         return Ok(());
     }
-    anyhow::bail!("serving is not implemented yet")
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr: stdout carries only the GOPROXY= line.
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log.format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
+    athens_proxy::server::serve(&cfg).await
 }

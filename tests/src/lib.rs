@@ -1,4 +1,9 @@
 //! Support code for the end-to-end tests: starting peers and the control plane.
 
 pub mod cluster;
+pub mod gocmd;
 pub mod minio;
+pub mod modzip;
+pub mod proxy;
+pub mod sumdb;
+pub mod upstream;

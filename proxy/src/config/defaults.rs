@@ -51,6 +51,7 @@ impl Default for UpstreamConfig {
             timeout_seconds: 60,
             retries: 2,
             negative_cache_seconds: 30,
+            fill_lease_seconds: 60,
         }
     }
 }

@@ -64,6 +64,10 @@ pub struct UpstreamConfig {
     pub retries: u32,
     /// How long a "not found" answer from upstream is remembered, in seconds (0 disables).
     pub negative_cache_seconds: u64,
+    /// Replicas sharing a bucket take a lease object before fetching a version, so each version
+    /// is fetched once per cluster. A lease not renewed for this many seconds (its holder died)
+    /// is taken over.
+    pub fill_lease_seconds: u64,
 }
 
 /// What the proxy does when upstream is unreachable or failing.

@@ -1,0 +1,278 @@
+//! Fetching one module version from upstream, verifying it, and committing it to storage.
+
+use super::lease::{Acquired, try_acquire};
+use crate::module::{ModulePath, Version, merge_list, unescape_version};
+use crate::policy::PrefixPatterns;
+use crate::server::metrics::Metrics;
+use crate::storage::{Layout, Store};
+use crate::upstream::{Upstream, UpstreamError};
+use crate::verify::sumdb::SumdbClient;
+use crate::verify::{check_zip, expected_go_mod, hash_go_mod};
+use bytes::Bytes;
+use futures::StreamExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+/// Largest `.info` we accept from upstream.
+const MAX_INFO: usize = 64 << 10;
+/// Largest `go.mod` (the go command's own limit).
+pub const MAX_GO_MOD: usize = 16 << 20;
+/// Largest module zip (the go command's own limit).
+pub const MAX_ZIP: u64 = 500 << 20;
+/// How long a request waits for another replica's fill before giving up.
+const MAX_WAIT_FOR_OTHER: Duration = Duration::from_secs(600);
+
+/// Why a version could not be filled. Cloneable: single-flight hands it to every waiter.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FillError {
+    /// Upstream does not have it (404/410 everywhere): the client may try its next proxy.
+    #[error("{0}")]
+    NotFound(String),
+    /// Upstream failed (5xx, timeout, transport).
+    #[error(transparent)]
+    Upstream(UpstreamError),
+    /// What upstream sent failed verification; nothing was stored.
+    #[error("{0}")]
+    Rejected(String),
+    /// The bucket failed.
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl From<UpstreamError> for FillError {
+    fn from(e: UpstreamError) -> Self {
+        match e {
+            UpstreamError::NotFound(m) => Self::NotFound(m),
+            UpstreamError::Off => Self::NotFound(e.to_string()),
+            other => Self::Upstream(other),
+        }
+    }
+}
+
+impl From<crate::storage::StorageError> for FillError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        Self::Storage(e.to_string())
+    }
+}
+
+/// Everything a fill needs.
+pub struct Filler {
+    pub store: Store,
+    pub upstream: Upstream,
+    pub sumdb: Option<SumdbClient>,
+    pub nosum: PrefixPatterns,
+    pub tmp_dir: PathBuf,
+    /// This process's identity in fill leases.
+    pub holder: String,
+    pub lease_ttl: Duration,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Filler {
+    /// Makes the version exist in storage (fetching it unless it is there or another replica is
+    /// fetching it) and returns its `.info`.
+    pub async fn fill(&self, module: &ModulePath, version: &Version) -> Result<Bytes, FillError> {
+        let (m, v) = (module.escaped(), version.escaped());
+        let layout = Layout {
+            module: &m,
+            version: &v,
+        };
+        let started = Instant::now();
+        loop {
+            if let Some(info) = self.store.info(layout).await? {
+                return Ok(info);
+            }
+            match try_acquire(&self.store, &layout.lease(), &self.holder, self.lease_ttl).await? {
+                Acquired::Held(guard) => {
+                    let result = self.fetch_verify_store(module, version, layout).await;
+                    guard.release().await;
+                    let outcome = match &result {
+                        Ok(_) => "stored",
+                        Err(FillError::NotFound(_)) => "not_found",
+                        Err(FillError::Rejected(_)) => "rejected",
+                        Err(_) => "failed",
+                    };
+                    self.metrics
+                        .upstream_fetches
+                        .with_label_values(&[outcome])
+                        .inc();
+                    self.metrics
+                        .upstream_seconds
+                        .with_label_values(&[outcome])
+                        .observe(started.elapsed().as_secs_f64());
+                    return result;
+                }
+                Acquired::Busy if started.elapsed() > MAX_WAIT_FOR_OTHER => {
+                    return Err(FillError::Storage(format!(
+                        "{}@{}: another replica has been fetching it for too long",
+                        module.as_str(),
+                        version.as_str()
+                    )));
+                }
+                Acquired::Busy => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+    }
+
+    async fn fetch_verify_store(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        layout: Layout<'_>,
+    ) -> Result<Bytes, FillError> {
+        let id = format!("{}@{}", module.as_str(), version.as_str());
+        let base = format!("{}/@v/{}", layout.module, layout.version);
+
+        let info = read_limited(self.upstream.get(&format!("{base}.info")).await?, MAX_INFO)
+            .await
+            .map_err(|e| FillError::Rejected(format!("{id}: .info: {e}")))?;
+        check_info(&info, version).map_err(|e| FillError::Rejected(format!("{id}: {e}")))?;
+
+        let go_mod = read_limited(self.upstream.get(&format!("{base}.mod")).await?, MAX_GO_MOD)
+            .await
+            .map_err(|e| FillError::Rejected(format!("{id}: .mod: {e}")))?;
+
+        let tmp = tempfile::NamedTempFile::new_in(&self.tmp_dir)
+            .map_err(|e| FillError::Storage(format!("temp file: {e}")))?;
+        let resp = self.upstream.get(&format!("{base}.zip")).await?;
+        download_to(resp, tmp.path(), MAX_ZIP)
+            .await
+            .map_err(|e| FillError::Rejected(format!("{id}: .zip: {e}")))?;
+
+        let path = tmp.path().to_path_buf();
+        let (mp, vs) = (module.as_str().to_string(), version.as_str().to_string());
+        let summary = tokio::task::spawn_blocking(move || check_zip(&path, &mp, &vs))
+            .await
+            .map_err(|e| FillError::Storage(format!("zip check task: {e}")))?
+            .map_err(|e| FillError::Rejected(e.to_string()))?;
+
+        let want_mod = expected_go_mod(module.as_str(), summary.go_mod.as_deref());
+        if want_mod != go_mod.as_ref() {
+            return Err(FillError::Rejected(format!(
+                "{id}: upstream .mod differs from the go.mod in the zip"
+            )));
+        }
+
+        if let Some(sumdb) = self
+            .sumdb
+            .as_ref()
+            .filter(|_| !self.nosum.matches(module.as_str()))
+        {
+            let record = sumdb
+                .lookup(layout.module, layout.version)
+                .await
+                .map_err(|e| FillError::Rejected(e.to_string()))?;
+            record
+                .check(
+                    module.as_str(),
+                    version.as_str(),
+                    Some(&summary.h1),
+                    Some(&hash_go_mod(&go_mod)),
+                )
+                .map_err(|e| FillError::Rejected(e.to_string()))?;
+        }
+
+        self.store
+            .commit(layout, tmp.path(), go_mod, info.clone())
+            .await?;
+        if let Err(e) = self.refresh_list(layout.module).await {
+            // The list file is derived and rewritten on the next commit; serving does not use it.
+            tracing::warn!(module = %module.as_str(), error = %e, "could not rewrite list file");
+        }
+        Ok(info)
+    }
+
+    /// Rewrites `<module>/@v/list` (tagged versions in storage) so the bucket stays a valid
+    /// `file://` GOPROXY. Concurrent writers may race; the next commit repairs it.
+    async fn refresh_list(&self, module_escaped: &str) -> Result<(), crate::storage::StorageError> {
+        let stored = stored_versions(&self.store, module_escaped).await?;
+        let mut text = String::new();
+        for v in merge_list("", &stored) {
+            text.push_str(v.as_str());
+            text.push('\n');
+        }
+        self.store
+            .replace_blob(
+                &crate::storage::layout_list_file(module_escaped),
+                Bytes::from(text),
+            )
+            .await
+    }
+}
+
+/// The committed versions of a module, parsed; names that are not versions are skipped.
+pub async fn stored_versions(
+    store: &Store,
+    module_escaped: &str,
+) -> Result<Vec<Version>, crate::storage::StorageError> {
+    Ok(store
+        .versions(module_escaped)
+        .await?
+        .iter()
+        .filter_map(|v| unescape_version(v).ok())
+        .filter_map(|v| Version::parse(&v).ok())
+        .collect())
+}
+
+/// An `.info` must be JSON naming exactly the version asked for.
+fn check_info(info: &[u8], version: &Version) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Info {
+        #[serde(rename = "Version")]
+        version: String,
+    }
+    let parsed: Info =
+        serde_json::from_slice(info).map_err(|e| format!(".info is not valid JSON: {e}"))?;
+    if parsed.version != version.as_str() {
+        return Err(format!(
+            ".info names version {:?}, not {:?}",
+            parsed.version,
+            version.as_str()
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a small body, refusing more than `limit` bytes.
+pub async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, String> {
+    let mut buf = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("reading upstream body: {e}"))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(format!("larger than {limit} bytes"));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Streams a body to a file, refusing more than `limit` bytes. Memory stays flat.
+async fn download_to(
+    resp: reqwest::Response,
+    path: &std::path::Path,
+    limit: u64,
+) -> Result<(), String> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(format!("larger than {limit} bytes"));
+    }
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| format!("temp file: {e}"))?;
+    let mut written = 0u64;
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("reading upstream body: {e}"))?;
+        written += chunk.len() as u64;
+        if written > limit {
+            return Err(format!("larger than {limit} bytes"));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| format!("temp file: {e}"))?;
+    }
+    file.flush().await.map_err(|e| format!("temp file: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! Filling storage from upstream: once per version, verified before anything is stored.
+
+pub mod fill;
+pub mod lease;
+pub mod negative_cache;
+pub mod singleflight;
+
+pub use fill::{FillError, Filler};

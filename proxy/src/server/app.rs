@@ -1,0 +1,113 @@
+//! Shared state for handlers, built once from the configuration.
+
+use super::metrics::Metrics;
+use crate::config::{Config, NetworkMode};
+use crate::fetch::negative_cache::NegativeCache;
+use crate::fetch::singleflight::{Group, Role};
+use crate::fetch::{FillError, Filler};
+use crate::module::{ModulePath, Version};
+use crate::policy::PrefixPatterns;
+use crate::storage::{Layout, Store};
+use crate::upstream::{Upstream, parse_goproxy};
+use crate::verify::sumdb::{SumdbClient, SumdbSpec};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every handler shares.
+pub struct App {
+    pub store: Store,
+    pub upstream: Upstream,
+    pub filler: Arc<Filler>,
+    pub fills: Group<(String, String), Result<Bytes, FillError>>,
+    pub mode: NetworkMode,
+    pub negative: NegativeCache,
+    pub metrics: Arc<Metrics>,
+}
+
+impl App {
+    /// Builds the state: opens storage, parses the upstream list and checksum database.
+    pub fn new(cfg: &Config) -> anyhow::Result<Self> {
+        let os = crate::storage::open(&cfg.storage.url, &cfg.storage.options)?;
+        let store = Store::new(os);
+        let entries = parse_goproxy(&cfg.upstream.goproxy).map_err(anyhow::Error::msg)?;
+        let upstream = Upstream::new(
+            entries,
+            Duration::from_secs(cfg.upstream.timeout_seconds.max(1)),
+            cfg.upstream.retries,
+        )
+        .map_err(anyhow::Error::msg)?;
+        let sumdb = SumdbSpec::parse(&cfg.upstream.sumdb)?
+            .map(|spec| SumdbClient::new(spec, upstream.proxy_urls(), upstream.http().clone()));
+        let metrics = Arc::new(Metrics::new());
+        let tmp_dir = std::env::temp_dir();
+        let filler = Arc::new(Filler {
+            store: store.clone(),
+            upstream: upstream.clone(),
+            sumdb,
+            nosum: PrefixPatterns::new(&cfg.upstream.nosum_patterns),
+            tmp_dir,
+            holder: format!(
+                "{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "athens-proxy".into()),
+                std::process::id()
+            ),
+            lease_ttl: Duration::from_secs(cfg.upstream.fill_lease_seconds.max(1)),
+            metrics: metrics.clone(),
+        });
+        Ok(Self {
+            store,
+            upstream,
+            filler,
+            fills: Group::default(),
+            mode: cfg.upstream.network_mode,
+            negative: NegativeCache::new(Duration::from_secs(cfg.upstream.negative_cache_seconds)),
+            metrics,
+        })
+    }
+
+    /// The `.info` of a version, filling storage from upstream when it lacks it (once, however
+    /// many requests ask at the same time).
+    pub async fn ensure(
+        self: &Arc<Self>,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<Bytes, FillError> {
+        let (m, v) = (
+            module.escaped().into_owned(),
+            version.escaped().into_owned(),
+        );
+        let layout = Layout {
+            module: &m,
+            version: &v,
+        };
+        if let Some(info) = self.store.info(layout).await? {
+            self.metrics.cache.with_label_values(&["hit"]).inc();
+            return Ok(info);
+        }
+        self.metrics.cache.with_label_values(&["miss"]).inc();
+        if self.mode == NetworkMode::Offline {
+            return Err(FillError::NotFound(format!(
+                "{}@{}: not in storage (offline mode)",
+                module.as_str(),
+                version.as_str()
+            )));
+        }
+        let neg_key = format!("{m}/@v/{v}");
+        if let Some(msg) = self.negative.get(&neg_key) {
+            self.metrics.negative_cache_hits.inc();
+            return Err(FillError::NotFound(msg));
+        }
+        let (filler, module, version) = (self.filler.clone(), module.clone(), version.clone());
+        let work = async move { filler.fill(&module, &version).await };
+        let failed = Err(FillError::Storage("the fill task failed".into()));
+        let (result, role) = self.fills.run((m, v), work, failed).await;
+        if role == Role::Waiter {
+            self.metrics.singleflight_waits.inc();
+        }
+        if let Err(FillError::NotFound(msg)) = &result {
+            self.negative.put(&neg_key, msg);
+        }
+        result
+    }
+}

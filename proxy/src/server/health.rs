@@ -1,0 +1,34 @@
+//! `/healthz`, `/readyz`, `/metrics`, `/version`.
+
+use super::App;
+use super::reply::{self, JSON, TEXT};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use std::sync::Arc;
+
+/// The process is alive.
+pub async fn healthz() -> Response {
+    reply::ok(TEXT, "no-store", "ok\n")
+}
+
+/// The bucket answers: only then can requests be served.
+pub async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.store.ping().await {
+        Ok(()) => reply::ok(TEXT, "no-store", "ok\n"),
+        Err(e) => reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+    reply::ok(
+        "text/plain; version=0.0.4; charset=utf-8",
+        "no-store",
+        app.metrics.render(),
+    )
+}
+
+pub async fn version() -> Response {
+    let body = serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }).to_string();
+    reply::ok(JSON, "no-store", body)
+}

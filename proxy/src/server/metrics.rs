@@ -1,0 +1,113 @@
+//! Prometheus metrics for `/metrics`.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// Every metric the proxy exports, registered in its own registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route (`list`, `info`, `mod`, `zip`, `latest`, `sumdb`, ...) and status code.
+    pub requests: IntCounterVec,
+    /// Request latency by route.
+    pub request_seconds: HistogramVec,
+    /// Storage lookups for a module version: `hit` or `miss`.
+    pub cache: IntCounterVec,
+    /// Upstream fills of a module version by outcome (`stored`, `not_found`, `failed`, `rejected`).
+    pub upstream_fetches: IntCounterVec,
+    /// Duration of upstream fills.
+    pub upstream_seconds: HistogramVec,
+    /// Response body bytes by route.
+    pub bytes_served: IntCounterVec,
+    /// Requests that waited for a fill another request had started.
+    pub singleflight_waits: IntCounter,
+    /// Not-found answers served from the negative cache.
+    pub negative_cache_hits: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let m = Self {
+            requests: IntCounterVec::new(
+                Opts::new("athens_requests_total", "HTTP requests by route and status"),
+                &["route", "status"],
+            )
+            .expect("valid metric"),
+            request_seconds: HistogramVec::new(
+                HistogramOpts::new("athens_request_duration_seconds", "HTTP request latency"),
+                &["route"],
+            )
+            .expect("valid metric"),
+            cache: IntCounterVec::new(
+                Opts::new(
+                    "athens_storage_lookups_total",
+                    "Module version lookups in storage",
+                ),
+                &["result"],
+            )
+            .expect("valid metric"),
+            upstream_fetches: IntCounterVec::new(
+                Opts::new(
+                    "athens_upstream_fetches_total",
+                    "Module version fills from upstream",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            upstream_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "athens_upstream_fetch_duration_seconds",
+                    "Duration of module version fills from upstream",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            bytes_served: IntCounterVec::new(
+                Opts::new("athens_bytes_served_total", "Response body bytes"),
+                &["route"],
+            )
+            .expect("valid metric"),
+            singleflight_waits: IntCounter::new(
+                "athens_singleflight_waits_total",
+                "Requests that joined a fill already under way",
+            )
+            .expect("valid metric"),
+            negative_cache_hits: IntCounter::new(
+                "athens_negative_cache_hits_total",
+                "Not-found answers served without asking upstream",
+            )
+            .expect("valid metric"),
+            registry,
+        };
+        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
+            Box::new(m.requests.clone()),
+            Box::new(m.request_seconds.clone()),
+            Box::new(m.cache.clone()),
+            Box::new(m.upstream_fetches.clone()),
+            Box::new(m.upstream_seconds.clone()),
+            Box::new(m.bytes_served.clone()),
+            Box::new(m.singleflight_waits.clone()),
+            Box::new(m.negative_cache_hits.clone()),
+        ];
+        for c in collectors {
+            m.registry.register(c).expect("metric names are unique");
+        }
+        m
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

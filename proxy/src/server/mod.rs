@@ -1,0 +1,34 @@
+//! The HTTP server: the module download protocol, checksum-database proxying, health, metrics.
+
+mod app;
+mod health;
+pub mod metrics;
+mod observe;
+mod protocol;
+mod reply;
+mod serve;
+mod sumdb;
+
+pub use app::App;
+pub use serve::serve;
+
+use axum::Router;
+use axum::routing::get;
+use std::sync::Arc;
+
+/// All routes. Module paths never start with these words (their first element has a dot),
+/// so everything else goes to the protocol handler.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/version", get(health::version))
+        .route("/sumdb/{*rest}", get(sumdb::handle))
+        .fallback(protocol::handle)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            observe::observe,
+        ))
+        .with_state(app)
+}

@@ -1,0 +1,103 @@
+//! Per-request observability: a request id, a tracing span, a log line, and metrics.
+
+use super::App;
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tracing::Instrument;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The metrics label for a request path. Pure and cheap: the path is not parsed.
+pub fn route_of(path: &str) -> &'static str {
+    if path.starts_with("/sumdb/") {
+        "sumdb"
+    } else if path.ends_with("/@v/list") {
+        "list"
+    } else if path.ends_with("/@latest") {
+        "latest"
+    } else if path.ends_with(".info") {
+        "info"
+    } else if path.ends_with(".mod") {
+        "mod"
+    } else if path.ends_with(".zip") {
+        "zip"
+    } else {
+        match path {
+            "/healthz" => "healthz",
+            "/readyz" => "readyz",
+            "/metrics" => "metrics",
+            "/version" => "version",
+            _ => "other",
+        }
+    }
+}
+
+pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    // Keep a caller's id (a load balancer's, say) so logs line up across hops.
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128)
+        .map(String::from)
+        .unwrap_or_else(|| format!("{:x}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
+    let route = route_of(req.uri().path());
+    let span =
+        tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+    let started = Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = resp.status();
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            ms = elapsed.as_millis() as u64,
+            "served"
+        )
+    });
+    app.metrics
+        .requests
+        .with_label_values(&[route, status.as_str()])
+        .inc();
+    app.metrics
+        .request_seconds
+        .with_label_values(&[route])
+        .observe(elapsed.as_secs_f64());
+    if let Some(len) = resp
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        app.metrics
+            .bytes_served
+            .with_label_values(&[route])
+            .inc_by(len);
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_of;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route_of("/a.b/c/@v/list"), "list");
+        assert_eq!(route_of("/a.b/c/@v/v1.0.0.info"), "info");
+        assert_eq!(route_of("/a.b/c/@v/v1.0.0.mod"), "mod");
+        assert_eq!(route_of("/a.b/c/@v/v1.0.0.zip"), "zip");
+        assert_eq!(route_of("/a.b/c/@latest"), "latest");
+        assert_eq!(route_of("/sumdb/x/lookup/a@v1"), "sumdb");
+        assert_eq!(route_of("/healthz"), "healthz");
+        assert_eq!(route_of("/whatever"), "other");
+    }
+}

@@ -1,0 +1,260 @@
+//! The module download protocol: `list`, `.info`, `.mod`, `.zip`, `@latest`.
+
+use super::App;
+use super::reply::{self, IMMUTABLE, JSON, SHORT, TEXT, ZIP};
+use crate::config::NetworkMode;
+use crate::fetch::fill::{read_limited, stored_versions};
+use crate::module::{
+    ModulePath, Request, Version, VersionQuery, check_path_major, escape_version, merge_list,
+    parse_request,
+};
+use crate::storage::Layout;
+use crate::upstream::UpstreamError;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// Largest `list` or `@latest` body we take from upstream.
+const MAX_SMALL_BODY: usize = 4 << 20;
+
+pub async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = reply::error(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    // Validation comes first: nothing malformed reaches storage or upstream.
+    let request = match parse_request(uri.path().trim_start_matches('/')) {
+        Ok(r) => r,
+        Err(e) if e.is_not_found() => return reply::error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => return reply::error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match request {
+        Request::List(m) => list(&app, &m).await,
+        Request::Latest(m) => latest(&app, &m).await,
+        Request::Info(m, VersionQuery::Version(v)) => match app.ensure(&m, &v).await {
+            Ok(info) => reply::ok(JSON, IMMUTABLE, info),
+            Err(e) => reply::fill_error(&e),
+        },
+        Request::Info(m, VersionQuery::Query(q)) => query(&app, &m, &q).await,
+        Request::Mod(m, v) => go_mod(&app, &m, &v).await,
+        Request::Zip(m, v) => zip(&app, &m, &v).await,
+    }
+}
+
+async fn go_mod(app: &Arc<App>, m: &ModulePath, v: &Version) -> Response {
+    if let Err(e) = app.ensure(m, v).await {
+        return reply::fill_error(&e);
+    }
+    let (me, ve) = (m.escaped(), v.escaped());
+    match app
+        .store
+        .go_mod(Layout {
+            module: &me,
+            version: &ve,
+        })
+        .await
+    {
+        Ok(Some(b)) => reply::ok(TEXT, IMMUTABLE, b),
+        Ok(None) => reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stored version lost its .mod",
+        ),
+        Err(e) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn zip(app: &Arc<App>, m: &ModulePath, v: &Version) -> Response {
+    if let Err(e) = app.ensure(m, v).await {
+        return reply::fill_error(&e);
+    }
+    let (me, ve) = (m.escaped(), v.escaped());
+    match app
+        .store
+        .zip(Layout {
+            module: &me,
+            version: &ve,
+        })
+        .await
+    {
+        Ok(Some(z)) => {
+            let mut r = reply::ok(ZIP, IMMUTABLE, Body::from_stream(z.stream));
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(z.size));
+            r
+        }
+        Ok(None) => reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stored version lost its .zip",
+        ),
+        Err(e) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `list`: upstream's tagged versions merged with storage's, no pseudo-versions, semver order.
+async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
+    let me = m.escaped();
+    let stored = match stored_versions(&app.store, &me).await {
+        Ok(s) => s,
+        Err(e) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let render = |upstream: &str| {
+        let mut text = String::new();
+        for v in merge_list(upstream, &stored) {
+            text.push_str(v.as_str());
+            text.push('\n');
+        }
+        reply::ok(TEXT, SHORT, text)
+    };
+    if app.mode == NetworkMode::Offline {
+        if stored.is_empty() {
+            return reply::error(
+                StatusCode::NOT_FOUND,
+                format!("{}: no versions in storage (offline mode)", m.as_str()),
+            );
+        }
+        return render("");
+    }
+    let path = format!("{me}/@v/list");
+    let upstream = match app.negative.get(&path) {
+        Some(msg) => {
+            app.metrics.negative_cache_hits.inc();
+            Err(UpstreamError::NotFound(msg))
+        }
+        None => fetch_small(app, &path).await,
+    };
+    match upstream {
+        Ok(body) => render(&String::from_utf8_lossy(&body)),
+        Err(UpstreamError::NotFound(_)) if !stored.is_empty() => render(""),
+        Err(e) if app.mode == NetworkMode::Fallback && !stored.is_empty() => {
+            tracing::warn!(error = %e, "upstream failed; serving the list from storage");
+            render("")
+        }
+        Err(e) => reply::upstream_error(&e),
+    }
+}
+
+/// `@latest`: upstream's answer; from storage when offline, or upstream has none or fails in
+/// fallback mode.
+async fn latest(app: &Arc<App>, m: &ModulePath) -> Response {
+    let me = m.escaped();
+    let upstream_error = if app.mode == NetworkMode::Offline {
+        None
+    } else {
+        let path = format!("{me}/@latest");
+        let answer = match app.negative.get(&path) {
+            Some(msg) => {
+                app.metrics.negative_cache_hits.inc();
+                Err(UpstreamError::NotFound(msg))
+            }
+            None => fetch_small(app, &path).await,
+        };
+        match answer {
+            Ok(body) => return info_reply(m, &body, SHORT),
+            Err(e @ UpstreamError::NotFound(_)) => Some(e),
+            Err(e) if app.mode == NetworkMode::Fallback => {
+                tracing::warn!(error = %e, "upstream failed; answering @latest from storage");
+                Some(e)
+            }
+            Err(e) => return reply::upstream_error(&e),
+        }
+    };
+    match latest_stored(app, &me).await {
+        Ok(Some(info)) => reply::ok(JSON, SHORT, info),
+        Ok(None) => match upstream_error {
+            Some(e) => reply::upstream_error(&e),
+            None => reply::error(
+                StatusCode::NOT_FOUND,
+                format!("{}: no versions in storage (offline mode)", m.as_str()),
+            ),
+        },
+        Err(e) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The `.info` of the highest stored version: tagged if any, else the newest pseudo-version.
+async fn latest_stored(
+    app: &Arc<App>,
+    module_escaped: &str,
+) -> Result<Option<Bytes>, crate::storage::StorageError> {
+    let stored = stored_versions(&app.store, module_escaped).await?;
+    let best = merge_list("", &stored)
+        .pop()
+        .or_else(|| stored.iter().max().cloned());
+    let Some(v) = best else { return Ok(None) };
+    let ve = v.escaped();
+    app.store
+        .info(Layout {
+            module: module_escaped,
+            version: &ve,
+        })
+        .await
+}
+
+/// `.info` for a branch or commit: upstream resolves it; the answer is not stored (the
+/// canonical version it names is, when asked for).
+async fn query(app: &Arc<App>, m: &ModulePath, q: &str) -> Response {
+    if app.mode == NetworkMode::Offline {
+        return reply::error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{}@{q}: cannot resolve a version query in offline mode",
+                m.as_str()
+            ),
+        );
+    }
+    let qe = match escape_version(q) {
+        Ok(q) => q,
+        Err(e) => return reply::error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let path = format!("{}/@v/{qe}.info", m.escaped());
+    if let Some(msg) = app.negative.get(&path) {
+        app.metrics.negative_cache_hits.inc();
+        return reply::upstream_error(&UpstreamError::NotFound(msg));
+    }
+    match fetch_small(app, &path).await {
+        Ok(body) => info_reply(m, &body, SHORT),
+        Err(e) => reply::upstream_error(&e),
+    }
+}
+
+/// Passes on an upstream `.info`/`@latest` answer after checking it names a canonical version
+/// that fits the module path's major version.
+fn info_reply(m: &ModulePath, body: &Bytes, cache: &'static str) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Info {
+        #[serde(rename = "Version")]
+        version: String,
+    }
+    match serde_json::from_slice::<Info>(body) {
+        Ok(i) if Version::parse(&i.version).is_ok_and(|v| check_path_major(&v, m).is_ok()) => {
+            reply::ok(JSON, cache, body.clone())
+        }
+        _ => reply::error(
+            StatusCode::BAD_GATEWAY,
+            "upstream answered with an invalid version",
+        ),
+    }
+}
+
+/// GETs a small upstream body; not-found answers are remembered briefly.
+async fn fetch_small(app: &Arc<App>, path: &str) -> Result<Bytes, UpstreamError> {
+    let result =
+        match app.upstream.get(path).await {
+            Ok(resp) => read_limited(resp, MAX_SMALL_BODY).await.map_err(|reason| {
+                UpstreamError::Transport {
+                    url: path.to_string(),
+                    reason,
+                }
+            }),
+            Err(e) => Err(e),
+        };
+    if let Err(UpstreamError::NotFound(msg)) = &result {
+        app.negative.put(path, msg);
+    }
+    result
+}

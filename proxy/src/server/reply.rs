@@ -1,0 +1,58 @@
+//! Building responses: content types, cache headers, and error bodies the go command shows.
+
+use crate::fetch::FillError;
+use crate::upstream::UpstreamError;
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+/// `.mod`, `.zip` and canonical `.info` never change once served.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// `list` and `@latest` move as versions are published.
+pub const SHORT: &str = "public, max-age=60";
+
+pub const JSON: &str = "application/json";
+pub const TEXT: &str = "text/plain; charset=utf-8";
+pub const ZIP: &str = "application/zip";
+
+/// A successful response with a body.
+pub fn ok(content_type: &'static str, cache: &'static str, body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    r
+}
+
+/// An error with a one-line `text/plain` reason (the go command prints it to the user).
+pub fn error(status: StatusCode, message: impl AsRef<str>) -> Response {
+    let mut line = message.as_ref().replace(['\n', '\r'], " ");
+    line.push('\n');
+    let mut r = Response::new(Body::from(line));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Status for an upstream failure: 504 for timeouts, 404 for "not there", else 502.
+pub fn upstream_error(e: &UpstreamError) -> Response {
+    match e {
+        UpstreamError::NotFound(m) => error(StatusCode::NOT_FOUND, format!("not found: {m}")),
+        UpstreamError::Off => error(StatusCode::NOT_FOUND, e.to_string()),
+        UpstreamError::Timeout { .. } => error(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
+        _ => error(StatusCode::BAD_GATEWAY, e.to_string()),
+    }
+}
+
+pub fn fill_error(e: &FillError) -> Response {
+    match e {
+        FillError::NotFound(m) => error(StatusCode::NOT_FOUND, format!("not found: {m}")),
+        FillError::Upstream(u) => upstream_error(u),
+        FillError::Rejected(m) => {
+            error(StatusCode::BAD_GATEWAY, format!("verification failed: {m}"))
+        }
+        FillError::Storage(m) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("storage: {m}")),
+    }
+}

@@ -1,0 +1,33 @@
+//! The bucket: modules in protocol layout, written create-only with `.info` as commit marker.
+//!
+//! Layout (all paths case-escaped as the protocol sends them):
+//! `<module>/@v/<version>.zip|.mod|.info`, `<module>/@v/list` (tagged versions, derived), and our
+//! own `<module>/@v/<version>.lease` beside them. A folder synced from the bucket is therefore
+//! itself a working `GOPROXY=file://...`.
+
+mod layout;
+mod open;
+mod store;
+
+pub use layout::{Layout, list_file as layout_list_file, sumdb_tile};
+pub use open::open;
+pub use store::{Committed, Store, ZipObject};
+
+/// Storage failures. `NotFound` is not an error here: lookups return `Option`.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage URL {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("storage: {0}")]
+    Backend(#[from] object_store::Error),
+    #[error("storage key {key:?}: {source}")]
+    Key {
+        key: String,
+        source: object_store::path::Error,
+    },
+    #[error("storage: reading {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,108 @@
+//! Opening a backend from a storage URL.
+
+use super::StorageError;
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::prefix::PrefixStore;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Opens `file:///abs/path`, `memory://`, `s3://bucket/prefix`, `gs://bucket/prefix` or
+/// `az://container/prefix`. Cloud credentials come from the environment (the builders'
+/// `from_env`); `options` carries the non-secret settings by `object_store`'s key names.
+pub fn open(
+    url: &str,
+    options: &BTreeMap<String, String>,
+) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    let bad = |reason: String| StorageError::BadUrl {
+        url: url.to_string(),
+        reason,
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("expected scheme://...".into()))?;
+    match scheme {
+        "file" => {
+            if !rest.starts_with('/') {
+                return Err(bad(
+                    "file URLs need an absolute path: file:///abs/path".into()
+                ));
+            }
+            std::fs::create_dir_all(rest).map_err(|source| StorageError::Io {
+                path: rest.to_string(),
+                source,
+            })?;
+            Ok(Arc::new(LocalFileSystem::new_with_prefix(rest)?))
+        }
+        "memory" => Ok(Arc::new(InMemory::new())),
+        "s3" | "gs" | "az" => {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("missing bucket name".into()));
+            }
+            let bucket_url = format!("{scheme}://{bucket}");
+            let store: Arc<dyn ObjectStore> = match scheme {
+                "s3" => {
+                    let mut b = AmazonS3Builder::from_env().with_url(bucket_url);
+                    for (k, v) in options {
+                        b = b.with_config(k.parse().map_err(|e| bad(format!("{e}")))?, v);
+                    }
+                    Arc::new(b.build()?)
+                }
+                "gs" => {
+                    let mut b = GoogleCloudStorageBuilder::from_env().with_url(bucket_url);
+                    for (k, v) in options {
+                        b = b.with_config(k.parse().map_err(|e| bad(format!("{e}")))?, v);
+                    }
+                    Arc::new(b.build()?)
+                }
+                _ => {
+                    let mut b = MicrosoftAzureBuilder::from_env().with_url(bucket_url);
+                    for (k, v) in options {
+                        b = b.with_config(k.parse().map_err(|e| bad(format!("{e}")))?, v);
+                    }
+                    Arc::new(b.build()?)
+                }
+            };
+            let prefix = prefix.trim_matches('/');
+            if prefix.is_empty() {
+                Ok(store)
+            } else {
+                Ok(Arc::new(PrefixStore::new(store, prefix)))
+            }
+        }
+        other => Err(bad(format!(
+            "unsupported scheme {other:?} (want file, memory, s3, gs or az)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_relative_and_unknown() {
+        let none = BTreeMap::new();
+        assert!(open("file://relative/x", &none).is_err());
+        assert!(open("ftp://x", &none).is_err());
+        assert!(open("no-scheme", &none).is_err());
+        assert!(open("s3://", &none).is_err());
+        assert!(open("memory://", &none).is_ok());
+    }
+
+    #[test]
+    fn s3_takes_options_by_name() {
+        let mut opts = BTreeMap::new();
+        opts.insert("endpoint".to_string(), "http://127.0.0.1:9".to_string());
+        opts.insert("region".to_string(), "us-east-1".to_string());
+        opts.insert("allow_http".to_string(), "true".to_string());
+        assert!(open("s3://bucket/some/prefix", &opts).is_ok());
+        opts.insert("no_such_option".to_string(), "1".to_string());
+        assert!(open("s3://bucket", &opts).is_err());
+    }
+}

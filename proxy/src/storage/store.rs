@@ -1,0 +1,259 @@
+//! Reading and committing module versions.
+
+use super::StorageError;
+use super::layout::{self, Layout};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+
+/// Read size when streaming a zip from a temp file into the bucket.
+const UPLOAD_CHUNK: usize = 1 << 20;
+
+/// The bucket, holding module versions in protocol layout.
+#[derive(Clone, Debug)]
+pub struct Store {
+    os: Arc<dyn ObjectStore>,
+}
+
+/// A stored zip, streamed out without buffering.
+pub struct ZipObject {
+    pub size: u64,
+    pub stream: BoxStream<'static, Result<Bytes, object_store::Error>>,
+}
+
+/// What a commit found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Committed {
+    /// We wrote the `.info` marker: the version is now visible.
+    Written,
+    /// Another writer had committed it first; ours changed nothing visible.
+    AlreadyThere,
+}
+
+fn key(s: &str) -> Result<Key, StorageError> {
+    Key::parse(s).map_err(|source| StorageError::Key {
+        key: s.to_string(),
+        source,
+    })
+}
+
+impl Store {
+    pub fn new(os: Arc<dyn ObjectStore>) -> Self {
+        Self { os }
+    }
+
+    /// A small object's bytes, or `None` when it does not exist.
+    pub async fn get_blob(&self, k: &str) -> Result<Option<Bytes>, StorageError> {
+        match self.os.get(&key(k)?).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes a small object only if absent. Returns false if it already existed.
+    pub async fn create_blob(&self, k: &str, data: Bytes) -> Result<bool, StorageError> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .os
+            .put_opts(&key(k)?, PutPayload::from(data), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes a small derived object, replacing what is there.
+    pub async fn replace_blob(&self, k: &str, data: Bytes) -> Result<(), StorageError> {
+        self.os.put(&key(k)?, PutPayload::from(data)).await?;
+        Ok(())
+    }
+
+    pub async fn delete_blob(&self, k: &str) -> Result<(), StorageError> {
+        match self.os.delete(&key(k)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The `.info` of a committed version; `None` means the version does not exist.
+    pub async fn info(&self, l: Layout<'_>) -> Result<Option<Bytes>, StorageError> {
+        self.get_blob(&l.info()).await
+    }
+
+    /// The `.mod` of a committed version (checks the `.info` marker first).
+    pub async fn go_mod(&self, l: Layout<'_>) -> Result<Option<Bytes>, StorageError> {
+        if !self.has_version(l).await? {
+            return Ok(None);
+        }
+        self.get_blob(&l.go_mod()).await
+    }
+
+    /// The `.zip` of a committed version, as a stream.
+    pub async fn zip(&self, l: Layout<'_>) -> Result<Option<ZipObject>, StorageError> {
+        if !self.has_version(l).await? {
+            return Ok(None);
+        }
+        match self.os.get(&key(&l.zip())?).await {
+            Ok(r) => Ok(Some(ZipObject {
+                size: r.meta.size,
+                stream: r.into_stream(),
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the version's commit marker exists.
+    pub async fn has_version(&self, l: Layout<'_>) -> Result<bool, StorageError> {
+        match self.os.head(&key(&l.info())?).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Escaped versions of a module that are committed (have `.info`), unsorted.
+    pub async fn versions(&self, module: &str) -> Result<Vec<String>, StorageError> {
+        let dir = key(&layout::versions_dir(module))?;
+        let listing = self.os.list_with_delimiter(Some(&dir)).await?;
+        Ok(listing
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename())
+            .filter_map(layout::version_of_info)
+            .map(String::from)
+            .collect())
+    }
+
+    /// Stores a verified version: zip and mod first, `.info` last as the commit marker.
+    ///
+    /// The zip goes up as a multipart upload, which is atomic (no partial object is ever
+    /// visible) but not create-only: `object_store` has no conditional multipart. That is safe
+    /// because the version is invisible until `.info` exists, we never upload once it does, and
+    /// every writer uploads bytes verified against the same checksum.
+    pub async fn commit(
+        &self,
+        l: Layout<'_>,
+        zip_file: &Path,
+        go_mod: Bytes,
+        info: Bytes,
+    ) -> Result<Committed, StorageError> {
+        if self.has_version(l).await? {
+            return Ok(Committed::AlreadyThere);
+        }
+        self.upload_file(&l.zip(), zip_file).await?;
+        if !self.create_blob(&l.go_mod(), go_mod.clone()).await? {
+            // A crashed earlier attempt left it; it was verified the same way, but make sure.
+            let existing = self.get_blob(&l.go_mod()).await?;
+            if existing.as_ref() != Some(&go_mod) {
+                self.replace_blob(&l.go_mod(), go_mod).await?;
+            }
+        }
+        if self.create_blob(&l.info(), info).await? {
+            Ok(Committed::Written)
+        } else {
+            Ok(Committed::AlreadyThere)
+        }
+    }
+
+    async fn upload_file(&self, k: &str, file: &Path) -> Result<(), StorageError> {
+        let io = |source| StorageError::Io {
+            path: file.display().to_string(),
+            source,
+        };
+        let mut f = tokio::fs::File::open(file).await.map_err(io)?;
+        let upload = self.os.put_multipart(&key(k)?).await?;
+        let mut w = WriteMultipart::new(upload);
+        let mut buf = vec![0u8; UPLOAD_CHUNK];
+        loop {
+            let n = f.read(&mut buf).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            w.wait_for_capacity(2).await?;
+            w.write(&buf[..n]);
+        }
+        w.finish().await?;
+        Ok(())
+    }
+
+    /// Readiness: the bucket answers (a missing object is a fine answer).
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        let mut s = self.os.list(Some(&key("readyz-probe")?));
+        match s.next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn layout() -> Layout<'static> {
+        Layout {
+            module: "example.com/m",
+            version: "v1.0.0",
+        }
+    }
+
+    #[tokio::test]
+    async fn version_is_invisible_until_info_is_written() {
+        let store = Store::new(Arc::new(InMemory::new()));
+        let l = layout();
+        store
+            .create_blob(&l.zip(), Bytes::from_static(b"zip"))
+            .await
+            .unwrap();
+        store
+            .create_blob(&l.go_mod(), Bytes::from_static(b"module example.com/m\n"))
+            .await
+            .unwrap();
+        assert!(store.go_mod(l).await.unwrap().is_none());
+        assert!(store.zip(l).await.unwrap().is_none());
+        assert!(store.versions("example.com/m").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn commit_writes_all_three_and_second_commit_changes_nothing() {
+        let store = Store::new(Arc::new(InMemory::new()));
+        let l = layout();
+        let dir = tempfile::tempdir().unwrap();
+        let zip = dir.path().join("z");
+        std::fs::write(&zip, vec![7u8; 3 * UPLOAD_CHUNK + 5]).unwrap();
+        let info = Bytes::from_static(br#"{"Version":"v1.0.0"}"#);
+        let m = Bytes::from_static(b"module example.com/m\n");
+        let r = store
+            .commit(l, &zip, m.clone(), info.clone())
+            .await
+            .unwrap();
+        assert_eq!(r, Committed::Written);
+        assert_eq!(store.info(l).await.unwrap(), Some(info.clone()));
+        assert_eq!(store.go_mod(l).await.unwrap(), Some(m.clone()));
+        let z = store.zip(l).await.unwrap().unwrap();
+        assert_eq!(z.size, (3 * UPLOAD_CHUNK + 5) as u64);
+        assert_eq!(
+            store.versions("example.com/m").await.unwrap(),
+            vec!["v1.0.0".to_string()]
+        );
+        let again = store
+            .commit(l, &zip, m, Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        assert_eq!(again, Committed::AlreadyThere);
+        assert_eq!(store.info(l).await.unwrap(), Some(info));
+    }
+}

@@ -1,0 +1,176 @@
+//! The HTTP client that walks the `GOPROXY` list.
+
+use super::goproxy_list::{Entry, FallThrough, Source};
+use reqwest::StatusCode;
+use std::time::Duration;
+
+/// Why upstream gave us nothing.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// Every entry that was asked said 404/410: the module or version does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The list ends in `off`.
+    #[error("upstream disabled by GOPROXY=off")]
+    Off,
+    /// An answer that is neither success nor not-found.
+    #[error("upstream {url} answered {status}: {body}")]
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    /// No answer in time.
+    #[error("upstream {url} timed out")]
+    Timeout { url: String },
+    /// Connection or protocol failure.
+    #[error("upstream {url}: {reason}")]
+    Transport { url: String, reason: String },
+}
+
+impl UpstreamError {
+    fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound(_))
+    }
+}
+
+/// A `GOPROXY` list with an HTTP client.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    entries: Vec<Entry>,
+    http: reqwest::Client,
+    retries: u32,
+}
+
+impl Upstream {
+    /// `timeout` bounds connecting and each idle read, so a slow but moving zip is not cut off.
+    pub fn new(entries: Vec<Entry>, timeout: Duration, retries: u32) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .read_timeout(timeout)
+            .user_agent(concat!("athens-proxy/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("building HTTP client: {e}"))?;
+        Ok(Self {
+            entries,
+            http,
+            retries,
+        })
+    }
+
+    /// The shared HTTP client (for the checksum database).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The proxy base URLs of the list, in order.
+    pub fn proxy_urls(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter_map(|e| match &e.source {
+                Source::Url(u) => Some(u.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// GETs `path` (already escaped, no leading slash) from the first entry that has it,
+    /// following the list's fall-through rules. A 200 response is returned unread.
+    pub async fn get(&self, path: &str) -> Result<reqwest::Response, UpstreamError> {
+        let mut first_error: Option<UpstreamError> = None;
+        for entry in &self.entries {
+            let result = match &entry.source {
+                Source::Off => Err(UpstreamError::Off),
+                Source::Direct => Err(UpstreamError::NotFound(format!(
+                    "{path}: fetching directly from version control is not supported yet"
+                ))),
+                Source::Url(base) => self.get_with_retries(&format!("{base}/{path}")).await,
+            };
+            let err = match result {
+                Ok(resp) => return Ok(resp),
+                Err(e) => e,
+            };
+            let go_on = err.is_not_found() || entry.fall_through == FallThrough::OnAnyError;
+            // Report the most useful error: a real failure beats a not-found.
+            if first_error
+                .as_ref()
+                .is_none_or(|f| f.is_not_found() && !err.is_not_found())
+            {
+                first_error = Some(err);
+            }
+            if !go_on {
+                break;
+            }
+        }
+        Err(first_error.unwrap_or(UpstreamError::Off))
+    }
+
+    async fn get_with_retries(&self, url: &str) -> Result<reqwest::Response, UpstreamError> {
+        let mut attempt = 0;
+        loop {
+            let result = self.get_once(url).await;
+            let retryable = match &result {
+                Err(UpstreamError::Status { status, .. }) => *status == 429 || *status >= 500,
+                Err(UpstreamError::Transport { .. }) | Err(UpstreamError::Timeout { .. }) => true,
+                _ => false,
+            };
+            if !retryable || attempt >= self.retries {
+                return result;
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
+        }
+    }
+
+    async fn get_once(&self, url: &str) -> Result<reqwest::Response, UpstreamError> {
+        let resp = self.http.get(url).send().await.map_err(|e| {
+            if e.is_timeout() {
+                UpstreamError::Timeout { url: url.into() }
+            } else {
+                UpstreamError::Transport {
+                    url: url.into(),
+                    reason: error_chain(&e),
+                }
+            }
+        })?;
+        let status = resp.status();
+        if status == StatusCode::OK {
+            return Ok(resp);
+        }
+        let body = first_line(&resp.text().await.unwrap_or_default());
+        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+            let msg = if body.is_empty() {
+                format!("{url}: {status}")
+            } else {
+                body
+            };
+            return Err(UpstreamError::NotFound(msg));
+        }
+        Err(UpstreamError::Status {
+            url: url.into(),
+            status: status.as_u16(),
+            body,
+        })
+    }
+}
+
+/// The first non-empty line, bounded, for error messages shown to users.
+fn first_line(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    line.chars().take(300).collect()
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}

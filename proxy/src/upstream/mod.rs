@@ -1,0 +1,7 @@
+//! Upstream: a `GOPROXY` list with the go command's own fall-through rules, over native HTTP.
+
+mod client;
+mod goproxy_list;
+
+pub use client::{Upstream, UpstreamError};
+pub use goproxy_list::{Entry, FallThrough, Source, parse_goproxy};

@@ -1,0 +1,537 @@
+//! Module zip checks, following golang.org/x/mod/zip `CheckZip` and `Unzip`, with the `h1:` hash
+//! computed in the same pass.
+//!
+//! The module path and version are assumed to be validated (and the version canonical) by the
+//! caller: they come from a request that passed module path validation.
+
+use std::collections::HashMap;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::VerifyError;
+use super::h1::{Hash1Builder, hash_go_mod as h1_go_mod, sha256_reader};
+
+/// Largest module zip file accepted, and the largest total uncompressed size of its files
+/// (x/mod `zip.MaxZipFile`).
+pub const MAX_ZIP_FILE: u64 = 500 << 20;
+/// Largest go.mod file accepted (x/mod `zip.MaxGoMod`).
+pub const MAX_GO_MOD: u64 = 16 << 20;
+/// Largest LICENSE file accepted (x/mod `zip.MaxLICENSE`).
+pub const MAX_LICENSE: u64 = 16 << 20;
+
+/// What [`check_zip`] learned about a valid module zip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZipSummary {
+    /// The go.sum `h1:` hash of the zip.
+    pub h1: String,
+    /// The content of the module root `go.mod`, if the zip has one.
+    pub go_mod: Option<Vec<u8>>,
+    /// Number of files (directory entries not counted).
+    pub files: usize,
+    /// Total uncompressed size of the files.
+    pub uncompressed: u64,
+}
+
+/// Checks a module zip on disk the way the `go` command does before extracting it, and computes
+/// its `h1:` hash in the same pass. Entries are streamed one at a time: memory grows with the
+/// number of entries, not with their size.
+///
+/// Rules (x/mod/zip): zip file at most 500 MiB; every entry named `<module>@<version>/...`;
+/// file paths valid per `module.CheckFilePath` (no `..`, `.`, empty elements, absolute paths,
+/// backslashes or other disallowed characters, no Windows-reserved names); no two entries equal
+/// or equal ignoring case, no entry both a file and a directory; `go.mod` only at the module
+/// root and spelled in lower case; total uncompressed size at most 500 MiB; `go.mod` and
+/// `LICENSE` at most 16 MiB each; every entry's content exactly its declared size.
+pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary, VerifyError> {
+    let invalid = |reason: String| VerifyError::InvalidZip {
+        module: module.to_string(),
+        version: version.to_string(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| VerifyError::io(path, e))?;
+    let zip_size = file.metadata().map_err(|e| VerifyError::io(path, e))?.len();
+    if zip_size > MAX_ZIP_FILE {
+        return Err(invalid(format!(
+            "module zip file is too large ({zip_size} bytes; limit is {MAX_ZIP_FILE} bytes)"
+        )));
+    }
+    let mut archive = zip::ZipArchive::new(BufReader::with_capacity(64 * 1024, file))
+        .map_err(|e| invalid(format!("not a valid zip file: {e}")))?;
+    if archive.has_duplicate_names() {
+        return Err(invalid("multiple entries with the same name".to_string()));
+    }
+
+    let prefix = format!("{module}@{version}/");
+    let mut collisions = CollisionChecker::default();
+    let mut hash = Hash1Builder::new();
+    let mut go_mod = None;
+    let mut files = 0usize;
+    let mut total = 0u64;
+
+    for i in 0..archive.len() {
+        let mut entry = archive
+            .by_index(i)
+            .map_err(|e| invalid(format!("entry {i}: {e}")))?;
+        let full = std::str::from_utf8(entry.name_raw())
+            .map_err(|_| {
+                invalid(format!(
+                    "{}: file name is not valid UTF-8",
+                    String::from_utf8_lossy(entry.name_raw())
+                ))
+            })?
+            .to_string();
+        let Some(rel) = full.strip_prefix(&prefix) else {
+            return Err(invalid(format!(
+                "{full}: path does not have prefix {prefix:?}"
+            )));
+        };
+        let declared = entry.size();
+        let is_dir = rel.ends_with('/');
+        if !rel.is_empty() {
+            let name = rel.strip_suffix('/').unwrap_or(rel);
+            check_file_path(name).map_err(|r| invalid(format!("{full}: {r}")))?;
+            collisions
+                .check(name, is_dir)
+                .map_err(|r| invalid(format!("{full}: {r}")))?;
+            if !is_dir {
+                let base = name.rsplit('/').next().unwrap_or(name);
+                if base.eq_ignore_ascii_case("go.mod") {
+                    if base != name {
+                        return Err(invalid(format!(
+                            "{full}: go.mod file not in module root directory"
+                        )));
+                    }
+                    if name != "go.mod" {
+                        return Err(invalid(format!(
+                            "{full}: go.mod files must have lowercase names"
+                        )));
+                    }
+                }
+                if MAX_ZIP_FILE - total >= declared {
+                    total += declared;
+                } else {
+                    return Err(invalid(format!(
+                        "total uncompressed size of module contents too large (max size is {MAX_ZIP_FILE} bytes)"
+                    )));
+                }
+                if name == "go.mod" && declared > MAX_GO_MOD {
+                    return Err(invalid(format!(
+                        "{full}: go.mod file too large (max size is {MAX_GO_MOD} bytes)"
+                    )));
+                }
+                if name == "LICENSE" && declared > MAX_LICENSE {
+                    return Err(invalid(format!(
+                        "{full}: LICENSE file too large (max size is {MAX_LICENSE} bytes)"
+                    )));
+                }
+                files += 1;
+            }
+        }
+
+        // Hash every entry as stored, directories included, like dirhash.HashZip. Read at most
+        // one byte more than declared so a lying header cannot make us read without bound.
+        let mut limited = (&mut entry).take(declared.saturating_add(1));
+        let (digest, n) = if rel == "go.mod" {
+            let mut content = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+            limited
+                .read_to_end(&mut content)
+                .map_err(|e| invalid(format!("{full}: {e}")))?;
+            let digest: [u8; 32] = Sha256::digest(&content).into();
+            let n = content.len() as u64;
+            go_mod = Some(content);
+            (digest, n)
+        } else {
+            sha256_reader(&mut limited).map_err(|e| invalid(format!("{full}: {e}")))?
+        };
+        if n != declared {
+            return Err(invalid(format!(
+                "{full}: uncompressed size {} does not match declared size ({declared} bytes)",
+                if n > declared {
+                    "is larger".to_string()
+                } else {
+                    n.to_string()
+                }
+            )));
+        }
+        hash.add_digest(&full, digest)
+            .map_err(|r| invalid(format!("{full}: {r}")))?;
+    }
+
+    Ok(ZipSummary {
+        h1: hash.finish(),
+        go_mod,
+        files,
+        uncompressed: total,
+    })
+}
+
+/// The go.mod the `go` command expects to be served as `.mod` for a module version: the zip's
+/// root go.mod, or, for a module without one, the synthesized `module <path>\n` (cmd/go
+/// `modfetch.LegacyGoMod`: the path quoted only when go.mod syntax requires it).
+pub fn expected_go_mod(module: &str, zip_go_mod: Option<&[u8]>) -> Vec<u8> {
+    match zip_go_mod {
+        Some(b) => b.to_vec(),
+        None => format!("module {}\n", auto_quote(module)).into_bytes(),
+    }
+}
+
+/// The `h1:` hash of a go.mod file (the go.sum `/go.mod` line).
+pub fn hash_go_mod(content: &[u8]) -> String {
+    h1_go_mod(content)
+}
+
+/// x/mod/modfile `AutoQuote`: `s`, or its Go-syntax quotation when `MustQuote(s)`.
+fn auto_quote(s: &str) -> String {
+    if must_quote(s) {
+        go_quote(s)
+    } else {
+        s.to_string()
+    }
+}
+
+/// Go's `unicode.IsPrint`, exact for ASCII; for other characters approximated as "not a control
+/// character and not white space" (Rust has no general-category API).
+fn is_print(c: char) -> bool {
+    if c.is_ascii() {
+        c == ' ' || c.is_ascii_graphic()
+    } else {
+        !c.is_control() && !c.is_whitespace()
+    }
+}
+
+/// x/mod/modfile `MustQuote`.
+fn must_quote(s: &str) -> bool {
+    let many = s.chars().count() > 1;
+    for c in s.chars() {
+        match c {
+            ' ' | '"' | '\'' | '`' => return true,
+            '(' | ')' | '[' | ']' | '{' | '}' | ',' if many => return true,
+            _ if !is_print(c) => return true,
+            _ => {}
+        }
+    }
+    s.is_empty() || s.contains("//") || s.contains("/*")
+}
+
+/// Go's `strconv.Quote` for valid UTF-8 input.
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if is_print(c) => out.push(c),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// x/mod `module.CheckFilePath` (for the part of the name after `<module>@<version>/`).
+fn check_file_path(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Err("empty file path".into());
+    }
+    if p.contains("//") {
+        return Err("double slash in file path".into());
+    }
+    if p.ends_with('/') {
+        return Err("trailing slash in file path".into());
+    }
+    for elem in p.split('/') {
+        check_elem(elem)?;
+    }
+    Ok(())
+}
+
+const BAD_WINDOWS_NAMES: &[&str] = &[
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+];
+
+fn check_elem(elem: &str) -> Result<(), String> {
+    if elem.is_empty() {
+        return Err("empty path element (absolute path or double slash)".into());
+    }
+    if elem.chars().all(|c| c == '.') {
+        return Err(format!("invalid path element {elem:?}"));
+    }
+    if elem.ends_with('.') {
+        return Err(format!("trailing dot in path element {elem:?}"));
+    }
+    for c in elem.chars() {
+        if !file_name_ok(c) {
+            return Err(format!("invalid char {c:?} in file path"));
+        }
+    }
+    let short = elem.split('.').next().unwrap_or(elem);
+    for bad in BAD_WINDOWS_NAMES {
+        if go_equal_fold(bad, short) {
+            return Err(format!(
+                "{short:?} disallowed as path element component on Windows"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// x/mod `fileNameOK`.
+fn file_name_ok(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric() || "!#$%&()+,-.=@[]^_{}~ ".contains(c)
+    } else {
+        c.is_alphabetic()
+    }
+}
+
+/// Case folding for collision checks (x/mod `strToFold`), approximated with Unicode lower-casing
+/// for non-ASCII names.
+fn str_to_fold(s: &str) -> String {
+    if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        return s.to_string();
+    }
+    s.chars().flat_map(char::to_lowercase).collect()
+}
+
+fn go_equal_fold(a: &str, b: &str) -> bool {
+    str_to_fold(a) == str_to_fold(b)
+}
+
+#[derive(Default)]
+struct CollisionChecker {
+    seen: HashMap<String, (String, bool)>,
+}
+
+impl CollisionChecker {
+    /// x/mod zip `collisionChecker.check`: `p` and each of its parents (as directories).
+    fn check(&mut self, p: &str, is_dir: bool) -> Result<(), String> {
+        let mut p = p;
+        let mut is_dir = is_dir;
+        loop {
+            let fold = str_to_fold(p);
+            match self.seen.get(&fold) {
+                Some((other, other_dir)) => {
+                    if other != p {
+                        return Err(format!(
+                            "case-insensitive file name collision: {other:?} and {p:?}"
+                        ));
+                    }
+                    if *other_dir != is_dir {
+                        return Err(format!("entry {p:?} is both a file and a directory"));
+                    }
+                    if !is_dir {
+                        return Err(format!("multiple entries for file {p:?}"));
+                    }
+                }
+                None => {
+                    self.seen.insert(fold, (p.to_string(), is_dir));
+                }
+            }
+            match p.rfind('/') {
+                Some(i) => {
+                    p = &p[..i];
+                    is_dir = true;
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+
+    fn make_zip(entries: &[(&str, &[u8])]) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let mut w = zip::ZipWriter::new(f.reopen().unwrap());
+        for (name, data) in entries {
+            if name.ends_with('/') {
+                w.add_directory(*name, SimpleFileOptions::default())
+                    .unwrap();
+            } else {
+                w.start_file(*name, SimpleFileOptions::default()).unwrap();
+                w.write_all(data).unwrap();
+            }
+        }
+        w.finish().unwrap();
+        f
+    }
+
+    fn expected_h1(files: &[(&str, &[u8])]) -> String {
+        let mut b = Hash1Builder::new();
+        for (n, d) in files {
+            b.add_digest(n, Sha256::digest(d).into()).unwrap();
+        }
+        b.finish()
+    }
+
+    const M: &str = "example.com/m";
+    const V: &str = "v1.0.0";
+
+    #[test]
+    fn valid_zip_with_go_mod() {
+        let entries: &[(&str, &[u8])] = &[
+            ("example.com/m@v1.0.0/go.mod", b"module example.com/m\n"),
+            ("example.com/m@v1.0.0/m.go", b"package m\n"),
+            ("example.com/m@v1.0.0/sub/x.go", b"package sub\n"),
+        ];
+        let z = make_zip(entries);
+        let s = check_zip(z.path(), M, V).unwrap();
+        assert_eq!(s.go_mod.as_deref(), Some(&b"module example.com/m\n"[..]));
+        assert_eq!(s.files, 3);
+        assert_eq!(s.uncompressed, 21 + 10 + 12);
+        assert_eq!(s.h1, expected_h1(entries));
+        assert_eq!(s.h1, super::super::hash_zip(z.path()).unwrap());
+    }
+
+    #[test]
+    fn sub_go_mod_is_not_root_go_mod() {
+        let z = make_zip(&[("example.com/m@v1.0.0/a.go", b"package m\n")]);
+        let s = check_zip(z.path(), M, V).unwrap();
+        assert_eq!(s.go_mod, None);
+    }
+
+    #[test]
+    fn invalid_zips() {
+        type Entries<'a> = &'a [(&'a str, &'a [u8])];
+        let cases: &[(Entries, &str)] = &[
+            (&[("other.com/m@v1.0.0/a.go", b"x")], "does not have prefix"),
+            (
+                &[("example.com/m@v1.0.1/a.go", b"x")],
+                "does not have prefix",
+            ),
+            (
+                &[("example.com/m@v1.0.0/../a.go", b"x")],
+                "invalid path element",
+            ),
+            (
+                &[("example.com/m@v1.0.0/./a.go", b"x")],
+                "invalid path element",
+            ),
+            (&[("example.com/m@v1.0.0//a.go", b"x")], "double slash"),
+            (&[("example.com/m@v1.0.0/a\\b.go", b"x")], "invalid char"),
+            (&[("example.com/m@v1.0.0/a:b.go", b"x")], "invalid char"),
+            (&[("example.com/m@v1.0.0/con.go", b"x")], "disallowed"),
+            (&[("example.com/m@v1.0.0/a.", b"x")], "trailing dot"),
+            (
+                &[
+                    ("example.com/m@v1.0.0/A.go", b"x"),
+                    ("example.com/m@v1.0.0/a.go", b"y"),
+                ],
+                "case-insensitive",
+            ),
+            (
+                &[
+                    ("example.com/m@v1.0.0/a", b"x"),
+                    ("example.com/m@v1.0.0/a/b", b"y"),
+                ],
+                "both a file and a directory",
+            ),
+            (
+                &[("example.com/m@v1.0.0/sub/go.mod", b"x")],
+                "not in module root",
+            ),
+            (&[("example.com/m@v1.0.0/GO.MOD", b"x")], "lowercase"),
+        ];
+        for (entries, want) in cases {
+            let z = make_zip(entries);
+            let err = check_zip(z.path(), M, V).unwrap_err().to_string();
+            assert!(err.contains(want), "{entries:?}: got {err}, want {want}");
+            assert!(err.starts_with("invalid module zip for example.com/m@v1.0.0: "));
+        }
+    }
+
+    #[test]
+    fn absolute_and_dot_dot_outside_prefix() {
+        let z = make_zip(&[("/etc/passwd", b"x")]);
+        assert!(check_zip(z.path(), M, V).is_err());
+        let z = make_zip(&[("example.com/m@v1.0.0/a/../../b", b"x")]);
+        assert!(check_zip(z.path(), M, V).is_err());
+    }
+
+    #[test]
+    fn exact_duplicate_rejected() {
+        // The zip writer refuses duplicates, so patch a second name into an existing one.
+        let z = make_zip(&[
+            ("example.com/m@v1.0.0/a.go", b"x"),
+            ("example.com/m@v1.0.0/b.go", b"y"),
+        ]);
+        let mut data = std::fs::read(z.path()).unwrap();
+        let from = b"example.com/m@v1.0.0/b.go";
+        let to = b"example.com/m@v1.0.0/a.go";
+        let mut i = 0;
+        while i + from.len() <= data.len() {
+            if &data[i..i + from.len()] == from {
+                data[i..i + from.len()].copy_from_slice(to);
+            }
+            i += 1;
+        }
+        std::fs::write(z.path(), data).unwrap();
+        let err = check_zip(z.path(), M, V).unwrap_err().to_string();
+        assert!(err.contains("multiple entries"), "{err}");
+    }
+
+    #[test]
+    fn go_mod_too_large() {
+        let big = vec![b'a'; (MAX_GO_MOD + 1) as usize];
+        let z = make_zip(&[("example.com/m@v1.0.0/go.mod", &big)]);
+        let err = check_zip(z.path(), M, V).unwrap_err().to_string();
+        assert!(err.contains("go.mod file too large"), "{err}");
+    }
+
+    #[test]
+    fn not_a_zip() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), b"not a zip").unwrap();
+        let err = check_zip(f.path(), M, V).unwrap_err().to_string();
+        assert!(err.contains("not a valid zip file"), "{err}");
+    }
+
+    #[test]
+    fn directory_entries_are_hashed_like_dirhash() {
+        let entries: &[(&str, &[u8])] = &[
+            ("example.com/m@v1.0.0/", b""),
+            ("example.com/m@v1.0.0/d/", b""),
+            ("example.com/m@v1.0.0/d/a.go", b"package d\n"),
+        ];
+        let z = make_zip(entries);
+        let s = check_zip(z.path(), M, V).unwrap();
+        assert_eq!(s.files, 1);
+        assert_eq!(s.h1, expected_h1(entries));
+    }
+
+    #[test]
+    fn synthesized_go_mod() {
+        assert_eq!(
+            expected_go_mod("github.com/pkg/errors", None),
+            b"module github.com/pkg/errors\n"
+        );
+        assert_eq!(expected_go_mod("x", Some(b"module y\n")), b"module y\n");
+        assert_eq!(expected_go_mod("a b", None), b"module \"a b\"\n");
+        assert_eq!(expected_go_mod("a//b", None), b"module \"a//b\"\n");
+        assert_eq!(expected_go_mod("a\"b", None), b"module \"a\\\"b\"\n");
+        assert_eq!(expected_go_mod("a(b", None), b"module \"a(b\"\n");
+        assert_eq!(expected_go_mod("(", None), b"module (\n");
+        // Known go.sum line: github.com/pkg/errors v0.9.1/go.mod (a module without go.mod).
+        assert_eq!(
+            hash_go_mod(&expected_go_mod("github.com/pkg/errors", None)),
+            "h1:bwawxfHBFNV+L2hUp1rHADufV3IMtnDRdf1r5NINEl0="
+        );
+    }
+}

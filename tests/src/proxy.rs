@@ -1,0 +1,83 @@
+//! Running the real `athens-proxy` binary as a child process.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The `athens-proxy` binary of this workspace build (`tests/run` builds it first).
+pub fn proxy_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("ATHENS_PROXY_BIN") {
+        return PathBuf::from(p);
+    }
+    // Test binaries live in target/<profile>/deps; the proxy in target/<profile>.
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary in target/<profile>/deps");
+    let bin = profile_dir.join("athens-proxy");
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build -p athens-proxy` (tests/run does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running proxy; killed on drop.
+pub struct ProxyProcess {
+    pub url: String,
+    pub child: Child,
+}
+
+impl ProxyProcess {
+    /// Starts the proxy with `args` (listening on a free loopback port unless `args` says
+    /// otherwise) and waits for its `GOPROXY=` line.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(proxy_bin());
+        if !args.iter().any(|a| *a == "--listen" || *a == "--config") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env_remove("ATHENS_CONFIG")
+            .env("RUST_LOG", "athens_proxy=debug,warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn athens-proxy");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("GOPROXY=") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                panic!("athens-proxy did not start (exit: {status:?})");
+            }
+        };
+        Self { url, child }
+    }
+
+    /// `kill -9`: no chance to clean up.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        self.kill_hard();
+    }
+}

@@ -1,0 +1,407 @@
+//! Module verification against real peers: a local checksum database built on
+//! golang.org/x/mod/sumdb (tests/sumdb), and the `go` command's own hashes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use athens_proxy::verify::sumdb::parse_lookup;
+use athens_proxy::verify::{
+    SumdbClient, SumdbSpec, VerifyError, check_zip, expected_go_mod, hash_go_mod,
+};
+use base64::Engine as _;
+
+/// Writes `<dir>/<module>/@v/<version>.zip` and `.mod` (module paths here need no escaping).
+fn write_module(dir: &Path, module: &str, version: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let vdir = dir.join(module).join("@v");
+    std::fs::create_dir_all(&vdir).unwrap();
+    let zip_path = vdir.join(format!("{version}.zip"));
+    write_zip(&zip_path, module, version, files);
+    let go_mod = files
+        .iter()
+        .find(|(n, _)| *n == "go.mod")
+        .map(|(_, d)| d.to_vec());
+    let mod_bytes = expected_go_mod(module, go_mod.as_deref());
+    std::fs::write(vdir.join(format!("{version}.mod")), mod_bytes).unwrap();
+    zip_path
+}
+
+fn write_zip(path: &Path, module: &str, version: &str, files: &[(&str, &[u8])]) {
+    let mut w = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in files {
+        w.start_file(format!("{module}@{version}/{name}"), opts)
+            .unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// A running tests/sumdb server, killed on drop.
+struct SumdbServer {
+    child: Child,
+    url: String,
+    key: String,
+}
+
+impl Drop for SumdbServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Builds tests/sumdb once per test process into `out`.
+fn build_sumdb(out: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("sumdb");
+    let bin = out.join("sumdb");
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(&src)
+        .env("GOWORK", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .status()
+        .expect("running `go build` for tests/sumdb (is Go installed?)");
+    assert!(status.success(), "go build of tests/sumdb failed");
+    bin
+}
+
+fn start_sumdb(bin: &Path, proxy_dir: &Path, name: &str, work: &Path) -> SumdbServer {
+    let keyfile = work.join(format!("{name}-{}.key", rand_suffix()));
+    let mut child = Command::new(bin)
+        .arg("-dir")
+        .arg(proxy_dir)
+        .args(["-listen", "127.0.0.1:0", "-name", name, "-keyfile"])
+        .arg(&keyfile)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting the sumdb test server");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(l) => l,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("sumdb test server did not print its URL");
+        }
+    };
+    let url = line.trim().to_string();
+    assert!(url.starts_with("http://"), "unexpected first line {line:?}");
+    let key = std::fs::read_to_string(&keyfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    SumdbServer { child, url, key }
+}
+
+fn rand_suffix() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+const HELLO_GO_MOD: &[u8] = b"module example.com/hello\n\ngo 1.21\n";
+const HELLO_GO: &[u8] = b"package hello\n\nfunc Hello() string { return \"hello\" }\n";
+
+#[tokio::test]
+async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
+    let work = tempfile::tempdir().unwrap();
+    let proxy_dir = work.path().join("proxy");
+    let hello_zip = write_module(
+        &proxy_dir,
+        "example.com/hello",
+        "v1.0.0",
+        &[("go.mod", HELLO_GO_MOD), ("hello.go", HELLO_GO)],
+    );
+    let nogomod_zip = write_module(
+        &proxy_dir,
+        "example.com/nogomod",
+        "v1.0.0",
+        &[
+            ("nogomod.go", b"package nogomod\n"),
+            ("sub/README", b"no go.mod here\n"),
+        ],
+    );
+
+    let bin = build_sumdb(work.path());
+    let server = start_sumdb(&bin, &proxy_dir, "sumdb.test", work.path());
+    let http = reqwest::Client::new();
+
+    // GOSUMDB="name+key URL": talk to the database at its root.
+    let spec = SumdbSpec::parse(&format!("{} {}", server.key, server.url))
+        .unwrap()
+        .unwrap();
+    assert_eq!(spec.name, "sumdb.test");
+    let direct = SumdbClient::new(spec.clone(), vec![], http.clone());
+    assert_eq!(direct.base_url().await.unwrap(), server.url);
+
+    for (module, zip_path, has_go_mod) in [
+        ("example.com/hello", &hello_zip, true),
+        ("example.com/nogomod", &nogomod_zip, false),
+    ] {
+        let summary = check_zip(zip_path, module, "v1.0.0").unwrap();
+        assert_eq!(summary.go_mod.is_some(), has_go_mod);
+        let served_mod = std::fs::read(zip_path.with_extension("mod")).unwrap();
+        assert_eq!(
+            expected_go_mod(module, summary.go_mod.as_deref()),
+            served_mod
+        );
+        let rec = direct.lookup(module, "v1.0.0").await.unwrap();
+        assert!(rec.signature_verified);
+        assert_eq!(rec.zip_hash, summary.h1, "{module}");
+        assert_eq!(rec.go_mod_hash, hash_go_mod(&served_mod), "{module}");
+        rec.check(
+            module,
+            "v1.0.0",
+            Some(&summary.h1),
+            Some(&hash_go_mod(&served_mod)),
+        )
+        .unwrap();
+    }
+
+    // The same database reached through a "proxy": the first proxy does not serve it (404 on
+    // /sumdb/<name>/supported), the second does.
+    let spec_no_url = SumdbSpec::parse(&server.key).unwrap().unwrap();
+    let via_proxy = SumdbClient::new(
+        spec_no_url,
+        vec![format!("{}/no-such-proxy", server.url), server.url.clone()],
+        http.clone(),
+    );
+    assert_eq!(
+        via_proxy.base_url().await.unwrap(),
+        format!("{}/sumdb/sumdb.test", server.url)
+    );
+    let rec = via_proxy
+        .lookup("example.com/hello", "v1.0.0")
+        .await
+        .unwrap();
+    assert_eq!(
+        rec.zip_hash,
+        check_zip(&hello_zip, "example.com/hello", "v1.0.0")
+            .unwrap()
+            .h1
+    );
+
+    // A tampered zip (one byte changed in one file) is a valid zip with another hash.
+    let tampered = work.path().join("tampered.zip");
+    let mut bad_go = HELLO_GO.to_vec();
+    bad_go[10] ^= 0x01;
+    write_zip(
+        &tampered,
+        "example.com/hello",
+        "v1.0.0",
+        &[("go.mod", HELLO_GO_MOD), ("hello.go", &bad_go)],
+    );
+    let bad = check_zip(&tampered, "example.com/hello", "v1.0.0").unwrap();
+    let err = rec
+        .check("example.com/hello", "v1.0.0", Some(&bad.h1), None)
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::ChecksumMismatch { .. }));
+    let msg = err.to_string();
+    assert_eq!(
+        msg,
+        format!(
+            "checksum mismatch for example.com/hello@v1.0.0: downloaded {}, checksum database {}",
+            bad.h1, rec.zip_hash
+        )
+    );
+
+    // Unknown to the database: a distinct error.
+    let err = direct
+        .lookup("example.com/absent", "v1.0.0")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::NotInSumdb { .. }), "{err}");
+
+    // A forged signature on the tree note is rejected.
+    let body = http
+        .get(format!("{}/lookup/example.com/hello@v1.0.0", server.url))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    let key = spec.verifier_key.as_ref().unwrap();
+    parse_lookup(
+        body.as_bytes(),
+        "sumdb.test",
+        "example.com/hello",
+        "v1.0.0",
+        Some(key),
+    )
+    .unwrap();
+    let (head, sig_line) = body.trim_end().rsplit_once('\n').unwrap();
+    let (prefix, sig_b64) = sig_line.rsplit_once(' ').unwrap();
+    let mut sig = base64::engine::general_purpose::STANDARD
+        .decode(sig_b64)
+        .unwrap();
+    let last = sig.len() - 1;
+    sig[last] ^= 0x80;
+    let forged = format!(
+        "{head}\n{prefix} {}\n",
+        base64::engine::general_purpose::STANDARD.encode(&sig)
+    );
+    let err = parse_lookup(
+        forged.as_bytes(),
+        "sumdb.test",
+        "example.com/hello",
+        "v1.0.0",
+        Some(key),
+    )
+    .unwrap_err();
+    assert!(matches!(err, VerifyError::BadSignature { .. }), "{err}");
+
+    // A tree note signed by another key (another server, same name) is not signed by ours.
+    let other = start_sumdb(&bin, &proxy_dir, "sumdb.test", work.path());
+    let wrong_key = SumdbClient::new(
+        SumdbSpec::parse(&format!("{} {}", server.key, other.url))
+            .unwrap()
+            .unwrap(),
+        vec![],
+        http.clone(),
+    );
+    let err = wrong_key
+        .lookup("example.com/hello", "v1.0.0")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::Unsigned { .. } | VerifyError::BadSignature { .. }
+        ),
+        "{err}"
+    );
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Download {
+    path: String,
+    version: String,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    zip: String,
+    #[serde(default)]
+    go_mod: String,
+    #[serde(default)]
+    sum: String,
+    #[serde(default)]
+    go_mod_sum: String,
+}
+
+fn go_env(var: &str) -> String {
+    let out = Command::new("go")
+        .args(["env", var])
+        .output()
+        .expect("running `go env`");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Our hashes equal the `go` command's for real modules (one with a go.mod, one without), and,
+/// when the machine's upstream proxy serves the default checksum database, equal the database's.
+#[tokio::test]
+async fn hashes_match_go_command_and_upstream_sumdb() {
+    let work = tempfile::tempdir().unwrap();
+    let modcache = work.path().join("modcache");
+    let out = Command::new("go")
+        .args([
+            "mod",
+            "download",
+            "-json",
+            "github.com/google/uuid@v1.6.0",
+            "github.com/pkg/errors@v0.9.1",
+        ])
+        .current_dir(work.path())
+        .env("GOMODCACHE", &modcache)
+        .env("GOFLAGS", "-modcacherw")
+        .env("GOWORK", "off")
+        .env("GO111MODULE", "on")
+        .output()
+        .expect("running `go mod download`");
+    assert!(
+        out.status.success(),
+        "go mod download failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let downloads: Vec<Download> = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter::<Download>()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(downloads.len(), 2);
+    let mut uuid_h1 = None;
+    for d in &downloads {
+        assert!(d.error.is_none(), "{}: {:?}", d.path, d.error);
+        let summary = check_zip(Path::new(&d.zip), &d.path, &d.version).unwrap();
+        assert_eq!(summary.h1, d.sum, "{}@{} zip hash", d.path, d.version);
+        let go_mod = std::fs::read(&d.go_mod).unwrap();
+        assert_eq!(
+            hash_go_mod(&go_mod),
+            d.go_mod_sum,
+            "{}@{} go.mod hash",
+            d.path,
+            d.version
+        );
+        assert_eq!(expected_go_mod(&d.path, summary.go_mod.as_deref()), go_mod);
+        if d.path == "github.com/pkg/errors" {
+            assert!(summary.go_mod.is_none(), "pkg/errors v0.9.1 has no go.mod");
+        } else {
+            uuid_h1 = Some((summary.h1.clone(), d.go_mod_sum.clone()));
+        }
+    }
+    let (uuid_h1, uuid_mod_h1) = uuid_h1.unwrap();
+
+    // The machine's upstream, through our client with no verifier key (we hard-code none).
+    let gosumdb = go_env("GOSUMDB");
+    let Some(mut spec) = SumdbSpec::parse(&gosumdb).unwrap() else {
+        eprintln!("GOSUMDB=off: skipping the upstream checksum database check");
+        return;
+    };
+    spec.verifier_key = None;
+    spec.url = None;
+    let proxies: Vec<String> = go_env("GOPROXY")
+        .split([',', '|'])
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let client = SumdbClient::new(spec, proxies.clone(), reqwest::Client::new());
+    let base = match client.base_url().await {
+        Ok(b) => b.to_string(),
+        Err(e) => {
+            eprintln!("upstream checksum database not reachable through the proxy: {e}; skipping");
+            return;
+        }
+    };
+    if !proxies
+        .iter()
+        .any(|p| base.starts_with(p.trim_end_matches('/')))
+    {
+        eprintln!("no upstream proxy serves /sumdb/ for {gosumdb}; skipping");
+        return;
+    }
+    let rec = client
+        .lookup("github.com/google/uuid", "v1.6.0")
+        .await
+        .unwrap();
+    assert!(!rec.signature_verified);
+    assert_eq!(rec.zip_hash, uuid_h1);
+    assert_eq!(rec.go_mod_hash, uuid_mod_h1);
+}
