@@ -718,7 +718,6 @@ async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
 /// under a temporary root) runs the real `athens-proxy`, and the real `go` command downloads a
 /// module through it.
 #[tokio::test]
-#[ignore = "needs athens-proxy to serve (the proxy issue); un-ignore when it lands"]
 async fn rendered_pod_runs_the_real_proxy_and_go_downloads_through_it() -> Result<()> {
     use athens_operator::render::{SecretData, desired};
     let upstream = std::env::var("GOPROXY")

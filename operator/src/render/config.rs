@@ -163,6 +163,24 @@ mod tests {
         assert!(!c.options.contains_key("allow_http"));
     }
 
+    /// The proxy's own storage opener accepts every option name we render.
+    #[test]
+    fn the_proxy_opens_rendered_bucket_settings() {
+        let s3 = storage_config(&s3());
+        athens_proxy::storage::open(&s3.url, &s3.options).unwrap();
+        let az = storage_config(&StorageSpec {
+            azure: Some(AzureStorage {
+                account: "acct".into(),
+                container: "c".into(),
+                prefix: None,
+                endpoint: Some("http://azurite.storage.svc:10000/acct".into()),
+                credentials: None,
+            }),
+            ..Default::default()
+        });
+        athens_proxy::storage::open(&az.url, &az.options).unwrap();
+    }
+
     #[test]
     fn upstream_settings_are_rendered() {
         let mut p = proxy(fs());
