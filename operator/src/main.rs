@@ -1,1 +1,217 @@
-fn main() {}
+//! `athens-operator`: `run` the controller, or print the `crd`.
+
+use anyhow::Context as _;
+use athens_operator::http::{self, Health};
+use athens_operator::leader::{Elector, LeaseSettings};
+use athens_operator::metrics::Metrics;
+use athens_operator::reconcile::{self, Context};
+use athens_operator::render::{FIELD_MANAGER, Settings};
+use clap::{ArgAction, Parser, Subcommand};
+use kube::runtime::events::{Recorder, Reporter};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Kubernetes operator that runs athens-proxy Go module proxies.
+#[derive(Parser)]
+#[command(name = "athens-operator", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (kubeconfig from $KUBECONFIG or ~/.kube/config, else in-cluster).
+    Run(RunArgs),
+    /// Print the AthensProxy CustomResourceDefinition as YAML.
+    Crd,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(
+        long,
+        env = "ATHENS_OPERATOR_HTTP_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    http_addr: SocketAddr,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "ATHENS_OPERATOR_NAMESPACE")]
+    namespace: Option<String>,
+    /// The cluster's DNS domain, used in status.url.
+    #[arg(
+        long,
+        env = "ATHENS_OPERATOR_CLUSTER_DOMAIN",
+        default_value = "cluster.local"
+    )]
+    cluster_domain: String,
+    /// Seconds between reconciles of an unchanged proxy (repairs drift).
+    #[arg(long, env = "ATHENS_OPERATOR_RESYNC_SECONDS", default_value_t = 300)]
+    resync_seconds: u64,
+    /// Elect a leader on a Lease, so several replicas can run (only the leader reconciles).
+    #[arg(long, env = "ATHENS_OPERATOR_LEADER_ELECT", default_value_t = true, action = ArgAction::Set)]
+    leader_elect: bool,
+    /// Namespace of the leader Lease (default: $POD_NAMESPACE, else "default").
+    #[arg(long, env = "ATHENS_OPERATOR_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        env = "ATHENS_OPERATOR_LEASE_NAME",
+        default_value = "athens-operator"
+    )]
+    lease_name: String,
+    /// Identity in the Lease and in Events (default: $POD_NAME, else host name and process id).
+    #[arg(long, env = "ATHENS_OPERATOR_IDENTITY")]
+    identity: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, env = "ATHENS_OPERATOR_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Crd => {
+            print!("{}", athens_operator::crd::crd_yaml());
+            Ok(())
+        }
+        Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(run(args)),
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn default_identity() -> String {
+    if let Some(pod) = std::env::var("POD_NAME").ok().filter(|p| !p.is_empty()) {
+        return pod;
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "athens-operator".into());
+    format!("{host}-{}", std::process::id())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_tracing(&args.log_format);
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes configuration (kubeconfig or in-cluster)")?;
+    let metrics = Metrics::new();
+    let health = Health::default();
+    let app = http::router(health.clone(), metrics.clone());
+    let addr = args.http_addr;
+    let server = tokio::spawn(async move { http::serve(addr, app).await });
+
+    let version = client
+        .apiserver_version()
+        .await
+        .context("reaching the Kubernetes API server")?;
+    tracing::info!(version = %version.git_version, "connected to the API server");
+    health.set_ready(true);
+
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let reporter = Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance: Some(identity.clone()),
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Recorder::new(client.clone(), reporter),
+        metrics.clone(),
+        Settings {
+            cluster_domain: args.cluster_domain.clone(),
+        },
+        Duration::from_secs(args.resync_seconds.max(1)),
+    ));
+
+    let elector = if args.leader_elect {
+        let ns = args
+            .lease_namespace
+            .clone()
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|n| !n.is_empty())
+            })
+            .unwrap_or_else(|| "default".into());
+        let e = Arc::new(Elector::new(
+            client.clone(),
+            LeaseSettings::new(ns, args.lease_name.clone(), identity.clone()),
+        ));
+        tracing::info!(%identity, "waiting for the leader Lease");
+        tokio::select! {
+            _ = e.acquire() => {},
+            _ = shutdown_signal() => return Ok(()),
+        }
+        tracing::info!(%identity, "leading");
+        Some(e)
+    } else {
+        None
+    };
+    metrics.set_leader(true);
+
+    // Stop reconciling on SIGTERM/Ctrl-C, or when leadership is lost.
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let holder = elector.clone();
+    let stopper = tokio::spawn(async move {
+        let lost = async {
+            match &holder {
+                Some(e) => e.hold().await,
+                None => std::future::pending().await,
+            }
+        };
+        let lost_leadership = tokio::select! {
+            _ = shutdown_signal() => false,
+            _ = lost => true,
+        };
+        let _ = stop_tx.send(());
+        lost_leadership
+    });
+    reconcile::run(ctx, args.namespace.clone(), async move {
+        let _ = stop_rx.await;
+    })
+    .await;
+    metrics.set_leader(false);
+    let lost_leadership = stopper.await.unwrap_or(true);
+    if lost_leadership {
+        anyhow::bail!("lost leadership; exiting so a restart rejoins as a candidate");
+    }
+    if let Some(e) = elector {
+        e.release().await;
+    }
+    server.abort();
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! The `AthensProxy` resource: what a user writes.
+//!
+//! Every doc comment here becomes `kubectl explain` text, so it is written for the person
+//! applying the resource, not for the reader of this code.
+
+use super::status::AthensProxyStatus;
+use super::storage::StorageSpec;
+use k8s_openapi::api::core::v1::{
+    Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A Go module proxy (the `GOPROXY` protocol) run by athens-operator: a Deployment of
+/// `athens-proxy`, its Service, its configuration and, when asked for, a volume for its modules.
+/// Once `Ready`, put `status.url` into `GOPROXY` for the builds in your cluster.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "athens.dev",
+    version = "v1alpha1",
+    kind = "AthensProxy",
+    plural = "athensproxies",
+    singular = "athensproxy",
+    shortname = "ap",
+    category = "athens",
+    namespaced,
+    status = "AthensProxyStatus",
+    derive = "PartialEq",
+    doc = "A Go module proxy (GOPROXY protocol) run by athens-operator. Once Ready, put status.url into GOPROXY.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        description = "Whether the proxy serves requests",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        description = "Proxy pods ready to serve",
+        json_path = ".status.readyReplicas"
+    ),
+    printcolumn(
+        name = "URL",
+        type_ = "string",
+        description = "In-cluster URL to put in GOPROXY",
+        json_path = ".status.url"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new(
+    "self.replicas <= 1 || !has(self.storage.filesystem) || has(self.storage.filesystem.existingClaim) || (has(self.storage.filesystem.accessModes) && 'ReadWriteMany' in self.storage.filesystem.accessModes)"
+).message("more than one replica needs shared storage: use s3, gcs or azure, or a filesystem volume with accessModes [ReadWriteMany]").reason(Reason::FieldValueForbidden))]
+#[serde(rename_all = "camelCase")]
+pub struct AthensProxySpec {
+    /// Number of proxy pods. More than one needs shared storage (s3, gcs, azure, or a
+    /// ReadWriteMany volume); all replicas serve from the same bucket. Default 1.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
+    pub replicas: i32,
+
+    /// Container image of athens-proxy. Default: the proxy image released with this operator
+    /// (`athens-proxy:<operator version>`); set it to the image in your own registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+
+    /// Image pull policy: Always, IfNotPresent or Never. Default: Kubernetes' own default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["Always", "IfNotPresent", "Never"]))]
+    pub image_pull_policy: Option<String>,
+
+    /// Names of Secrets in this namespace used to pull the image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<String>,
+
+    /// CPU and memory requests and limits of the proxy container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Node labels a node must have to run proxy pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Tolerations of the proxy pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+
+    /// Affinity and anti-affinity of the proxy pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// How proxy pods spread across zones or nodes. When a constraint has no labelSelector,
+    /// the operator fills in the selector of this proxy's pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+
+    /// Extra annotations on the proxy pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+
+    /// Extra labels on the proxy pods. The `app.kubernetes.io/name` and
+    /// `app.kubernetes.io/instance` labels are set by the operator and cannot be overridden.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+
+    /// Name of the ServiceAccount the proxy pods run as (for workload identity with S3, GCS or
+    /// Azure). Default: the namespace's default ServiceAccount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+
+    /// Where the proxy keeps modules. Set exactly one of filesystem, s3, gcs or azure.
+    pub storage: StorageSpec,
+
+    /// Where modules the storage lacks come from, and how they are checked.
+    pub upstream: UpstreamSpec,
+
+    /// The Service in front of the proxy pods.
+    #[serde(default)]
+    pub service: ServiceSpec,
+
+    /// Proxy log output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogSpec>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// Upstream: where modules come from when storage does not have them yet.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamSpec {
+    /// Where modules come from, in `GOPROXY` syntax: proxy URLs separated by `,` (try the next
+    /// on 404/410) or `|` (try the next on any error), and the keywords `direct` (fetch from
+    /// version control) and `off`. Required: the platform team decides where modules come from,
+    /// e.g. an internal mirror, a public proxy, or `direct` for private modules.
+    #[schemars(length(max = 4096))]
+    #[x_kube(validation = Rule::new("self.trim() != ''").message("upstream.goproxy must not be empty; use \"off\" for no upstream"))]
+    pub goproxy: String,
+
+    /// The checksum database that verifies every module before it is stored, in `GOSUMDB`
+    /// syntax (`name`, `name+key`, `name+key url`), or `off`. When unset, the proxy uses what
+    /// its image's environment says (`$GOSUMDB`, else the go command's default if the image
+    /// has one, else no checking). Production proxies should set this explicitly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sumdb: Option<String>,
+
+    /// Module path patterns (`GONOSUMDB`/`GOPRIVATE` glob syntax, such as
+    /// `corp.example.com/*`) that are never checked against or looked up in the checksum
+    /// database: your private modules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_sum_patterns: Vec<String>,
+
+    /// What the proxy does when upstream fails: `strict` (the request fails), `fallback`
+    /// (serve what storage has) or `offline` (never call upstream). Default strict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<NetworkModeSpec>,
+
+    /// Timeout for one upstream request, in seconds. Default 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: Option<u64>,
+
+    /// Retries for upstream 429 and 5xx answers and connection errors. Default 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+
+    /// How long an upstream "not found" is remembered, in seconds (0 disables). Default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_cache_seconds: Option<u64>,
+}
+
+/// What the proxy does when upstream is unreachable or failing.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkModeSpec {
+    Strict,
+    Fallback,
+    Offline,
+}
+
+/// The Service in front of the proxy.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// Service type: ClusterIP, NodePort or LoadBalancer. Default ClusterIP.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["ClusterIP", "NodePort", "LoadBalancer"]))]
+    pub type_: Option<String>,
+
+    /// Port the Service listens on. Default 80.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+
+    /// Annotations on the Service (for load balancer settings, for example).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Proxy log output.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LogSpec {
+    /// `text` or `json`. Default text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["text", "json"]))]
+    pub format: Option<String>,
+    /// A filter such as `info` or `athens_proxy=debug,info`. Default info.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+}

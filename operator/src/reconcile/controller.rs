@@ -1,0 +1,78 @@
+//! The controller: what is watched, and the loop that drives reconciles.
+
+use super::{Context, error_policy, reconcile};
+use crate::crd::AthensProxy;
+use futures::{StreamExt, future};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Label on every child; owned watches only see these objects.
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by=athens-operator";
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controller until `shutdown` resolves. `namespace`: watch one namespace, or all.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let ns = namespace.as_deref();
+    let owned = watcher::Config::default().labels(MANAGED_BY);
+    let controller = Controller::new(api::<AthensProxy>(&client, ns), watcher::Config::default())
+        .owns(api::<Deployment>(&client, ns), owned.clone())
+        .owns(api::<Service>(&client, ns), owned.clone())
+        .owns(api::<ConfigMap>(&client, ns), owned.clone())
+        .owns(api::<PersistentVolumeClaim>(&client, ns), owned)
+        .with_config(ControllerConfig::default().concurrency(8))
+        .graceful_shutdown_on(shutdown);
+    // A Secret change (metadata only: its resourceVersion) triggers every proxy that references
+    // it, so a rotated credential rolls the pods. Secret contents are never cached.
+    let store = controller.store();
+    controller
+        .watches(
+            api::<PartialObjectMeta<Secret>>(&client, ns),
+            watcher::Config::default(),
+            move |secret| referencing(&store, &secret),
+        )
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| {
+            match res {
+                Ok((obj, _)) => tracing::debug!(proxy = %obj, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile did not finish"),
+            }
+            future::ready(())
+        })
+        .await;
+}
+
+fn referencing(
+    store: &Store<AthensProxy>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<AthensProxy>> {
+    let name = secret.name_any();
+    let ns = secret.namespace();
+    store
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace() == ns && p.spec.storage.secret_names().contains(&name.as_str()))
+        .map(|p| ObjectRef::from_obj(&*p))
+        .collect()
+}

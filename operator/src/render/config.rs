@@ -1,0 +1,212 @@
+//! The proxy configuration: `athens_proxy::config::Config`, the type the proxy itself parses.
+
+use super::{CONTAINER_PORT, STORAGE_DIR};
+use crate::crd::{AthensProxySpec, NetworkModeSpec, StorageSpec};
+use athens_proxy::config::{Config, LogFormat, NetworkMode, StorageConfig};
+use std::collections::BTreeMap;
+
+/// The configuration file the proxy pods read.
+///
+/// `upstream.sumdb` is left empty when the spec does not set it: the proxy then resolves it
+/// from its environment, as the go command would.
+pub fn proxy_config(spec: &AthensProxySpec) -> Config {
+    let mut c = Config {
+        listen: format!("0.0.0.0:{CONTAINER_PORT}"),
+        storage: storage_config(&spec.storage),
+        ..Config::default()
+    };
+    let up = &spec.upstream;
+    c.upstream.goproxy = up.goproxy.trim().to_string();
+    c.upstream.sumdb = up.sumdb.as_deref().unwrap_or("").trim().to_string();
+    c.upstream.nosum_patterns = up
+        .no_sum_patterns
+        .iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if let Some(m) = up.network_mode {
+        c.upstream.network_mode = match m {
+            NetworkModeSpec::Strict => NetworkMode::Strict,
+            NetworkModeSpec::Fallback => NetworkMode::Fallback,
+            NetworkModeSpec::Offline => NetworkMode::Offline,
+        };
+    }
+    if let Some(v) = up.timeout_seconds {
+        c.upstream.timeout_seconds = v;
+    }
+    if let Some(v) = up.retries {
+        c.upstream.retries = v;
+    }
+    if let Some(v) = up.negative_cache_seconds {
+        c.upstream.negative_cache_seconds = v;
+    }
+    if let Some(log) = &spec.log {
+        if let Some(f) = log
+            .format
+            .as_deref()
+            .and_then(|f| f.parse::<LogFormat>().ok())
+        {
+            c.log.format = f;
+        }
+        if let Some(l) = log.level.as_deref().filter(|l| !l.trim().is_empty()) {
+            c.log.level = l.trim().to_string();
+        }
+    }
+    c
+}
+
+/// Storage URL and non-secret options for the one backend the spec selects.
+pub fn storage_config(storage: &StorageSpec) -> StorageConfig {
+    let mut options = BTreeMap::new();
+    let url = if let Some(s3) = &storage.s3 {
+        if let Some(r) = &s3.region {
+            options.insert("region".into(), r.clone());
+        }
+        if let Some(e) = &s3.endpoint {
+            options.insert("endpoint".into(), e.clone());
+            if e.starts_with("http://") {
+                options.insert("allow_http".into(), "true".into());
+            }
+        }
+        if let Some(path_style) = s3.path_style {
+            options.insert(
+                "virtual_hosted_style_request".into(),
+                (!path_style).to_string(),
+            );
+        }
+        bucket_url("s3", &s3.bucket, s3.prefix.as_deref())
+    } else if let Some(gcs) = &storage.gcs {
+        bucket_url("gs", &gcs.bucket, gcs.prefix.as_deref())
+    } else if let Some(az) = &storage.azure {
+        options.insert("account_name".into(), az.account.clone());
+        if let Some(e) = &az.endpoint {
+            options.insert("endpoint".into(), e.clone());
+            if e.starts_with("http://") {
+                options.insert("allow_http".into(), "true".into());
+            }
+        }
+        bucket_url("az", &az.container, az.prefix.as_deref())
+    } else {
+        // Filesystem (the schema guarantees exactly one kind is set).
+        format!("file://{STORAGE_DIR}")
+    };
+    StorageConfig { url, options }
+}
+
+fn bucket_url(scheme: &str, bucket: &str, prefix: Option<&str>) -> String {
+    let prefix = prefix.unwrap_or("").trim_matches('/');
+    if prefix.is_empty() {
+        format!("{scheme}://{bucket}")
+    } else {
+        format!("{scheme}://{bucket}/{prefix}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+    use crate::crd::*;
+
+    #[test]
+    fn filesystem_config() {
+        let c = proxy_config(&proxy(fs()).spec);
+        assert_eq!(c.listen, "0.0.0.0:3000");
+        assert_eq!(c.storage.url, "file:///var/lib/athens/storage");
+        assert!(c.storage.options.is_empty());
+        assert_eq!(c.upstream.goproxy, "https://mirror.internal.test");
+        assert_eq!(c.upstream.sumdb, "");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn s3_config() {
+        let c = proxy_config(&proxy(s3()).spec);
+        assert_eq!(c.storage.url, "s3://mods/team-a");
+        assert_eq!(c.storage.options["region"], "eu-west-1");
+        assert_eq!(
+            c.storage.options["endpoint"],
+            "http://minio.storage.svc:9000"
+        );
+        assert_eq!(c.storage.options["allow_http"], "true");
+        assert_eq!(c.storage.options["virtual_hosted_style_request"], "false");
+        assert!(
+            !c.to_toml().contains("s3-creds"),
+            "no credentials in the config"
+        );
+    }
+
+    #[test]
+    fn gcs_and_azure_urls() {
+        let gcs = StorageSpec {
+            gcs: Some(GcsStorage {
+                bucket: "b".into(),
+                prefix: None,
+                credentials: None,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(storage_config(&gcs).url, "gs://b");
+        let az = StorageSpec {
+            azure: Some(AzureStorage {
+                account: "acct".into(),
+                container: "c".into(),
+                prefix: Some("p/q".into()),
+                endpoint: Some("https://blob.internal.test".into()),
+                credentials: None,
+            }),
+            ..Default::default()
+        };
+        let c = storage_config(&az);
+        assert_eq!(c.url, "az://c/p/q");
+        assert_eq!(c.options["account_name"], "acct");
+        assert!(!c.options.contains_key("allow_http"));
+    }
+
+    /// The proxy's own storage opener accepts every option name we render.
+    #[test]
+    fn the_proxy_opens_rendered_bucket_settings() {
+        let s3 = storage_config(&s3());
+        athens_proxy::storage::open(&s3.url, &s3.options).unwrap();
+        let az = storage_config(&StorageSpec {
+            azure: Some(AzureStorage {
+                account: "acct".into(),
+                container: "c".into(),
+                prefix: None,
+                endpoint: Some("http://azurite.storage.svc:10000/acct".into()),
+                credentials: None,
+            }),
+            ..Default::default()
+        });
+        athens_proxy::storage::open(&az.url, &az.options).unwrap();
+    }
+
+    #[test]
+    fn upstream_settings_are_rendered() {
+        let mut p = proxy(fs());
+        p.spec.upstream = UpstreamSpec {
+            goproxy: " https://a.internal.test,direct ".into(),
+            sumdb: Some("off".into()),
+            no_sum_patterns: vec!["corp.internal.test/*".into(), " ".into()],
+            network_mode: Some(NetworkModeSpec::Fallback),
+            timeout_seconds: Some(5),
+            retries: Some(0),
+            negative_cache_seconds: Some(0),
+        };
+        p.spec.log = Some(LogSpec {
+            format: Some("json".into()),
+            level: Some("debug".into()),
+        });
+        let c = proxy_config(&p.spec);
+        assert_eq!(c.upstream.goproxy, "https://a.internal.test,direct");
+        assert_eq!(c.upstream.sumdb, "off");
+        assert_eq!(c.upstream.nosum_patterns, vec!["corp.internal.test/*"]);
+        assert_eq!(c.upstream.network_mode, NetworkMode::Fallback);
+        assert_eq!(c.upstream.timeout_seconds, 5);
+        assert_eq!(c.upstream.retries, 0);
+        assert_eq!(c.log.format, LogFormat::Json);
+        // The proxy parses what we render.
+        let back = Config::from_toml(&c.to_toml(), "configmap").unwrap();
+        assert_eq!(back, c);
+    }
+}

@@ -1,0 +1,580 @@
+//! The Deployment of proxy pods: hardened, probed, rolled when the configuration changes.
+
+use super::secrets::{
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AZURE_STORAGE_ACCOUNT_KEY,
+    GCS_DEFAULT_KEY,
+};
+use super::{
+    CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONTAINER_PORT, DEFAULT_IMAGE, GCS_KEY_DIR,
+    Meta, STORAGE_DIR, TMP_DIR, claim_name, config_map_name, pvc::access_modes, selector_labels,
+};
+use crate::crd::AthensProxySpec;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, KeyToPath, LocalObjectReference,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::BTreeMap;
+
+/// User and group the proxy runs as (no root, and the image need not name a user).
+pub const RUN_AS: i64 = 65532;
+/// Name of the proxy container.
+pub const CONTAINER: &str = "athens-proxy";
+
+/// Deployment `<name>`. `hash` goes on the pod template so a change rolls the pods.
+pub fn deployment(meta: &Meta, spec: &AthensProxySpec, hash: &str) -> Deployment {
+    let selector = selector_labels(&meta.name);
+    let mut pod_labels = spec.pod_labels.clone();
+    pod_labels.extend(selector.clone());
+    let mut pod_annotations = spec.pod_annotations.clone();
+    pod_annotations.insert(CONFIG_HASH_ANNOTATION.into(), hash.to_string());
+
+    let (volumes, mounts) = volumes(meta, spec);
+    let container = Container {
+        name: CONTAINER.into(),
+        image: Some(spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.into())),
+        image_pull_policy: spec.image_pull_policy.clone(),
+        args: Some(vec![
+            "--config".into(),
+            format!("{CONFIG_DIR}/{CONFIG_KEY}"),
+        ]),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: CONTAINER_PORT,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        env: Some(env(spec)),
+        volume_mounts: Some(mounts),
+        resources: spec.resources.clone(),
+        liveness_probe: Some(probe("/healthz", 10, 3)),
+        readiness_probe: Some(probe("/readyz", 5, 2)),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            privileged: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    let mut spread = spec.topology_spread_constraints.clone();
+    for c in &mut spread {
+        if c.label_selector.is_none() {
+            c.label_selector = Some(LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..Default::default()
+            });
+        }
+    }
+    let has_sa = spec.service_account_name.is_some();
+    let pod = PodSpec {
+        containers: vec![container],
+        volumes: Some(volumes),
+        service_account_name: spec.service_account_name.clone(),
+        automount_service_account_token: Some(has_sa),
+        enable_service_links: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS),
+            run_as_group: Some(RUN_AS),
+            fs_group: Some(RUN_AS),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        node_selector: non_empty_map(&spec.node_selector),
+        tolerations: non_empty(&spec.tolerations),
+        affinity: spec.affinity.clone(),
+        topology_spread_constraints: non_empty(&spread),
+        image_pull_secrets: non_empty(
+            &spec
+                .image_pull_secrets
+                .iter()
+                .map(|n| LocalObjectReference { name: n.clone() })
+                .collect::<Vec<_>>(),
+        ),
+        ..Default::default()
+    };
+
+    Deployment {
+        metadata: meta.child(meta.name.clone()),
+        spec: Some(DeploymentSpec {
+            replicas: Some(spec.replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..Default::default()
+            },
+            strategy: Some(strategy(spec)),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(pod_annotations),
+                    ..Default::default()
+                }),
+                spec: Some(pod),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A volume only one node can mount cannot be rolled with surge: the new pod would wait for a
+/// volume the old pod holds. Such proxies are replaced (`Recreate`), the rest rolled.
+fn strategy(spec: &AthensProxySpec) -> DeploymentStrategy {
+    let single_node_volume = spec.storage.filesystem.is_some()
+        && !access_modes(spec).iter().any(|m| m == "ReadWriteMany");
+    DeploymentStrategy {
+        type_: Some(
+            if single_node_volume {
+                "Recreate"
+            } else {
+                "RollingUpdate"
+            }
+            .into(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            scheme: Some("HTTP".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(2),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+fn value(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn from_secret(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: optional.then_some(true),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Environment: scratch locations, and credentials by reference to the user's Secrets.
+fn env(spec: &AthensProxySpec) -> Vec<EnvVar> {
+    let mut env = vec![value("HOME", TMP_DIR), value("TMPDIR", TMP_DIR)];
+    let st = &spec.storage;
+    if let Some(c) = st.s3.as_ref().and_then(|s| s.credentials.as_ref()) {
+        let s = &c.secret_name;
+        let key = |k: &Option<String>, d: &str| k.clone().unwrap_or_else(|| d.to_string());
+        env.push(from_secret(
+            AWS_ACCESS_KEY_ID,
+            s,
+            &key(&c.access_key_id_key, AWS_ACCESS_KEY_ID),
+            false,
+        ));
+        env.push(from_secret(
+            AWS_SECRET_ACCESS_KEY,
+            s,
+            &key(&c.secret_access_key_key, AWS_SECRET_ACCESS_KEY),
+            false,
+        ));
+        env.push(from_secret(
+            AWS_SESSION_TOKEN,
+            s,
+            &key(&c.session_token_key, AWS_SESSION_TOKEN),
+            true,
+        ));
+    }
+    if st.gcs.as_ref().is_some_and(|g| g.credentials.is_some()) {
+        env.push(value(
+            "GOOGLE_SERVICE_ACCOUNT",
+            &format!("{GCS_KEY_DIR}/{GCS_DEFAULT_KEY}"),
+        ));
+    }
+    if let Some(az) = &st.azure {
+        env.push(value("AZURE_STORAGE_ACCOUNT_NAME", &az.account));
+        if let Some(c) = &az.credentials {
+            let key = c
+                .account_key_key
+                .clone()
+                .unwrap_or_else(|| AZURE_STORAGE_ACCOUNT_KEY.to_string());
+            env.push(from_secret(
+                AZURE_STORAGE_ACCOUNT_KEY,
+                &c.secret_name,
+                &key,
+                false,
+            ));
+        }
+    }
+    env
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
+}
+
+/// Volumes and their mounts: configuration, scratch, storage, GCS key.
+fn volumes(meta: &Meta, spec: &AthensProxySpec) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let mut volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map_name(&meta.name),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+    ];
+    let mut mounts = vec![
+        mount("config", CONFIG_DIR, true),
+        mount("tmp", TMP_DIR, false),
+    ];
+    if let Some(fs) = &spec.storage.filesystem {
+        let claim = fs
+            .existing_claim
+            .clone()
+            .unwrap_or_else(|| claim_name(&meta.name));
+        volumes.push(Volume {
+            name: "storage".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim,
+                read_only: None,
+            }),
+            ..Default::default()
+        });
+        mounts.push(mount("storage", STORAGE_DIR, false));
+    }
+    if let Some(c) = spec
+        .storage
+        .gcs
+        .as_ref()
+        .and_then(|g| g.credentials.as_ref())
+    {
+        volumes.push(Volume {
+            name: "gcs-credentials".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(c.secret_name.clone()),
+                items: Some(vec![KeyToPath {
+                    key: c.key.clone().unwrap_or_else(|| GCS_DEFAULT_KEY.into()),
+                    path: GCS_DEFAULT_KEY.into(),
+                    mode: None,
+                }]),
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(mount("gcs-credentials", GCS_KEY_DIR, true));
+    }
+    (volumes, mounts)
+}
+
+fn non_empty<T: Clone>(v: &[T]) -> Option<Vec<T>> {
+    (!v.is_empty()).then(|| v.to_vec())
+}
+
+fn non_empty_map(m: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!m.is_empty()).then(|| m.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::*;
+    use super::*;
+    use crate::crd::*;
+    use k8s_openapi::api::core::v1::TopologySpreadConstraint;
+
+    fn pod(d: &Deployment) -> &PodSpec {
+        d.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+    }
+
+    fn env_of<'a>(d: &'a Deployment, name: &str) -> Option<&'a EnvVar> {
+        pod(d).containers[0]
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == name)
+    }
+
+    #[test]
+    fn hardened_probed_container() {
+        let d = desired(&proxy(fs()), &SecretData::new())
+            .unwrap()
+            .deployment;
+        let c = &pod(&d).containers[0];
+        assert_eq!(c.image.as_deref(), Some(DEFAULT_IMAGE));
+        assert_eq!(
+            c.args.as_ref().unwrap(),
+            &["--config", "/etc/athens/config.toml"]
+        );
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().drop.as_ref().unwrap(),
+            &["ALL"]
+        );
+        let live = c
+            .liveness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(live.path.as_deref(), Some("/healthz"));
+        let ready = c
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(ready.path.as_deref(), Some("/readyz"));
+        assert_eq!(c.ports.as_ref().unwrap()[0].container_port, CONTAINER_PORT);
+        assert_eq!(
+            pod(&d).security_context.as_ref().unwrap().run_as_user,
+            Some(RUN_AS)
+        );
+        assert_eq!(pod(&d).automount_service_account_token, Some(false));
+    }
+
+    #[test]
+    fn filesystem_mounts_claim_and_recreates() {
+        let d = desired(&proxy(fs()), &SecretData::new())
+            .unwrap()
+            .deployment;
+        let spec = d.spec.as_ref().unwrap();
+        assert_eq!(
+            spec.strategy.as_ref().unwrap().type_.as_deref(),
+            Some("Recreate")
+        );
+        let vols = pod(&d).volumes.as_ref().unwrap();
+        let storage = vols.iter().find(|v| v.name == "storage").unwrap();
+        assert_eq!(
+            storage.persistent_volume_claim.as_ref().unwrap().claim_name,
+            "gomods-storage"
+        );
+        let mounts = pod(&d).containers[0].volume_mounts.as_ref().unwrap();
+        assert!(mounts.iter().any(|m| m.mount_path == STORAGE_DIR));
+        assert!(mounts.iter().any(|m| m.mount_path == "/etc/athens"));
+    }
+
+    #[test]
+    fn s3_credentials_come_from_the_secret() {
+        let d = desired(&proxy(s3()), &SecretData::new())
+            .unwrap()
+            .deployment;
+        let id = env_of(&d, "AWS_ACCESS_KEY_ID").unwrap();
+        assert!(id.value.is_none());
+        let r = id
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.key.as_str()),
+            ("s3-creds", "AWS_ACCESS_KEY_ID")
+        );
+        let tok = env_of(&d, "AWS_SESSION_TOKEN").unwrap();
+        assert_eq!(
+            tok.value_from
+                .as_ref()
+                .unwrap()
+                .secret_key_ref
+                .as_ref()
+                .unwrap()
+                .optional,
+            Some(true)
+        );
+        let spec = d.spec.as_ref().unwrap();
+        assert_eq!(
+            spec.strategy.as_ref().unwrap().type_.as_deref(),
+            Some("RollingUpdate")
+        );
+        assert!(
+            !pod(&d)
+                .volumes
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|v| v.name == "storage")
+        );
+    }
+
+    #[test]
+    fn gcs_key_is_a_mounted_file() {
+        let st = StorageSpec {
+            gcs: Some(GcsStorage {
+                bucket: "b".into(),
+                prefix: None,
+                credentials: Some(GcsCredentials {
+                    secret_name: "gcs".into(),
+                    key: Some("key.json".into()),
+                }),
+            }),
+            ..Default::default()
+        };
+        let d = desired(&proxy(st), &SecretData::new()).unwrap().deployment;
+        assert_eq!(
+            env_of(&d, "GOOGLE_SERVICE_ACCOUNT")
+                .unwrap()
+                .value
+                .as_deref(),
+            Some("/var/run/secrets/athens/gcs/service-account.json")
+        );
+        let v = pod(&d)
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "gcs-credentials")
+            .unwrap();
+        let items = v.secret.as_ref().unwrap().items.as_ref().unwrap();
+        assert_eq!(items[0].key, "key.json");
+    }
+
+    #[test]
+    fn azure_env() {
+        let st = StorageSpec {
+            azure: Some(AzureStorage {
+                account: "acct".into(),
+                container: "c".into(),
+                credentials: Some(AzureCredentials {
+                    secret_name: "az".into(),
+                    account_key_key: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let d = desired(&proxy(st), &SecretData::new()).unwrap().deployment;
+        assert_eq!(
+            env_of(&d, "AZURE_STORAGE_ACCOUNT_NAME")
+                .unwrap()
+                .value
+                .as_deref(),
+            Some("acct")
+        );
+        assert!(
+            env_of(&d, "AZURE_STORAGE_ACCOUNT_KEY")
+                .unwrap()
+                .value_from
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn scheduling_labels_annotations() {
+        let mut p = proxy(s3());
+        p.spec.replicas = 3;
+        p.spec.node_selector.insert("pool".into(), "build".into());
+        p.spec.pod_labels.insert("team".into(), "go".into());
+        p.spec
+            .pod_labels
+            .insert("app.kubernetes.io/instance".into(), "hijack".into());
+        p.spec.pod_annotations.insert("note".into(), "x".into());
+        p.spec
+            .topology_spread_constraints
+            .push(TopologySpreadConstraint {
+                max_skew: 1,
+                topology_key: "topology.kubernetes.io/zone".into(),
+                when_unsatisfiable: "ScheduleAnyway".into(),
+                ..Default::default()
+            });
+        let d = desired(&p, &SecretData::new()).unwrap().deployment;
+        let spec = d.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(3));
+        let meta = spec.template.metadata.as_ref().unwrap();
+        let labels = meta.labels.as_ref().unwrap();
+        assert_eq!(labels["team"], "go");
+        assert_eq!(labels["app.kubernetes.io/instance"], "gomods");
+        let ann = meta.annotations.as_ref().unwrap();
+        assert_eq!(ann["note"], "x");
+        assert!(ann.contains_key(CONFIG_HASH_ANNOTATION));
+        assert_eq!(pod(&d).node_selector.as_ref().unwrap()["pool"], "build");
+        let tsc = &pod(&d).topology_spread_constraints.as_ref().unwrap()[0];
+        assert_eq!(
+            tsc.label_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap(),
+            &selector_labels("gomods")
+        );
+    }
+
+    #[test]
+    fn spec_and_secret_changes_change_the_template_hash() {
+        let hash = |p: &AthensProxy, s: &SecretData| {
+            desired(p, s)
+                .unwrap()
+                .deployment
+                .spec
+                .unwrap()
+                .template
+                .metadata
+                .unwrap()
+                .annotations
+                .unwrap()[CONFIG_HASH_ANNOTATION]
+                .clone()
+        };
+        let p = proxy(s3());
+        let none = SecretData::new();
+        let base = hash(&p, &none);
+        let mut p2 = p.clone();
+        p2.spec.upstream.goproxy = "off".into();
+        assert_ne!(base, hash(&p2, &none));
+        let rotated = SecretData::from([(
+            "s3-creds".to_string(),
+            BTreeMap::from([("AWS_SECRET_ACCESS_KEY".to_string(), b"new".to_vec())]),
+        )]);
+        assert_ne!(base, hash(&p, &rotated));
+        let mut p3 = p.clone();
+        p3.spec.replicas = 2;
+        assert_eq!(base, hash(&p3, &none), "scaling does not roll pods");
+    }
+}

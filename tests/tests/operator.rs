@@ -1,0 +1,808 @@
+//! athens-operator against the real control plane (tier 3): etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler and kwok, started by `tests/cluster/up`.
+//!
+//! Most tests run the controller in-process, scoped to the test's own namespace (so tests run
+//! in parallel); one runs the real `athens-operator run` binary, twice, for leader election,
+//! `/metrics` and the probes.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use athens_e2e::cluster::{TestCluster, TestNamespace};
+use athens_operator::crd::{AthensProxy, DEGRADED, READY};
+use athens_operator::metrics::Metrics;
+use athens_operator::reconcile::{self, Context};
+use athens_operator::render::{CONFIG_HASH_ANNOTATION, Settings};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, Service,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::oneshot;
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Installs (server-side applies) the CRD exactly as `crds/` holds it; waits until it serves.
+async fn install_crd(client: &Client) -> Result<()> {
+    let text = std::fs::read_to_string(repo().join("crds/athensproxy.yaml"))?;
+    let crd: CustomResourceDefinition = serde_yaml::from_str(&text)?;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut value = serde_json::to_value(&crd)?;
+    value["apiVersion"] = "apiextensions.k8s.io/v1".into();
+    value["kind"] = "CustomResourceDefinition".into();
+    api.patch(
+        "athensproxies.athens.dev",
+        &PatchParams::apply("athens-e2e").force(),
+        &Patch::Apply(&value),
+    )
+    .await?;
+    poll("CRD Established", || async {
+        let crd = api.get("athensproxies.athens.dev").await?;
+        Ok(crd.status.and_then(|s| s.conditions).is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        }))
+    })
+    .await
+}
+
+/// Polls `check` until it returns true, failing after [`TIMEOUT`].
+async fn poll<F, Fut>(what: &str, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let mut last_err = None;
+    loop {
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out waiting for {what} (last error: {last_err:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The controller, running in this test's runtime, for one namespace.
+struct Operator {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    metrics: Metrics,
+}
+
+impl Operator {
+    async fn start(ns: &TestNamespace, resync: Duration) -> Result<Operator> {
+        install_crd(&ns.client()).await?;
+        let client = ns.client();
+        let metrics = Metrics::new();
+        let ctx = std::sync::Arc::new(Context::new(
+            client.clone(),
+            Recorder::new(
+                client.clone(),
+                Reporter::from("athens-operator-test".to_string()),
+            ),
+            metrics.clone(),
+            Settings::default(),
+            resync,
+        ));
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(reconcile::run(
+            ctx,
+            Some(ns.name().to_string()),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Ok(Operator {
+            stop: Some(tx),
+            task,
+            metrics,
+        })
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    }
+}
+
+fn kubectl(ns: &str, args: &[&str], stdin: Option<&str>) -> Result<std::process::Output> {
+    let mut cmd = TestCluster::get().command("kubectl");
+    cmd.arg("-n").arg(ns).args(args);
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().context("running kubectl")?;
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .context("kubectl stdin")?
+            .write_all(input.as_bytes())?;
+    }
+    Ok(child.wait_with_output()?)
+}
+
+fn kubectl_apply_file(ns: &str, file: &Path) -> Result<()> {
+    let out = kubectl(ns, &["apply", "-f", &file.to_string_lossy()], None)?;
+    if !out.status.success() {
+        bail!(
+            "kubectl apply -f {} failed: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// A volume for a claim the operator will create: the cluster has no provisioner, so the test
+/// plays the storage admin and pre-binds a hostPath volume to the claim.
+async fn volume_for(client: &Client, ns: &str, claim: &str) -> Result<()> {
+    let pv: PersistentVolume = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("{ns}-{claim}"), "labels": {"athens.dev/test": "true"}},
+        "spec": {
+            "capacity": {"storage": "100Gi"},
+            "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": "Delete",
+            "hostPath": {"path": format!("/tmp/athens-e2e/{ns}/{claim}")},
+            "claimRef": {"namespace": ns, "name": claim},
+        }
+    }))?;
+    Api::<PersistentVolume>::all(client.clone())
+        .create(&PostParams::default(), &pv)
+        .await?;
+    Ok(())
+}
+
+async fn proxy(api: &Api<AthensProxy>, name: &str) -> Result<AthensProxy> {
+    Ok(api.get(name).await?)
+}
+
+fn condition(p: &AthensProxy, type_: &str) -> Option<(String, String, String)> {
+    p.status
+        .as_ref()?
+        .condition(type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+async fn wait_ready(api: &Api<AthensProxy>, name: &str) -> Result<AthensProxy> {
+    let ready = poll(&format!("AthensProxy {name} Ready"), || async {
+        let p = proxy(api, name).await?;
+        Ok(p.status.as_ref().is_some_and(|s| {
+            s.is_true(READY) && s.url.is_some() && s.observed_generation == p.metadata.generation
+        }))
+    })
+    .await;
+    if let Err(e) = ready {
+        let status = api.get(name).await.ok().and_then(|p| p.status);
+        bail!("{e:#}; last status: {status:?}");
+    }
+    proxy(api, name).await
+}
+
+fn template_hash(d: &Deployment) -> Option<String> {
+    d.spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(CONFIG_HASH_ANNOTATION)
+        .cloned()
+}
+
+/// Applies one example file as it is and waits for its proxy to be Ready with a URL.
+async fn example_becomes_ready(file: &str, name: &str, claim: Option<&str>) -> Result<()> {
+    let ns = TestNamespace::new("example").await?;
+    let op = Operator::start(&ns, Duration::from_secs(30)).await?;
+    if let Some(claim) = claim {
+        volume_for(&ns.client(), ns.name(), claim).await?;
+    }
+    kubectl_apply_file(ns.name(), &repo().join("examples").join(file))?;
+    let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
+    let p = wait_ready(&api, name).await?;
+    let url = p
+        .status
+        .as_ref()
+        .and_then(|s| s.url.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        url,
+        format!("http://{name}.{}.svc.cluster.local", ns.name())
+    );
+
+    let d = Api::<Deployment>::namespaced(ns.client(), ns.name())
+        .get(name)
+        .await?;
+    let owner = &d.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("AthensProxy", name)
+    );
+    assert_eq!(Some(owner.uid.clone()), p.uid());
+    assert_eq!(owner.controller, Some(true));
+    Api::<Service>::namespaced(ns.client(), ns.name())
+        .get(name)
+        .await?;
+    let cm = Api::<ConfigMap>::namespaced(ns.client(), ns.name())
+        .get(&format!("{name}-config"))
+        .await?;
+    let toml = &cm.data.context("configmap without data")?["config.toml"];
+    athens_proxy::config::Config::from_toml(toml, "configmap")?.validate()?;
+    op.stop().await;
+    ns.cleanup().await
+}
+
+#[tokio::test]
+async fn example_filesystem_becomes_ready() -> Result<()> {
+    example_becomes_ready("filesystem.yaml", "gomods", Some("gomods-storage")).await
+}
+
+#[tokio::test]
+async fn example_s3_becomes_ready() -> Result<()> {
+    example_becomes_ready("s3.yaml", "gomods-s3", None).await
+}
+
+#[tokio::test]
+async fn example_gcs_becomes_ready() -> Result<()> {
+    example_becomes_ready("gcs.yaml", "gomods-gcs", None).await
+}
+
+#[tokio::test]
+async fn example_azure_becomes_ready() -> Result<()> {
+    example_becomes_ready("azure.yaml", "gomods-azure", None).await
+}
+
+#[tokio::test]
+async fn example_private_modules_becomes_ready() -> Result<()> {
+    example_becomes_ready(
+        "private-modules.yaml",
+        "gomods-private",
+        Some("gomods-private-storage"),
+    )
+    .await
+}
+
+/// Changing the spec or a referenced Secret rolls the pod template; scaling does not.
+#[tokio::test]
+async fn spec_and_secret_changes_roll_the_pod_template() -> Result<()> {
+    let ns = TestNamespace::new("roll").await?;
+    let op = Operator::start(&ns, Duration::from_secs(30)).await?;
+    kubectl_apply_file(ns.name(), &repo().join("examples/s3.yaml"))?;
+    let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
+    let deployments: Api<Deployment> = Api::namespaced(ns.client(), ns.name());
+    wait_ready(&api, "gomods-s3").await?;
+    let first = template_hash(&deployments.get("gomods-s3").await?).context("no hash")?;
+
+    // A spec change.
+    api.patch(
+        "gomods-s3",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"upstream": {"goproxy": "off"}}})),
+    )
+    .await?;
+    poll(
+        "pod template hash to change after a spec change",
+        || async {
+            let h = template_hash(&deployments.get("gomods-s3").await?).unwrap_or_default();
+            Ok(h != first)
+        },
+    )
+    .await?;
+    let second = template_hash(&deployments.get("gomods-s3").await?).context("no hash")?;
+    let cm = Api::<ConfigMap>::namespaced(ns.client(), ns.name())
+        .get("gomods-s3-config")
+        .await?;
+    assert!(cm.data.unwrap_or_default()["config.toml"].contains("goproxy = \"off\""));
+
+    // A rotated credential.
+    Api::<Secret>::namespaced(ns.client(), ns.name())
+        .patch(
+            "gomods-s3",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"stringData": {"AWS_SECRET_ACCESS_KEY": "rotated"}})),
+        )
+        .await?;
+    poll(
+        "pod template hash to change after a Secret change",
+        || async {
+            let h = template_hash(&deployments.get("gomods-s3").await?).unwrap_or_default();
+            Ok(h != second && h != first)
+        },
+    )
+    .await?;
+    wait_ready(&api, "gomods-s3").await?;
+    op.stop().await;
+    ns.cleanup().await
+}
+
+#[tokio::test]
+async fn deleting_the_resource_collects_its_children() -> Result<()> {
+    let ns = TestNamespace::new("gc").await?;
+    let op = Operator::start(&ns, Duration::from_secs(30)).await?;
+    volume_for(&ns.client(), ns.name(), "gomods-storage").await?;
+    kubectl_apply_file(ns.name(), &repo().join("examples/filesystem.yaml"))?;
+    let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
+    wait_ready(&api, "gomods").await?;
+    api.delete("gomods", &DeleteParams::background()).await?;
+    let c = ns.client();
+    let n = ns.name().to_string();
+    poll("children to be garbage collected", || {
+        let (c, n) = (c.clone(), n.clone());
+        async move {
+            let d = Api::<Deployment>::namespaced(c.clone(), &n)
+                .get_opt("gomods")
+                .await?;
+            let s = Api::<Service>::namespaced(c.clone(), &n)
+                .get_opt("gomods")
+                .await?;
+            let cm = Api::<ConfigMap>::namespaced(c.clone(), &n)
+                .get_opt("gomods-config")
+                .await?;
+            let pvc = Api::<PersistentVolumeClaim>::namespaced(c.clone(), &n)
+                .get_opt("gomods-storage")
+                .await?;
+            // A claim in use waits for its pod (pvc-protection); being deleted is enough.
+            let pvc_going = pvc.is_none_or(|p| p.metadata.deletion_timestamp.is_some());
+            Ok(d.is_none() && s.is_none() && cm.is_none() && pvc_going)
+        }
+    })
+    .await?;
+    op.stop().await;
+    ns.cleanup().await
+}
+
+#[tokio::test]
+async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> {
+    let ns = TestNamespace::new("invalid").await?;
+    install_crd(&ns.client()).await?;
+    let cases = [
+        (
+            "two storage kinds",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"two"},
+               "spec":{"storage":{"filesystem":{},"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"}}}"#,
+            "set exactly one of storage.filesystem, storage.s3, storage.gcs or storage.azure",
+        ),
+        (
+            "no storage kind",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"none"},
+               "spec":{"storage":{},"upstream":{"goproxy":"off"}}}"#,
+            "set exactly one of storage.filesystem",
+        ),
+        (
+            "replicas on a ReadWriteOnce volume",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"rwo"},
+               "spec":{"replicas":2,"storage":{"filesystem":{}},"upstream":{"goproxy":"off"}}}"#,
+            "more than one replica needs shared storage",
+        ),
+        (
+            "empty goproxy",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"empty"},
+               "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":" "}}}"#,
+            "upstream.goproxy must not be empty",
+        ),
+        (
+            "missing upstream",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"noup"},
+               "spec":{"storage":{"s3":{"bucket":"b"}}}}"#,
+            "upstream",
+        ),
+        (
+            "claim with size",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"claim"},
+               "spec":{"storage":{"filesystem":{"existingClaim":"x","size":"1Gi"}},"upstream":{"goproxy":"off"}}}"#,
+            "existingClaim cannot be combined",
+        ),
+    ];
+    for (what, doc, message) in cases {
+        let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(doc))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: accepted");
+        assert!(stderr.contains(message), "{what}: {stderr}");
+    }
+    // And a valid one is accepted: the rules do not refuse everything.
+    let ok = r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"ok"},
+        "spec":{"replicas":3,"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"}}}"#;
+    let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(ok))?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ns.cleanup().await
+}
+
+#[tokio::test]
+async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
+    let ns = TestNamespace::new("degraded").await?;
+    let op = Operator::start(&ns, Duration::from_secs(30)).await?;
+    // The s3 example without its Secret.
+    let text = std::fs::read_to_string(repo().join("examples/s3.yaml"))?;
+    let proxy_doc = text
+        .split("\n---\n")
+        .find(|d| d.contains("kind: AthensProxy"))
+        .context("no AthensProxy in s3.yaml")?;
+    let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(proxy_doc))?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
+    poll("Degraded SecretNotFound", || async {
+        let p = proxy(&api, "gomods-s3").await?;
+        Ok(condition(&p, DEGRADED).is_some_and(|(s, r, _)| s == "True" && r == "SecretNotFound"))
+    })
+    .await?;
+    let p = proxy(&api, "gomods-s3").await?;
+    assert_eq!(condition(&p, READY).map(|c| c.0), Some("False".into()));
+    // No Deployment whose pods could not start.
+    assert!(
+        Api::<Deployment>::namespaced(ns.client(), ns.name())
+            .get_opt("gomods-s3")
+            .await?
+            .is_none()
+    );
+    // A Warning Event says why.
+    let c = ns.client();
+    let n = ns.name().to_string();
+    poll("a SecretNotFound Warning Event", || {
+        let (c, n) = (c.clone(), n.clone());
+        async move {
+            let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(c, &n);
+            let list = events.list(&Default::default()).await?;
+            Ok(list.items.iter().any(|e| {
+                e.reason.as_deref() == Some("SecretNotFound")
+                    && e.type_.as_deref() == Some("Warning")
+            }))
+        }
+    })
+    .await?;
+    // No hot loop: a handful of reconciles in a few seconds, not hundreds.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let text = op.metrics.render();
+    let failures: f64 = text
+        .lines()
+        .find(|l| {
+            l.starts_with("athens_operator_reconcile_failures_total{reason=\"SecretNotFound\"}")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        (1.0..=10.0).contains(&failures),
+        "SecretNotFound reconciles: {failures}"
+    );
+
+    // Creating the Secret is picked up through the Secret watch, without waiting for backoff.
+    let secret_doc = text_of_secret(&std::fs::read_to_string(repo().join("examples/s3.yaml"))?)?;
+    let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(&secret_doc))?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_ready(&api, "gomods-s3").await?;
+    let p = proxy(&api, "gomods-s3").await?;
+    assert_eq!(condition(&p, DEGRADED).map(|c| c.0), Some("False".into()));
+    op.stop().await;
+    ns.cleanup().await
+}
+
+fn text_of_secret(file: &str) -> Result<String> {
+    Ok(file
+        .split("\n---\n")
+        .find(|d| d.contains("kind: Secret"))
+        .context("no Secret")?
+        .to_string())
+}
+
+#[tokio::test]
+async fn steady_state_makes_no_writes() -> Result<()> {
+    let ns = TestNamespace::new("steady").await?;
+    // Resync every second: several full reconciles happen while we watch.
+    let op = Operator::start(&ns, Duration::from_secs(1)).await?;
+    volume_for(&ns.client(), ns.name(), "gomods-storage").await?;
+    kubectl_apply_file(ns.name(), &repo().join("examples/filesystem.yaml"))?;
+    let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
+    wait_ready(&api, "gomods").await?;
+    let c = ns.client();
+    let n = ns.name().to_string();
+    let versions = || {
+        let (c, n) = (c.clone(), n.clone());
+        async move {
+            Ok::<_, anyhow::Error>(vec![
+                Api::<AthensProxy>::namespaced(c.clone(), &n)
+                    .get("gomods")
+                    .await?
+                    .resource_version(),
+                Api::<Deployment>::namespaced(c.clone(), &n)
+                    .get("gomods")
+                    .await?
+                    .resource_version(),
+                Api::<Service>::namespaced(c.clone(), &n)
+                    .get("gomods")
+                    .await?
+                    .resource_version(),
+                Api::<ConfigMap>::namespaced(c.clone(), &n)
+                    .get("gomods-config")
+                    .await?
+                    .resource_version(),
+                Api::<PersistentVolumeClaim>::namespaced(c.clone(), &n)
+                    .get("gomods-storage")
+                    .await?
+                    .resource_version(),
+            ])
+        }
+    };
+    // Let the rollout settle (Deployment status, claim binding), then watch several resyncs.
+    poll("a settled rollout", || async {
+        let p = proxy(&api, "gomods").await?;
+        Ok(condition(&p, "Progressing").is_some_and(|(s, _, _)| s == "False"))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = versions().await?;
+    let reconciles_before = count_reconciles(&op.metrics);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let after = versions().await?;
+    let reconciles = count_reconciles(&op.metrics) - reconciles_before;
+    assert!(
+        reconciles >= 3.0,
+        "only {reconciles} reconciles while watching"
+    );
+    assert_eq!(before, after, "resourceVersions changed in a steady state");
+    op.stop().await;
+    ns.cleanup().await
+}
+
+fn count_reconciles(m: &Metrics) -> f64 {
+    m.render()
+        .lines()
+        .filter(|l| l.starts_with("athens_operator_reconciles_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The built `athens-operator` binary, next to this test's executable.
+fn operator_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .context("test executable has no target dir")?;
+    let bin = dir.join("athens-operator");
+    if !bin.exists() {
+        bail!(
+            "{} does not exist: run `cargo build -p athens-operator` first (tests/run does)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_operator(ns: &str, identity: &str, port: u16) -> Result<Child> {
+    let cluster = TestCluster::get();
+    let child = std::process::Command::new(operator_binary()?)
+        .args([
+            "run",
+            "--namespace",
+            ns,
+            "--lease-namespace",
+            ns,
+            "--identity",
+            identity,
+            "--http-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    Ok(Child(child))
+}
+
+async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}{path}")).await?;
+    let code = resp.status().as_u16();
+    Ok((code, resp.text().await?))
+}
+
+/// `athens-operator run` as shipped: two replicas, one leader, probes and metrics, and a
+/// standby that takes over when the leader goes away.
+#[tokio::test]
+async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
+    let ns = TestNamespace::new("binary").await?;
+    install_crd(&ns.client()).await?;
+    let (p1, p2) = (free_port()?, free_port()?);
+    let first = spawn_operator(ns.name(), "first", p1)?;
+    poll("the first replica to lead", || async {
+        let lease = Api::<Lease>::namespaced(ns.client(), ns.name())
+            .get_opt("athens-operator")
+            .await?;
+        Ok(lease
+            .and_then(|l| l.spec?.holder_identity)
+            .is_some_and(|h| h == "first"))
+    })
+    .await?;
+    let second = spawn_operator(ns.name(), "second", p2)?;
+    kubectl_apply_file(ns.name(), &repo().join("examples/s3.yaml"))?;
+    let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
+    wait_ready(&api, "gomods-s3").await?;
+
+    assert_eq!(http_get(p1, "/healthz").await?.0, 200);
+    assert_eq!(http_get(p1, "/readyz").await?.0, 200);
+    let (code, metrics) = http_get(p1, "/metrics").await?;
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("athens_operator_reconciles_total{result=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("athens_operator_reconcile_duration_seconds_bucket"));
+    assert!(metrics.contains("athens_operator_leader 1"));
+    poll("the standby's probes", || async {
+        Ok(http_get(p2, "/readyz").await?.0 == 200)
+    })
+    .await?;
+    let (_, standby) = http_get(p2, "/metrics").await?;
+    assert!(standby.contains("athens_operator_leader 0"), "{standby}");
+
+    // SIGTERM: the leader releases the Lease; the standby takes over and reconciles.
+    let pid = first.0.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()?;
+    poll("the second replica to lead", || async {
+        let lease = Api::<Lease>::namespaced(ns.client(), ns.name())
+            .get_opt("athens-operator")
+            .await?;
+        Ok(lease
+            .and_then(|l| l.spec?.holder_identity)
+            .is_some_and(|h| h == "second"))
+    })
+    .await?;
+    api.patch(
+        "gomods-s3",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"upstream": {"goproxy": "off"}}})),
+    )
+    .await?;
+    wait_ready(&api, "gomods-s3").await?;
+    let cm = Api::<ConfigMap>::namespaced(ns.client(), ns.name())
+        .get("gomods-s3-config")
+        .await?;
+    assert!(cm.data.unwrap_or_default()["config.toml"].contains("goproxy = \"off\""));
+    drop(first);
+    drop(second);
+    ns.cleanup().await
+}
+
+/// The data plane: the pod spec the operator renders (args, env, ConfigMap contents, mounts
+/// under a temporary root) runs the real `athens-proxy`, and the real `go` command downloads a
+/// module through it.
+#[tokio::test]
+async fn rendered_pod_runs_the_real_proxy_and_go_downloads_through_it() -> Result<()> {
+    use athens_operator::render::{SecretData, desired};
+    let upstream = std::env::var("GOPROXY")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            let out = std::process::Command::new("go")
+                .args(["env", "GOPROXY"])
+                .output()
+                .ok()?;
+            Some(String::from_utf8(out.stdout).ok()?.trim().to_string())
+        })
+        .context("no GOPROXY on this machine")?;
+    let text = std::fs::read_to_string(repo().join("examples/filesystem.yaml"))?;
+    let mut p: AthensProxy = serde_yaml::from_str(&text)?;
+    p.metadata.namespace = Some("local".into());
+    p.metadata.uid = Some("local".into());
+    p.spec.upstream.goproxy = upstream;
+    let d = desired(&p, &SecretData::new())?;
+
+    let root = tempfile::tempdir()?;
+    let pod = d
+        .deployment
+        .spec
+        .context("spec")?
+        .template
+        .spec
+        .context("pod")?;
+    let container = &pod.containers[0];
+    let port = free_port()?;
+    // Mount points under the temporary root; the ConfigMap's files in its mount.
+    let remap = |path: &str| root.path().join(path.trim_start_matches('/'));
+    let mut config = d.config_map.data.context("data")?["config.toml"].clone();
+    for m in container.volume_mounts.iter().flatten() {
+        std::fs::create_dir_all(remap(&m.mount_path))?;
+        config = config.replace(&m.mount_path, &remap(&m.mount_path).to_string_lossy());
+    }
+    config = config.replace("0.0.0.0:3000", &format!("127.0.0.1:{port}"));
+    let config_path = remap("/etc/athens/config.toml");
+    std::fs::write(&config_path, &config)?;
+    let args: Vec<String> = container
+        .args
+        .iter()
+        .flatten()
+        .map(|a| {
+            if a.starts_with('/') {
+                remap(a).to_string_lossy().into_owned()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let proxy_bin = operator_binary()?.with_file_name("athens-proxy");
+    let mut cmd = std::process::Command::new(proxy_bin);
+    cmd.args(&args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for e in container.env.iter().flatten() {
+        if let Some(v) = &e.value {
+            let v = if v.starts_with('/') {
+                remap(v).to_string_lossy().into_owned()
+            } else {
+                v.clone()
+            };
+            cmd.env(&e.name, v);
+        }
+    }
+    let _proxy = Child(cmd.spawn()?);
+    poll("the proxy's /readyz", || async {
+        Ok(http_get(port, "/readyz").await.is_ok_and(|r| r.0 == 200))
+    })
+    .await?;
+
+    let gopath = tempfile::tempdir()?;
+    let out = std::process::Command::new("go")
+        .args(["mod", "download", "-json", "golang.org/x/text@v0.3.8"])
+        .env("GOPROXY", format!("http://127.0.0.1:{port}"))
+        .env("GOPATH", gopath.path())
+        .env("GOMODCACHE", gopath.path().join("mod"))
+        .env("GOFLAGS", "-modcacherw")
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
