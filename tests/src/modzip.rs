@@ -1,5 +1,6 @@
 //! Made-up modules: zips built in the test, laid out as a GOPROXY folder.
 
+use athens_proxy::module::{escape_path, escape_version};
 use std::io::Write;
 use std::path::Path;
 
@@ -68,14 +69,14 @@ impl FakeModule {
 
     /// The case-escaped module path, as in URLs and storage keys.
     pub fn escaped_path(&self) -> String {
-        escape(&self.path)
+        escape_path(&self.path).expect("a valid module path")
     }
 
     /// Writes .info/.mod/.zip and the list file into a GOPROXY-layout folder.
     pub fn write_to(&self, dir: &Path) {
         let vdir = dir.join(self.escaped_path()).join("@v");
         std::fs::create_dir_all(&vdir).expect("mkdir");
-        let v = escape(&self.version);
+        let v = escape_version(&self.version).expect("a valid version");
         std::fs::write(vdir.join(format!("{v}.info")), self.info()).expect("write info");
         std::fs::write(vdir.join(format!("{v}.mod")), self.go_mod()).expect("write mod");
         std::fs::write(vdir.join(format!("{v}.zip")), self.zip()).expect("write zip");
@@ -87,18 +88,4 @@ impl FakeModule {
         }
         std::fs::write(list, text).expect("write list");
     }
-}
-
-/// The go command's case encoding: upper case `X` becomes `!x`.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('!');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
