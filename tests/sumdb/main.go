@@ -43,6 +43,9 @@ type memLog struct {
 	records [][]byte
 	hashes  []tlog.Hash
 	index   map[module.Version]int64
+	// pending holds records added to the log on first lookup (-lazy), so that
+	// the tree grows while a client uses it.
+	pending map[module.Version][]byte
 }
 
 type hashSlice []tlog.Hash
@@ -94,10 +97,18 @@ func (l *memLog) Lookup(ctx context.Context, m module.Version) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	id, ok := l.index[m]
+	if ok {
+		return id, nil
+	}
+	record, ok := l.pending[m]
 	if !ok {
 		return 0, fs.ErrNotExist
 	}
-	return id, nil
+	delete(l.pending, m)
+	if err := l.add(m, record); err != nil {
+		return 0, err
+	}
+	return l.index[m], nil
 }
 
 func (l *memLog) ReadTileData(ctx context.Context, t tlog.Tile) ([]byte, error) {
@@ -164,6 +175,8 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	name := flag.String("name", "sumdb.test", "checksum database name")
 	keyfile := flag.String("keyfile", "", "file to write the verifier key to")
+	verbose := flag.Bool("v", false, "log every record added")
+	lazy := flag.Bool("lazy", false, "add each record to the log on its first lookup instead of at startup")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("sumdb: ")
@@ -195,18 +208,25 @@ func main() {
 	}
 	sort.Slice(versions, func(i, j int) bool { return versions[i].String() < versions[j].String() })
 
-	db := &memLog{signer: signer, index: make(map[module.Version]int64)}
+	db := &memLog{signer: signer, index: make(map[module.Version]int64), pending: make(map[module.Version][]byte)}
 	for _, m := range versions {
 		files := found[m]
 		record, err := goSumLines(m, files[0], files[1])
 		if err != nil {
 			log.Fatalf("%s: %v", m, err)
 		}
+		if *lazy {
+			db.pending[m] = record
+			continue
+		}
 		if err := db.add(m, record); err != nil {
 			log.Fatalf("%s: %v", m, err)
 		}
-		log.Printf("record %d: %s", db.index[m], strings.ReplaceAll(strings.TrimSpace(string(record)), "\n", "; "))
+		if *verbose {
+			log.Printf("record %d: %s", db.index[m], strings.ReplaceAll(strings.TrimSpace(string(record)), "\n", "; "))
+		}
 	}
+	log.Printf("%d records", len(versions))
 
 	srv := sumdb.NewServer(db)
 	mux := http.NewServeMux()

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use athens_proxy::verify::sumdb::client::decode_hash;
 use athens_proxy::verify::sumdb::parse_lookup;
 use athens_proxy::verify::{
     SumdbClient, SumdbSpec, VerifyError, check_zip, expected_go_mod, hash_go_mod,
@@ -63,7 +64,7 @@ fn build_sumdb(out: &Path) -> PathBuf {
         .arg(".")
         .current_dir(&src)
         .env("GOWORK", "off")
-        .env("GOFLAGS", "-mod=mod")
+        .env("GOFLAGS", "-mod=readonly -buildvcs=false")
         .status()
         .expect("running `go build` for tests/sumdb (is Go installed?)");
     assert!(status.success(), "go build of tests/sumdb failed");
@@ -71,12 +72,23 @@ fn build_sumdb(out: &Path) -> PathBuf {
 }
 
 fn start_sumdb(bin: &Path, proxy_dir: &Path, name: &str, work: &Path) -> SumdbServer {
+    start_sumdb_with(bin, proxy_dir, name, work, &[])
+}
+
+fn start_sumdb_with(
+    bin: &Path,
+    proxy_dir: &Path,
+    name: &str,
+    work: &Path,
+    extra: &[&str],
+) -> SumdbServer {
     let keyfile = work.join(format!("{name}-{}.key", rand_suffix()));
     let mut child = Command::new(bin)
         .arg("-dir")
         .arg(proxy_dir)
         .args(["-listen", "127.0.0.1:0", "-name", name, "-keyfile"])
         .arg(&keyfile)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -138,6 +150,18 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
         ],
     );
 
+    // Filler modules so the log spans a full tile and a partial one (and a level-1 tile).
+    for i in 0..300 {
+        let module = format!("example.com/filler/m{i:03}");
+        let gomod = format!("module {module}\n");
+        write_module(
+            &proxy_dir,
+            &module,
+            "v1.0.0",
+            &[("go.mod", gomod.as_bytes()), ("f.go", b"package f\n")],
+        );
+    }
+
     let bin = build_sumdb(work.path());
     let server = start_sumdb(&bin, &proxy_dir, "sumdb.test", work.path());
     let http = reqwest::Client::new();
@@ -163,6 +187,7 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
         );
         let rec = direct.lookup(module, "v1.0.0").await.unwrap();
         assert!(rec.signature_verified);
+        assert!(rec.inclusion_verified);
         assert_eq!(rec.zip_hash, summary.h1, "{module}");
         assert_eq!(rec.go_mod_hash, hash_go_mod(&served_mod), "{module}");
         rec.check(
@@ -172,6 +197,14 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
             Some(&hash_go_mod(&served_mod)),
         )
         .unwrap();
+    }
+
+    for (i, want_id) in [(0, 0), (255, 255), (256, 256), (299, 299)] {
+        let module = format!("example.com/filler/m{i:03}");
+        let rec = direct.lookup(&module, "v1.0.0").await.unwrap();
+        assert_eq!(rec.id, want_id);
+        assert_eq!(rec.tree_size, 302);
+        assert!(rec.inclusion_verified);
     }
 
     // The same database reached through a "proxy": the first proxy does not serve it (404 on
@@ -268,6 +301,37 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
     .unwrap_err();
     assert!(matches!(err, VerifyError::BadSignature { .. }), "{err}");
 
+    // A record that is not in the signed tree: a lying database that serves other hashes with a
+    // genuine signed tree head. The signature checks out; the inclusion proof does not.
+    let genuine = parse_lookup(
+        body.as_bytes(),
+        "sumdb.test",
+        "example.com/hello",
+        "v1.0.0",
+        Some(key),
+    )
+    .unwrap();
+    let lying_body = body.replacen(&genuine.zip_hash, &bad.h1, 1);
+    let lying = parse_lookup(
+        lying_body.as_bytes(),
+        "sumdb.test",
+        "example.com/hello",
+        "v1.0.0",
+        Some(key),
+    )
+    .unwrap();
+    assert!(lying.signature_verified);
+    assert_eq!(lying.zip_hash, bad.h1);
+    direct
+        .verify_inclusion(&genuine, "example.com/hello", "v1.0.0")
+        .await
+        .unwrap();
+    let err = direct
+        .verify_inclusion(&lying, "example.com/hello", "v1.0.0")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::NotInTree { .. }), "{err}");
+
     // A tree note signed by another key (another server, same name) is not signed by ours.
     let other = start_sumdb(&bin, &proxy_dir, "sumdb.test", work.path());
     let wrong_key = SumdbClient::new(
@@ -288,6 +352,58 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
         ),
         "{err}"
     );
+}
+
+/// A log that grows while the client uses it: every new signed tree must extend the previous
+/// one (consistency over tiles), and a forged earlier tree is detected.
+#[tokio::test]
+async fn growing_log_is_checked_for_consistency() {
+    let work = tempfile::tempdir().unwrap();
+    let proxy_dir = work.path().join("proxy");
+    let mut modules = Vec::new();
+    for i in 0..300 {
+        let module = format!("example.com/grow/m{i:03}");
+        let gomod = format!("module {module}\n");
+        write_module(
+            &proxy_dir,
+            &module,
+            "v1.0.0",
+            &[("go.mod", gomod.as_bytes()), ("g.go", b"package g\n")],
+        );
+        modules.push(module);
+    }
+    let bin = build_sumdb(work.path());
+    let server = start_sumdb_with(&bin, &proxy_dir, "sumdb.test", work.path(), &["-lazy"]);
+    let client = SumdbClient::new(
+        SumdbSpec::parse(&format!("{} {}", server.key, server.url))
+            .unwrap()
+            .unwrap(),
+        vec![],
+        reqwest::Client::new(),
+    );
+    let mut roots = Vec::new();
+    // Looked up in an order unrelated to the record ids.
+    for (n, i) in (0..300).map(|k| (k * 7) % 300).enumerate() {
+        let rec = client.lookup(&modules[i], "v1.0.0").await.unwrap();
+        assert!(rec.signature_verified && rec.inclusion_verified);
+        assert_eq!(rec.id, n as u64);
+        assert_eq!(rec.tree_size, n as u64 + 1);
+        roots.push(decode_hash(&rec.tree_hash).unwrap());
+    }
+    // Any earlier tree is a prefix of the last one; a made-up one is not.
+    for old in [1usize, 2, 7, 255, 256, 257, 299] {
+        client
+            .check_consistency((old as u64, roots[old - 1]), (300, roots[299]))
+            .await
+            .unwrap();
+    }
+    let mut forged = roots[99];
+    forged[0] ^= 1;
+    let err = client
+        .check_consistency((100, forged), (300, roots[299]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::TreeInconsistent { .. }), "{err}");
 }
 
 #[derive(serde::Deserialize)]
@@ -402,6 +518,17 @@ async fn hashes_match_go_command_and_upstream_sumdb() {
         .await
         .unwrap();
     assert!(!rec.signature_verified);
+    assert!(!rec.inclusion_verified);
     assert_eq!(rec.zip_hash, uuid_h1);
     assert_eq!(rec.go_mod_hash, uuid_mod_h1);
+    // Without a key the tree head is not authenticated, but the inclusion proof still exercises
+    // our tile arithmetic against a large real log (multi-level, x-grouped tile paths).
+    client
+        .verify_inclusion(&rec, "github.com/google/uuid", "v1.6.0")
+        .await
+        .unwrap();
+    eprintln!(
+        "upstream record {} proven in tree of size {}",
+        rec.id, rec.tree_size
+    );
 }

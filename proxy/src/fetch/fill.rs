@@ -141,6 +141,7 @@ impl Filler {
             .await
             .map_err(|e| FillError::Rejected(format!("{id}: .zip: {e}")))?;
 
+        tracing::debug!(%id, "zip downloaded");
         let path = tmp.path().to_path_buf();
         let (mp, vs) = (module.as_str().to_string(), version.as_str().to_string());
         let summary = tokio::task::spawn_blocking(move || check_zip(&path, &mp, &vs))
@@ -148,6 +149,7 @@ impl Filler {
             .map_err(|e| FillError::Storage(format!("zip check task: {e}")))?
             .map_err(|e| FillError::Rejected(e.to_string()))?;
 
+        tracing::debug!(%id, h1 = %summary.h1, files = summary.files, "zip checked");
         let want_mod = expected_go_mod(module.as_str(), summary.go_mod.as_deref());
         if want_mod != go_mod.as_ref() {
             return Err(FillError::Rejected(format!(
@@ -174,9 +176,11 @@ impl Filler {
                 .map_err(|e| FillError::Rejected(e.to_string()))?;
         }
 
+        tracing::debug!(%id, "verified; committing");
         self.store
             .commit(layout, tmp.path(), go_mod, info.clone())
             .await?;
+        tracing::debug!(%id, "committed");
         if let Err(e) = self.refresh_list(layout.module).await {
             // The list file is derived and rewritten on the next commit; serving does not use it.
             tracing::warn!(module = %module.as_str(), error = %e, "could not rewrite list file");

@@ -45,7 +45,7 @@ fn class(p: &[char]) -> Option<(impl Fn(char) -> bool, usize)> {
     let mut ranges = Vec::new();
     loop {
         let lo = take(p, &mut i)?;
-        if lo == ']' && (ranges.len() > 0 || i > 1 + usize::from(negate)) {
+        if lo == ']' && (!ranges.is_empty() || i > 1 + usize::from(negate)) {
             break;
         }
         let lo = if lo == '\\' { take(p, &mut i)? } else { lo };

@@ -43,12 +43,10 @@ fn classify(rest: &str) -> Option<SumdbRequest<'_>> {
             if let Some(target) = rest.strip_prefix("lookup/") {
                 let (module_escaped, version) = target.rsplit_once('@')?;
                 (!version.is_empty()).then_some(SumdbRequest::Lookup { module_escaped })
-            } else if let Some(tile) = rest.strip_prefix("tile/") {
-                Some(SumdbRequest::Tile {
+            } else {
+                rest.strip_prefix("tile/").map(|tile| SumdbRequest::Tile {
                     full: !tile.contains(".p/"),
                 })
-            } else {
-                None
             }
         }
     }

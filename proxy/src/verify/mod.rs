@@ -77,6 +77,19 @@ pub enum VerifyError {
         version: String,
         reason: String,
     },
+    /// The record in a lookup answer is not provably in the signed tree.
+    #[error(
+        "checksum database {name}: record for {module}@{version} is not in the signed tree: {reason}"
+    )]
+    NotInTree {
+        name: String,
+        module: String,
+        version: String,
+        reason: String,
+    },
+    /// Two signed trees from the database that are not one the prefix of the other.
+    #[error("checksum database {name} served inconsistent trees (forked log?): {reason}")]
+    TreeInconsistent { name: String, reason: String },
     /// The checksum database could not be reached or answered with an unexpected status.
     #[error("checksum database {name} unavailable: {reason}")]
     SumdbUnavailable { name: String, reason: String },

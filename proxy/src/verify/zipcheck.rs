@@ -69,6 +69,10 @@ pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary,
     let mut go_mod = None;
     let mut files = 0usize;
     let mut total = 0u64;
+    // Declared sizes of everything we read, directory entries included: x/mod does not count
+    // directory entries toward the limit, but dirhash hashes their content, so a directory
+    // entry with a huge declared size must not make us decompress without bound.
+    let mut read_total = 0u64;
 
     for i in 0..archive.len() {
         let mut entry = archive
@@ -88,6 +92,13 @@ pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary,
             )));
         };
         let declared = entry.size();
+        if MAX_ZIP_FILE - read_total >= declared {
+            read_total += declared;
+        } else {
+            return Err(invalid(format!(
+                "total uncompressed size of module contents too large (max size is {MAX_ZIP_FILE} bytes)"
+            )));
+        }
         let is_dir = rel.ends_with('/');
         if !rel.is_empty() {
             let name = rel.strip_suffix('/').unwrap_or(rel);
@@ -493,6 +504,39 @@ mod tests {
         let z = make_zip(&[("example.com/m@v1.0.0/go.mod", &big)]);
         let err = check_zip(z.path(), M, V).unwrap_err().to_string();
         assert!(err.contains("go.mod file too large"), "{err}");
+    }
+
+    /// Rewrites the uncompressed size in every central directory header.
+    fn patch_declared_size(path: &Path, size: u32) {
+        let mut data = std::fs::read(path).unwrap();
+        let sig = [0x50u8, 0x4b, 0x01, 0x02];
+        let mut i = 0;
+        while i + 28 <= data.len() {
+            if data[i..i + 4] == sig {
+                data[i + 24..i + 28].copy_from_slice(&size.to_le_bytes());
+            }
+            i += 1;
+        }
+        std::fs::write(path, data).unwrap();
+    }
+
+    #[test]
+    fn declared_sizes_are_limited_and_enforced() {
+        let z = make_zip(&[("example.com/m@v1.0.0/a.go", b"x")]);
+        patch_declared_size(z.path(), 600 << 20);
+        let err = check_zip(z.path(), M, V).unwrap_err().to_string();
+        assert!(err.contains("total uncompressed size"), "{err}");
+
+        // A directory entry cannot be used to make us read without bound either.
+        let z = make_zip(&[("example.com/m@v1.0.0/d/", b"")]);
+        patch_declared_size(z.path(), 600 << 20);
+        let err = check_zip(z.path(), M, V).unwrap_err().to_string();
+        assert!(err.contains("total uncompressed size"), "{err}");
+
+        // Content longer than declared is refused.
+        let z = make_zip(&[("example.com/m@v1.0.0/a.go", b"0123456789")]);
+        patch_declared_size(z.path(), 3);
+        assert!(check_zip(z.path(), M, V).is_err());
     }
 
     #[test]

@@ -2,8 +2,13 @@
 
 use reqwest::StatusCode;
 
+use std::collections::HashMap;
+
+use base64::Engine as _;
+
 use super::lookup::{SumdbRecord, parse_lookup};
 use super::spec::SumdbSpec;
+use super::tlog;
 use crate::verify::VerifyError;
 
 /// Largest lookup answer read (real answers are a few hundred bytes).
@@ -21,6 +26,9 @@ pub struct SumdbClient {
     proxies: Vec<String>,
     http: reqwest::Client,
     base: tokio::sync::OnceCell<String>,
+    /// Largest verified signed tree seen (size, root): every later tree must be consistent
+    /// with it.
+    latest: std::sync::Mutex<Option<(u64, tlog::Hash)>>,
 }
 
 impl SumdbClient {
@@ -31,6 +39,7 @@ impl SumdbClient {
             proxies,
             http,
             base: tokio::sync::OnceCell::new(),
+            latest: std::sync::Mutex::new(None),
         }
     }
 
@@ -87,6 +96,12 @@ impl SumdbClient {
     /// database's hashes. The tree note's signature is verified when the spec has a verifier
     /// key (`SumdbRecord::signature_verified` says whether it was).
     ///
+    /// With a verifier key, the record is also proven to be in the signed tree: the tiles on its
+    /// path are fetched from `<base>/tile/...` and the root recomputed
+    /// (`SumdbRecord::inclusion_verified`); and the signed tree is checked to be consistent with
+    /// the largest tree this client has seen (in memory only, per process). Without a key
+    /// nothing is authenticated and both proofs are skipped.
+    ///
     /// 404 and 410 give [`VerifyError::NotInSumdb`]: the database does not know this version.
     pub async fn lookup(
         &self,
@@ -128,13 +143,24 @@ impl SumdbClient {
             body.extend_from_slice(&chunk);
         }
         match status {
-            StatusCode::OK => parse_lookup(
-                &body,
-                &self.spec.name,
-                &module,
-                &version_plain,
-                self.spec.verifier_key.as_ref(),
-            ),
+            StatusCode::OK => {
+                let mut rec = parse_lookup(
+                    &body,
+                    &self.spec.name,
+                    &module,
+                    &version_plain,
+                    self.spec.verifier_key.as_ref(),
+                )?;
+                if rec.signature_verified {
+                    self.verify_inclusion(&rec, &module, &version_plain).await?;
+                    rec.inclusion_verified = true;
+                    let root = decode_hash(&rec.tree_hash).ok_or_else(|| {
+                        self.inconsistent(format!("bad tree hash {:?}", rec.tree_hash))
+                    })?;
+                    self.observe_tree(rec.tree_size, root).await?;
+                }
+                Ok(rec)
+            }
             StatusCode::NOT_FOUND | StatusCode::GONE => Err(VerifyError::NotInSumdb {
                 name: self.spec.name.clone(),
                 module,
@@ -144,6 +170,141 @@ impl SumdbClient {
             s => Err(self.unavailable(format!("GET {url}: {s}: {}", first_line(&body)))),
         }
     }
+}
+
+impl SumdbClient {
+    /// Proves that `rec`'s record text is leaf `rec.id` of the tree whose root is
+    /// `rec.tree_hash`, fetching the needed tiles from the database.
+    pub async fn verify_inclusion(
+        &self,
+        rec: &SumdbRecord,
+        module: &str,
+        version: &str,
+    ) -> Result<(), VerifyError> {
+        let not_in_tree = |reason: String| VerifyError::NotInTree {
+            name: self.spec.name.clone(),
+            module: module.to_string(),
+            version: version.to_string(),
+            reason,
+        };
+        let root =
+            decode_hash(&rec.tree_hash).ok_or_else(|| not_in_tree("bad tree hash".into()))?;
+        let tiles = self
+            .fetch_tiles(tlog::tiles_needed(rec.id, rec.tree_size))
+            .await?;
+        let leaf = tlog::record_hash(rec.record_text.as_bytes());
+        match tlog::root_from_tiles(rec.id, rec.tree_size, leaf, &tiles) {
+            Some(r) if r == root => Ok(()),
+            Some(_) => Err(not_in_tree(format!(
+                "inclusion proof for record {} does not lead to the signed root of tree size {}",
+                rec.id, rec.tree_size
+            ))),
+            None => Err(not_in_tree("incomplete tiles".into())),
+        }
+    }
+
+    fn inconsistent(&self, reason: String) -> VerifyError {
+        VerifyError::TreeInconsistent {
+            name: self.spec.name.clone(),
+            reason,
+        }
+    }
+
+    /// Records a verified signed tree, checking it against the largest one seen so far: equal
+    /// sizes need equal roots, otherwise the smaller tree must be a prefix of the larger.
+    async fn observe_tree(&self, size: u64, root: tlog::Hash) -> Result<(), VerifyError> {
+        let prev = *self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        match prev {
+            None => {}
+            Some((n, h)) if n == size => {
+                if h != root {
+                    return Err(
+                        self.inconsistent(format!("two different roots for tree size {size}"))
+                    );
+                }
+                return Ok(());
+            }
+            Some((n, h)) if n < size => self.check_consistency((n, h), (size, root)).await?,
+            Some((n, h)) => self.check_consistency((size, root), (n, h)).await?,
+        }
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        if latest.is_none_or(|(n, _)| n < size) {
+            *latest = Some((size, root));
+        }
+        Ok(())
+    }
+
+    /// Checks, with tiles of the newer tree, that the tree `old` (size, root) is a prefix of the
+    /// tree `new`.
+    pub async fn check_consistency(
+        &self,
+        old: (u64, tlog::Hash),
+        new: (u64, tlog::Hash),
+    ) -> Result<(), VerifyError> {
+        if old.0 == 0 {
+            return Ok(());
+        }
+        if old.0 > new.0 {
+            return Err(self.inconsistent(format!(
+                "tree size {} is not a prefix of tree size {}",
+                old.0, new.0
+            )));
+        }
+        let tiles = self
+            .fetch_tiles(tlog::consistency_tiles(old.0, new.0))
+            .await?;
+        match tlog::consistent_from_tiles(old.0, &old.1, new.0, &new.1, &tiles) {
+            Some(true) => Ok(()),
+            Some(false) => Err(self.inconsistent(format!(
+                "tree of size {} is not a prefix of tree of size {}",
+                old.0, new.0
+            ))),
+            None => Err(self.inconsistent("incomplete tiles".into())),
+        }
+    }
+
+    /// Fetches tiles from `<base>/tile/...`, checking each has exactly its width of hashes.
+    async fn fetch_tiles(
+        &self,
+        wanted: std::collections::BTreeSet<tlog::Tile>,
+    ) -> Result<HashMap<tlog::Tile, Vec<u8>>, VerifyError> {
+        let base = self.base_url().await?;
+        let mut tiles = HashMap::new();
+        for tile in wanted {
+            let url = format!("{base}/{}", tile.path());
+            let resp = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?;
+            let status = resp.status();
+            if status != StatusCode::OK {
+                return Err(self.unavailable(format!("GET {url}: {status}")));
+            }
+            let data = resp
+                .bytes()
+                .await
+                .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?;
+            if data.len() != tile.width as usize * 32 {
+                return Err(self.unavailable(format!(
+                    "GET {url}: {} bytes, want {}",
+                    data.len(),
+                    tile.width as usize * 32
+                )));
+            }
+            tiles.insert(tile, data.to_vec());
+        }
+        Ok(tiles)
+    }
+}
+
+/// A base64 tree hash as 32 bytes.
+pub fn decode_hash(b64: &str) -> Option<tlog::Hash> {
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .ok()
+        .and_then(|h| h.try_into().ok())
 }
 
 /// First line of an error body, printable and short.

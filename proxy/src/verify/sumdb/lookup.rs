@@ -26,6 +26,10 @@ pub struct SumdbRecord {
     /// Whether the tree note's signature was verified with our key. False only when no
     /// verifier key is configured (a bare database name).
     pub signature_verified: bool,
+    /// Whether the record was proven to be leaf `id` of the signed tree (inclusion proof over
+    /// tiles). Set by [`SumdbClient::lookup`](super::SumdbClient::lookup) when a verifier key is
+    /// configured; [`parse_lookup`] alone leaves it false.
+    pub inclusion_verified: bool,
     /// The raw record text (for an inclusion proof: its leaf hash is sha256(0x00 || text)).
     pub record_text: String,
 }
@@ -64,8 +68,9 @@ impl SumdbRecord {
 /// Parses a lookup answer for `module@version` (unescaped) and verifies the tree note's
 /// signature with `key` when one is given.
 ///
-/// Not checked (yet): that the record is really leaf `id` of the signed tree (the inclusion
-/// proof against `/tile/` hashes) and that the tree is consistent with earlier trees.
+/// Not checked here (done by [`SumdbClient::lookup`](super::SumdbClient::lookup)): that the
+/// record is really leaf `id` of the signed tree (inclusion proof over `/tile/` hashes), and that
+/// the tree is consistent with trees seen earlier.
 pub fn parse_lookup(
     body: &[u8],
     db_name: &str,
@@ -129,6 +134,7 @@ pub fn parse_lookup(
         tree_size,
         tree_hash,
         signature_verified: note.verified,
+        inclusion_verified: false,
         record_text: text.to_string(),
     })
 }

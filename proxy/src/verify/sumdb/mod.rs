@@ -4,6 +4,7 @@ pub mod client;
 pub mod lookup;
 pub mod note;
 pub mod spec;
+pub mod tlog;
 
 pub use client::SumdbClient;
 pub use lookup::{SumdbRecord, parse_lookup};
