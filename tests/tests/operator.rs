@@ -164,7 +164,7 @@ async fn volume_for(client: &Client, ns: &str, claim: &str) -> Result<()> {
         "spec": {
             "capacity": {"storage": "100Gi"},
             "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
-            "persistentVolumeReclaimPolicy": "Delete",
+            "persistentVolumeReclaimPolicy": "Retain",
             "hostPath": {"path": format!("/tmp/athens-e2e/{ns}/{claim}")},
             "claimRef": {"namespace": ns, "name": claim},
         }
@@ -173,6 +173,18 @@ async fn volume_for(client: &Client, ns: &str, claim: &str) -> Result<()> {
         .create(&PostParams::default(), &pv)
         .await?;
     Ok(())
+}
+
+/// Deletes the volume [`volume_for`] made (volumes are not namespaced).
+async fn delete_volume(client: &Client, ns: &str, claim: &str) -> Result<()> {
+    match Api::<PersistentVolume>::all(client.clone())
+        .delete(&format!("{ns}-{claim}"), &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn proxy(api: &Api<AthensProxy>, name: &str) -> Result<AthensProxy> {
@@ -253,6 +265,9 @@ async fn example_becomes_ready(file: &str, name: &str, claim: Option<&str>) -> R
     let toml = &cm.data.context("configmap without data")?["config.toml"];
     athens_proxy::config::Config::from_toml(toml, "configmap")?.validate()?;
     op.stop().await;
+    if let Some(claim) = claim {
+        delete_volume(&ns.client(), ns.name(), claim).await?;
+    }
     ns.cleanup().await
 }
 
@@ -374,6 +389,7 @@ async fn deleting_the_resource_collects_its_children() -> Result<()> {
     })
     .await?;
     op.stop().await;
+    delete_volume(&ns.client(), ns.name(), "gomods-storage").await?;
     ns.cleanup().await
 }
 
@@ -580,6 +596,7 @@ async fn steady_state_makes_no_writes() -> Result<()> {
     );
     assert_eq!(before, after, "resourceVersions changed in a steady state");
     op.stop().await;
+    delete_volume(&ns.client(), ns.name(), "gomods-storage").await?;
     ns.cleanup().await
 }
 
