@@ -753,7 +753,52 @@ async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
         .await?;
     assert!(cm.data.unwrap_or_default()["config.toml"].contains("goproxy = \"off\""));
     drop(first);
+
+    // A leader that dies without releasing (SIGKILL): a new candidate waits for the Lease to
+    // expire (15 s unrenewed, by its own clock), then takes over.
+    let third = spawn_operator(ns.name(), "third", free_port()?)?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let holder = |ns: &TestNamespace| {
+        let api = Api::<Lease>::namespaced(ns.client(), ns.name());
+        async move {
+            Ok::<_, anyhow::Error>(
+                api.get_opt("athens-operator")
+                    .await?
+                    .and_then(|l| l.spec?.holder_identity)
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    assert_eq!(
+        holder(&ns).await?,
+        "second",
+        "a live leader keeps the Lease"
+    );
     drop(second);
+    let killed = std::time::Instant::now();
+    poll(
+        "the third replica to take over an expired Lease",
+        || async { Ok(holder(&ns).await? == "third") },
+    )
+    .await?;
+    let took = killed.elapsed();
+    eprintln!("the Lease was taken over {took:?} after its holder was killed");
+    assert!(
+        took >= Duration::from_secs(5),
+        "took over after {took:?}: too soon"
+    );
+    api.patch(
+        "gomods-s3",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"replicas": 3}})),
+    )
+    .await?;
+    poll("the new leader to reconcile", || async {
+        let p = proxy(&api, "gomods-s3").await?;
+        Ok(p.status.is_some_and(|s| s.ready_replicas == Some(3)))
+    })
+    .await?;
+    drop(third);
     ns.cleanup().await
 }
 
