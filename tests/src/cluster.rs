@@ -71,6 +71,8 @@ impl TestCluster {
     /// A client for the admin user. Made per call: a client belongs to the Tokio runtime that
     /// created it, and every `#[tokio::test]` has its own runtime.
     pub async fn client(&self) -> Result<Client> {
+        // Two rustls crypto providers are compiled in (see Cargo.toml): choose one. Idempotent.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
         let config =
             Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;

@@ -6,9 +6,10 @@
 //	apiserver.crt/.key      the API server's serving certificate for 127.0.0.1, localhost and the
 //	                        in-cluster names of the kubernetes Service
 //	admin.crt/.key          a client certificate in group system:masters (full access via RBAC)
-//	sa.key                  the service-account token signing key (the API server derives the public key)
+//	sa.key, sa.pub          the service-account token signing key and its public key, which the
+//	                        API server verifies tokens with (it does not read PKCS #8 private keys there)
 //
-// sa.key is written last; when it exists everything does, and re-running changes nothing.
+// sa.pub is written last; when it exists everything does, and re-running changes nothing.
 package main
 
 import (
@@ -39,7 +40,7 @@ func main() {
 }
 
 func run(dir string) error {
-	if _, err := os.Stat(filepath.Join(dir, "sa.key")); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, "sa.pub")); err == nil {
 		return nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -116,7 +117,14 @@ func run(dir string) error {
 	if err != nil {
 		return err
 	}
-	return writeKey(filepath.Join(dir, "sa.key"), saKey)
+	if err := writeKey(filepath.Join(dir, "sa.key"), saKey); err != nil {
+		return err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(saKey.Public())
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600)
 }
 
 // ECDSA P-256: accepted everywhere in Kubernetes and much faster to generate than RSA.
