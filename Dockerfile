@@ -1,3 +1,4 @@
+# syntax=docker/dockerfile:1
 # Images for both programs, from one build:
 #
 #   docker build --target operator -t athens-operator:0.1.0 .

@@ -187,6 +187,8 @@ async fn chart_lints_and_the_api_server_accepts_its_manifests() -> Result<()> {
                 &chart,
                 "--namespace",
                 ns.name(),
+                "--api-versions",
+                "athens.dev/v1alpha1/AthensProxy",
                 "--set",
                 "serviceMonitor.enabled=true",
                 "--set",
@@ -330,26 +332,6 @@ async fn wait_ready(api: &Api<AthensProxy>, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// A Helm release takes over a CRD only if it carries that release's ownership metadata. The
-/// CRD is shared by every test on this cluster (and kept by earlier uninstalls), so this test
-/// hands it to its own release first, the way a user adopts an existing CRD.
-async fn adopt_crd(client: &Client, release: &str, ns: &str) -> Result<()> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    if api.get_opt(CRD_NAME).await?.is_none() {
-        return Ok(());
-    }
-    api.patch(
-        CRD_NAME,
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"metadata": {
-            "labels": {"app.kubernetes.io/managed-by": "Helm"},
-            "annotations": {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": ns},
-        }})),
-    )
-    .await?;
-    Ok(())
-}
-
 /// Install, run the operator as the chart's ServiceAccount, upgrade, uninstall.
 #[tokio::test]
 async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user_data()
@@ -360,9 +342,10 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
     let release = n.to_string(); // unique per test run
     let fullname = format!("{release}-athens-operator");
     let chart = chart();
-    adopt_crd(&admin, &release, n).await?;
 
-    // Install, with a first AthensProxy from values.
+    // Install, with a first AthensProxy from values. The CRD is shared by every test on this
+    // cluster and kept by earlier uninstalls (naming their releases), so this release takes it
+    // over, as a user reinstalling under a new release name does.
     let notes = run(
         tool(
             "helm",
@@ -372,6 +355,7 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
                 &chart,
                 "--namespace",
                 n,
+                "--take-ownership",
                 "--set",
                 "firstProxy.enabled=true",
                 "--set",

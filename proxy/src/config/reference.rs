@@ -100,7 +100,12 @@ fn walk(root: &Value, node: &Value, defaults: &Value, prefix: &str, rows: &mut V
                 .find(|(k, _)| *k == key)
                 .map(|(_, f)| format!("`--{f}`, `{}`", env_of(f)))
                 .unwrap_or_default(),
-            doc: doc.split_whitespace().collect::<Vec<_>>().join(" "),
+            // One line per row, and a `|` would end the table cell.
+            doc: doc
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .replace('|', "\\|"),
             key,
         });
     }
