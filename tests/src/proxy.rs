@@ -44,7 +44,11 @@ impl ProxyProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .env_remove("ATHENS_CONFIG")
-            .env("RUST_LOG", "athens_proxy=debug,warn");
+            // Quiet by default: test output is for the tests. ATHENS_TEST_PROXY_LOG=debug to see.
+            .env(
+                "RUST_LOG",
+                std::env::var("ATHENS_TEST_PROXY_LOG").unwrap_or_else(|_| "warn".into()),
+            );
         for (k, v) in env {
             cmd.env(k, v);
         }

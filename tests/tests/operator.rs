@@ -164,7 +164,7 @@ async fn volume_for(client: &Client, ns: &str, claim: &str) -> Result<()> {
         "spec": {
             "capacity": {"storage": "100Gi"},
             "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
-            "persistentVolumeReclaimPolicy": "Delete",
+            "persistentVolumeReclaimPolicy": "Retain",
             "hostPath": {"path": format!("/tmp/athens-e2e/{ns}/{claim}")},
             "claimRef": {"namespace": ns, "name": claim},
         }
@@ -173,6 +173,18 @@ async fn volume_for(client: &Client, ns: &str, claim: &str) -> Result<()> {
         .create(&PostParams::default(), &pv)
         .await?;
     Ok(())
+}
+
+/// Deletes the volume [`volume_for`] made (volumes are not namespaced).
+async fn delete_volume(client: &Client, ns: &str, claim: &str) -> Result<()> {
+    match Api::<PersistentVolume>::all(client.clone())
+        .delete(&format!("{ns}-{claim}"), &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn proxy(api: &Api<AthensProxy>, name: &str) -> Result<AthensProxy> {
@@ -215,6 +227,7 @@ fn template_hash(d: &Deployment) -> Option<String> {
 
 /// Applies one example file as it is and waits for its proxy to be Ready with a URL.
 async fn example_becomes_ready(file: &str, name: &str, claim: Option<&str>) -> Result<()> {
+    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("example").await?;
     let op = Operator::start(&ns, Duration::from_secs(30)).await?;
     if let Some(claim) = claim {
@@ -252,6 +265,9 @@ async fn example_becomes_ready(file: &str, name: &str, claim: Option<&str>) -> R
     let toml = &cm.data.context("configmap without data")?["config.toml"];
     athens_proxy::config::Config::from_toml(toml, "configmap")?.validate()?;
     op.stop().await;
+    if let Some(claim) = claim {
+        delete_volume(&ns.client(), ns.name(), claim).await?;
+    }
     ns.cleanup().await
 }
 
@@ -288,6 +304,7 @@ async fn example_private_modules_becomes_ready() -> Result<()> {
 /// Changing the spec or a referenced Secret rolls the pod template; scaling does not.
 #[tokio::test]
 async fn spec_and_secret_changes_roll_the_pod_template() -> Result<()> {
+    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("roll").await?;
     let op = Operator::start(&ns, Duration::from_secs(30)).await?;
     kubectl_apply_file(ns.name(), &repo().join("examples/s3.yaml"))?;
@@ -340,6 +357,7 @@ async fn spec_and_secret_changes_roll_the_pod_template() -> Result<()> {
 
 #[tokio::test]
 async fn deleting_the_resource_collects_its_children() -> Result<()> {
+    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("gc").await?;
     let op = Operator::start(&ns, Duration::from_secs(30)).await?;
     volume_for(&ns.client(), ns.name(), "gomods-storage").await?;
@@ -371,11 +389,13 @@ async fn deleting_the_resource_collects_its_children() -> Result<()> {
     })
     .await?;
     op.stop().await;
+    delete_volume(&ns.client(), ns.name(), "gomods-storage").await?;
     ns.cleanup().await
 }
 
 #[tokio::test]
 async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> {
+    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("invalid").await?;
     install_crd(&ns.client()).await?;
     let cases = [
@@ -436,6 +456,7 @@ async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> 
 
 #[tokio::test]
 async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
+    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("degraded").await?;
     let op = Operator::start(&ns, Duration::from_secs(30)).await?;
     // The s3 example without its Secret.
@@ -520,6 +541,7 @@ fn text_of_secret(file: &str) -> Result<String> {
 
 #[tokio::test]
 async fn steady_state_makes_no_writes() -> Result<()> {
+    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("steady").await?;
     // Resync every second: several full reconciles happen while we watch.
     let op = Operator::start(&ns, Duration::from_secs(1)).await?;
@@ -574,6 +596,7 @@ async fn steady_state_makes_no_writes() -> Result<()> {
     );
     assert_eq!(before, after, "resourceVersions changed in a steady state");
     op.stop().await;
+    delete_volume(&ns.client(), ns.name(), "gomods-storage").await?;
     ns.cleanup().await
 }
 
@@ -617,6 +640,15 @@ impl Drop for Child {
     }
 }
 
+/// Fails when a spawned program has exited (so a test does not wait out its timeout).
+fn exited(child: &std::sync::Mutex<Child>, what: &str) -> Result<()> {
+    let mut c = child.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    if let Some(status) = c.0.try_wait()? {
+        bail!("{what} exited: {status}");
+    }
+    Ok(())
+}
+
 fn spawn_operator(ns: &str, identity: &str, port: u16) -> Result<Child> {
     let cluster = TestCluster::get();
     let child = std::process::Command::new(operator_binary()?)
@@ -649,11 +681,15 @@ async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
 /// standby that takes over when the leader goes away.
 #[tokio::test]
 async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
+    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("binary").await?;
     install_crd(&ns.client()).await?;
     let (p1, p2) = (free_port()?, free_port()?);
-    let first = spawn_operator(ns.name(), "first", p1)?;
+    let first = std::sync::Mutex::new(spawn_operator(ns.name(), "first", p1)?);
     poll("the first replica to lead", || async {
+        if exited(&first, "athens-operator").is_err() {
+            return Ok(true);
+        }
         let lease = Api::<Lease>::namespaced(ns.client(), ns.name())
             .get_opt("athens-operator")
             .await?;
@@ -662,6 +698,10 @@ async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
             .is_some_and(|h| h == "first"))
     })
     .await?;
+    exited(
+        &first,
+        "athens-operator (is target/debug/athens-operator this build?)",
+    )?;
     let second = spawn_operator(ns.name(), "second", p2)?;
     kubectl_apply_file(ns.name(), &repo().join("examples/s3.yaml"))?;
     let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
@@ -685,6 +725,9 @@ async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
     assert!(standby.contains("athens_operator_leader 0"), "{standby}");
 
     // SIGTERM: the leader releases the Lease; the standby takes over and reconciles.
+    let first = first
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
     let pid = first.0.id().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -785,11 +828,18 @@ async fn rendered_pod_runs_the_real_proxy_and_go_downloads_through_it() -> Resul
             cmd.env(&e.name, v);
         }
     }
-    let _proxy = Child(cmd.spawn()?);
+    let proxy = std::sync::Mutex::new(Child(cmd.spawn()?));
     poll("the proxy's /readyz", || async {
+        if exited(&proxy, "athens-proxy").is_err() {
+            return Ok(true);
+        }
         Ok(http_get(port, "/readyz").await.is_ok_and(|r| r.0 == 200))
     })
     .await?;
+    exited(
+        &proxy,
+        "athens-proxy (is target/debug/athens-proxy this build?)",
+    )?;
 
     let gopath = tempfile::tempdir()?;
     let out = std::process::Command::new("go")

@@ -496,3 +496,38 @@ async fn kill_9_while_filling_leaves_no_half_version() {
     assert_eq!((s, body), (200, m.zip()));
     assert!(info.exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_modules_skip_the_checksum_database_and_never_leak() {
+    let world = World::new(&[hello()]).await;
+    // Written after the database started: it has never heard of this module.
+    let private = FakeModule::new("corp.example/team/tool", "v1.0.0");
+    private.write_to(world._dir.path());
+    let storage = tempfile::tempdir().unwrap();
+
+    let strict = world.proxy(storage.path(), &[]);
+    let url = format!("{}/corp.example/team/tool/@v/v1.0.0.zip", strict.url);
+    let (s, _, _, body) = get(&url).await;
+    assert_eq!(s, 502, "a public module unknown to the database is refused");
+    assert!(String::from_utf8_lossy(&body).contains("verification failed"));
+
+    let private_ok = world.proxy(storage.path(), &["--nosum", "*.example/team"]);
+    let base = format!("{}/sumdb/{SUMDB_NAME}", private_ok.url);
+    let url = format!("{}/corp.example/team/tool/@v/v1.0.0.zip", private_ok.url);
+    assert_eq!(get(&url).await.3, private.zip());
+    // Lookups for private names are refused before anything leaves.
+    let lookups_before = world.upstream.total_hits();
+    let (s, _, _, body) = get(&format!("{base}/lookup/corp.example/team/tool@v1.0.0")).await;
+    assert_eq!(s, 403, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(world.upstream.total_hits(), lookups_before);
+    // Public lookups pass through; only the configured database is served.
+    assert_eq!(get(&format!("{base}/supported")).await.0, 200);
+    assert_eq!(
+        get(&format!("{base}/lookup/example.com/hello@v1.0.0"))
+            .await
+            .0,
+        200
+    );
+    let other = format!("{}/sumdb/other.example/supported", private_ok.url);
+    assert_eq!(get(&other).await.0, 404);
+}

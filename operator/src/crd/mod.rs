@@ -30,11 +30,23 @@ fn drop_null_enum_values(v: &mut serde_json::Value) {
             if let Some(serde_json::Value::Array(values)) = map.get_mut("enum") {
                 values.retain(|e| !e.is_null());
             }
+            if let Some(serde_json::Value::String(d)) = map.get_mut("description") {
+                *d = reflow(d);
+            }
             map.values_mut().for_each(drop_null_enum_values);
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(drop_null_enum_values),
         _ => {}
     }
+}
+
+/// Doc comments are wrapped at 100 columns in the source; `kubectl explain` wraps text itself, so
+/// lines within a paragraph are joined (paragraphs stay apart).
+fn reflow(text: &str) -> String {
+    text.split("\n\n")
+        .map(|p| p.lines().map(str::trim).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// The CRD as YAML, exactly what `athens-operator crd` prints and `crds/` holds.
@@ -66,6 +78,11 @@ mod tests {
             CHART == crd_yaml(),
             "charts/athens-operator/files/athensproxy.yaml is stale: run charts/athens-operator/update-crd"
         );
+    }
+
+    #[test]
+    fn descriptions_are_reflowed() {
+        assert_eq!(reflow("a\nb\n\nc\n d"), "a b\n\nc d");
     }
 
     #[test]

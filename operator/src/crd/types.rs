@@ -179,6 +179,13 @@ pub struct UpstreamSpec {
     /// How long an upstream "not found" is remembered, in seconds (0 disables). Default 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub negative_cache_seconds: Option<u64>,
+
+    /// Replicas sharing a bucket fetch each missing module version once: the first takes a
+    /// lease object in the bucket. A lease not renewed for this many seconds (its holder died)
+    /// is taken over by another replica. Default: the proxy's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub fill_lease_seconds: Option<u64>,
 }
 
 /// What the proxy does when upstream is unreachable or failing.

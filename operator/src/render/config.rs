@@ -40,6 +40,9 @@ pub fn proxy_config(spec: &AthensProxySpec) -> Config {
     if let Some(v) = up.negative_cache_seconds {
         c.upstream.negative_cache_seconds = v;
     }
+    if let Some(v) = up.fill_lease_seconds {
+        c.upstream.fill_lease_seconds = v;
+    }
     if let Some(log) = &spec.log {
         if let Some(f) = log
             .format
@@ -192,6 +195,7 @@ mod tests {
             timeout_seconds: Some(5),
             retries: Some(0),
             negative_cache_seconds: Some(0),
+            fill_lease_seconds: Some(45),
         };
         p.spec.log = Some(LogSpec {
             format: Some("json".into()),
@@ -204,6 +208,7 @@ mod tests {
         assert_eq!(c.upstream.network_mode, NetworkMode::Fallback);
         assert_eq!(c.upstream.timeout_seconds, 5);
         assert_eq!(c.upstream.retries, 0);
+        assert_eq!(c.upstream.fill_lease_seconds, 45);
         assert_eq!(c.log.format, LogFormat::Json);
         // The proxy parses what we render.
         let back = Config::from_toml(&c.to_toml(), "configmap").unwrap();
