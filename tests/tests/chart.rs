@@ -219,9 +219,8 @@ async fn chart_lints_and_the_api_server_accepts_its_manifests() -> Result<()> {
         .iter()
         .find(|d| d["kind"] == "CustomResourceDefinition")
         .context("no CRD")?;
-    assert_eq!(
-        crd["spec"],
-        crd_value()?["spec"],
+    assert!(
+        crd["spec"] == crd_value()?["spec"],
         "the chart's CRD differs from `athens-operator crd`: run charts/athens-operator/update-crd"
     );
     assert_eq!(
