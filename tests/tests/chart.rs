@@ -429,13 +429,14 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
             ])
             .env("KUBECONFIG", &sa_kubeconfig)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?,
     );
     let with_log = |e: anyhow::Error| {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        let tail: Vec<&str> = log.lines().rev().take(12).collect();
         e.context(format!(
             "operator log (last lines, newest first):\n{}",
             tail.join("\n")
