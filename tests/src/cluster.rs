@@ -85,7 +85,9 @@ impl TestCluster {
         let text = std::fs::read_to_string(&self.kubeconfig)?;
         let admin: serde_json::Value = serde_yaml::from_str(&text)?;
         let cluster = &admin["clusters"][0]["cluster"];
-        let server = cluster["server"].as_str().context("kubeconfig has no server")?;
+        let server = cluster["server"]
+            .as_str()
+            .context("kubeconfig has no server")?;
         let ca = cluster["certificate-authority"]
             .as_str()
             .context("kubeconfig has no certificate-authority file")?;

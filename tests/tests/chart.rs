@@ -333,8 +333,8 @@ async fn wait_ready(api: &Api<AthensProxy>, name: &str) -> Result<()> {
 
 /// Install, run the operator as the chart's ServiceAccount, upgrade, uninstall.
 #[tokio::test]
-async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user_data()
--> Result<()> {
+async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user_data() -> Result<()>
+{
     let ns = TestNamespace::new("chart").await?;
     let admin = ns.client();
     let n = ns.name();
@@ -392,10 +392,7 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
         .token;
     let dir = tempfile::tempdir()?;
     let sa_kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &sa_kubeconfig,
-        TestCluster::get().token_kubeconfig(&token)?,
-    )?;
+    std::fs::write(&sa_kubeconfig, TestCluster::get().token_kubeconfig(&token)?)?;
     let sa_client = Client::try_from(
         kube::Config::from_custom_kubeconfig(
             Kubeconfig::read_from(&sa_kubeconfig)?,
@@ -580,7 +577,10 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
             .await?
             .is_none()
     );
-    assert!(crds.get_opt(CRD_NAME).await?.is_some(), "uninstall deleted the CRD");
+    assert!(
+        crds.get_opt(CRD_NAME).await?.is_some(),
+        "uninstall deleted the CRD"
+    );
     for name in ["first", "gomods-s3", "gomods"] {
         let p = proxies.get_opt(name).await?;
         assert!(

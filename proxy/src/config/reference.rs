@@ -187,10 +187,17 @@ mod tests {
     fn every_flag_in_the_table_exists_and_every_key_is_documented() {
         let md = markdown();
         for (key, flag) in FLAGS {
-            assert!(!env_of(flag).is_empty(), "--{flag} has no environment variable");
+            assert!(
+                !env_of(flag).is_empty(),
+                "--{flag} has no environment variable"
+            );
             assert!(md.contains(&format!("| `{key}` |")), "{key} missing");
         }
-        for key in ["upstream.fill_lease_seconds", "log.level", "storage.options"] {
+        for key in [
+            "upstream.fill_lease_seconds",
+            "log.level",
+            "storage.options",
+        ] {
             assert!(md.contains(&format!("| `{key}` |")), "{key} missing:\n{md}");
         }
     }
