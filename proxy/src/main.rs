@@ -5,6 +5,10 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.print_config_reference {
+        print!("{}", athens_proxy::config::reference::markdown());
+        return Ok(());
+    }
     let mut cfg = cli.resolve()?;
     resolve_from_go_env(&mut cfg.upstream)?;
     cfg.validate()?;

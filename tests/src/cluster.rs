@@ -79,6 +79,29 @@ impl TestCluster {
         Ok(Client::try_from(config)?)
     }
 
+    /// A kubeconfig (YAML text) for the same API server and CA, authenticating with a bearer
+    /// token instead of the admin certificate: to act as a ServiceAccount.
+    pub fn token_kubeconfig(&self, token: &str) -> Result<String> {
+        let text = std::fs::read_to_string(&self.kubeconfig)?;
+        let admin: serde_json::Value = serde_yaml::from_str(&text)?;
+        let cluster = &admin["clusters"][0]["cluster"];
+        let server = cluster["server"]
+            .as_str()
+            .context("kubeconfig has no server")?;
+        let ca = cluster["certificate-authority"]
+            .as_str()
+            .context("kubeconfig has no certificate-authority file")?;
+        let config = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "athens-test", "cluster": {"server": server, "certificate-authority": ca}}],
+            "users": [{"name": "token", "user": {"token": token}}],
+            "contexts": [{"name": "token", "context": {"cluster": "athens-test", "user": "token"}}],
+            "current-context": "token",
+        });
+        Ok(serde_yaml::to_string(&config)?)
+    }
+
     /// A command for `kubectl`, `helm` or anything else that should talk to this cluster: the
     /// cluster's binaries first on `PATH`, `KUBECONFIG` set.
     pub fn command(&self, program: &str) -> Command {

@@ -65,7 +65,18 @@ mod tests {
     fn checked_in_crd_is_current() {
         assert!(
             CHECKED_IN == crd_yaml(),
-            "crds/athensproxy.yaml is stale: run `cargo run -p athens-operator -- crd > crds/athensproxy.yaml`"
+            "crds/athensproxy.yaml is stale: run charts/athens-operator/update-crd"
+        );
+    }
+
+    /// The Helm chart installs this file (templates/crd.yaml adds only labels and the keep
+    /// policy); tests/tests/chart.rs checks the rendered result too.
+    #[test]
+    fn chart_crd_is_current() {
+        const CHART: &str = include_str!("../../../charts/athens-operator/files/athensproxy.yaml");
+        assert!(
+            CHART == crd_yaml(),
+            "charts/athens-operator/files/athensproxy.yaml is stale: run charts/athens-operator/update-crd"
         );
     }
 

@@ -40,6 +40,9 @@ pub struct Cli {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Print the configuration reference (every key, default, flag) as Markdown and exit.
+    #[arg(long)]
+    pub print_config_reference: bool,
 }
 
 impl Cli {

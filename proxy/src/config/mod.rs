@@ -5,6 +5,7 @@
 
 mod cli;
 mod defaults;
+pub mod reference;
 
 pub use cli::Cli;
 pub use defaults::{default_storage_dir, resolve_from_go_env};
