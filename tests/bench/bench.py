@@ -6,6 +6,7 @@ Writes docs/bench/results.md, docs/bench/results.json and docs/bench/chart.png.
 Reports; never fails a build because a number is low.
 """
 
+import atexit
 import json
 import os
 import platform
@@ -79,6 +80,9 @@ def wait_http(url, timeout=60):
 # ---------------------------------------------------------------- servers
 
 
+RUNNING = []  # every server started, stopped at exit whatever happens
+
+
 class Server:
     def __init__(self, name, argv, env, port, pidfile=None):
         self.name, self.port, self.pidfile = name, port, pidfile
@@ -86,6 +90,7 @@ class Server:
         self.proc = subprocess.Popen(
             argv, env=env, stdout=LOG, stderr=LOG, start_new_session=True
         )
+        RUNNING.append(self)
         wait_http(self.url + "/")
 
     def pids(self):
@@ -111,6 +116,8 @@ class Server:
         return total
 
     def stop(self):
+        if self.proc.poll() is not None:
+            return
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -154,6 +161,7 @@ def start_nginx(storage):
     with open(conf, "w") as f:
         f.write(f"""
 daemon off;
+{"user root;" if os.geteuid() == 0 else ""}
 worker_processes auto;
 pid {WORK}/nginx-{port}.pid;
 error_log stderr error;
@@ -441,4 +449,7 @@ def machine():
 
 
 if __name__ == "__main__":
+    # SIGTERM (timeout, Ctrl-C from a wrapper) unwinds through the finally blocks that stop servers.
+    atexit.register(lambda: [s.stop() for s in RUNNING])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     main()
