@@ -415,8 +415,13 @@ def main():
     prev = os.path.join(OUT, "results.json")
     if os.path.exists(prev):  # keep the operator section from an earlier run
         old = json.load(open(prev))
-        if "operator" in old and "operator" not in results:
-            results["operator"] = old["operator"]
+        carry = ["operator"]
+        if SKIP_COLD:  # keep the cold-fill and not-found sections of the run that measured them
+            carry += ["cold", "cold_zips", "cold_load", "cold_note"]
+            results["cold_note"] = old.get("cold_note") or f"cold fill from the run of {old.get('started')}"
+        for k in carry:
+            if k in old and k not in results:
+                results[k] = old[k]
     json.dump(results, open(prev, "w"), indent=1)
     subprocess.run([sys.executable, os.path.join(HERE, "report.py")], check=True)
     shutil.rmtree(WORK, ignore_errors=True)

@@ -77,7 +77,8 @@ def md():
         L.append(f"`go mod download` of `tests/bench/coldfill` ({R.get('cold_zips')} module "
                  "zips, fresh module cache each time) straight from the machine's `GOPROXY` "
                  "(direct) and through each proxy with empty storage and that same upstream. "
-                 f"Load at the end: {' '.join(R.get('cold_load', []))}.\n")
+                 f"Load at the end: {' '.join(R.get('cold_load', []))}."
+                 + (f" ({R['cold_note']}.)" if R.get("cold_note") else "") + "\n")
         L.append("| | median s | runs s | / direct |")
         L.append("|---|---|---|---|")
         for who in ("direct", "athens-proxy", "Athens"):
