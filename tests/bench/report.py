@@ -123,6 +123,10 @@ def md():
         L.append(f"| API writes in a quiet minute after | {op.get('quiet_writes')} |")
         L.append("")
 
+    if not op:
+        L.append("## Operator\n")
+        L.append("Not measured in this run: `tests/bench/run operator` needs the test control plane "
+                 "(`tests/cluster/up`), which did not start here.\n")
     L.append("## Targets\n")
     L.append("| target | measured | met |")
     L.append("|---|---|---|")
