@@ -33,7 +33,7 @@ def md():
     L.append(f"- machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('mem_mib')} MiB, "
              f"{m.get('os')}, Linux {m.get('kernel')}")
     L.append(f"- versions: {m.get('athens_proxy')} (release build); Athens {m.get('athens')} "
-             f"(`go install`, disk storage); {m.get('nginx')}; {m.get('wrk')}; {m.get('go')}")
+             f"(built from its Go module by `tests/bench/run`, disk storage); {m.get('nginx')}; {m.get('wrk')}; {m.get('go')}")
     L.append("- warm servers run in offline network mode (Athens and athens-proxy) so no "
              "benchmark request leaves the machine; nginx serves athens-proxy's storage folder "
              "as static files (it is in protocol layout, `list` included).")
