@@ -29,7 +29,10 @@ impl App {
     /// Builds the state: opens storage, parses the upstream list and checksum database.
     pub fn new(cfg: &Config) -> anyhow::Result<Self> {
         let os = crate::storage::open(&cfg.storage.url, &cfg.storage.options)?;
-        let store = Store::new(os);
+        let mut store = Store::new(os);
+        if let Some(root) = cfg.storage.url.strip_prefix("file://") {
+            store = store.with_local_root(root.into());
+        }
         let entries = parse_goproxy(&cfg.upstream.goproxy).map_err(anyhow::Error::msg)?;
         let upstream = Upstream::new(
             entries,

@@ -7,17 +7,61 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::io::AsyncReadExt;
 
 /// Read size when streaming a zip from a temp file into the bucket.
 const UPLOAD_CHUNK: usize = 1 << 20;
 
+/// Memory for committed `.info` and `.mod` objects, which never change once written.
+const SMALL_CACHE_BYTES: usize = 16 << 20;
+
 /// The bucket, holding module versions in protocol layout.
 #[derive(Clone, Debug)]
 pub struct Store {
     os: Arc<dyn ObjectStore>,
+    small: Arc<SmallCache>,
+    /// For `file://` buckets: the folder, so zips stream straight from the file in large reads
+    /// (the object store's local reader hands out 8 KiB chunks, one blocking task each).
+    local_root: Option<std::path::PathBuf>,
+}
+
+/// Read size when streaming a zip out of a local bucket.
+const LOCAL_ZIP_CHUNK: usize = 256 << 10;
+
+/// Committed `.info` and `.mod` bytes by key. They are immutable, so a hit never needs the
+/// bucket: a warm `.info` or `.mod` is a hash lookup instead of a round trip to storage (two
+/// blocking-pool hops for a local disk). Bounded: when full it starts over.
+#[derive(Debug, Default)]
+struct SmallCache {
+    map: Mutex<(HashMap<String, Bytes>, usize)>,
+}
+
+impl SmallCache {
+    fn get(&self, k: &str) -> Option<Bytes> {
+        self.map.lock().ok()?.0.get(k).cloned()
+    }
+
+    fn contains(&self, k: &str) -> bool {
+        self.map.lock().is_ok_and(|m| m.0.contains_key(k))
+    }
+
+    fn put(&self, k: String, v: Bytes) {
+        let Ok(mut m) = self.map.lock() else { return };
+        let size = k.len() + v.len();
+        if size > SMALL_CACHE_BYTES / 16 {
+            return;
+        }
+        if m.1 + size > SMALL_CACHE_BYTES {
+            m.0.clear();
+            m.1 = 0;
+        }
+        if m.0.insert(k, v).is_none() {
+            m.1 += size;
+        }
+    }
 }
 
 /// A stored zip, streamed out without buffering.
@@ -44,7 +88,17 @@ fn key(s: &str) -> Result<Key, StorageError> {
 
 impl Store {
     pub fn new(os: Arc<dyn ObjectStore>) -> Self {
-        Self { os }
+        Self {
+            os,
+            small: Arc::default(),
+            local_root: None,
+        }
+    }
+
+    /// Marks the bucket as the local folder `root` (what `file://root` opened).
+    pub fn with_local_root(mut self, root: std::path::PathBuf) -> Self {
+        self.local_root = Some(root);
+        self
     }
 
     /// A small object's bytes, or `None` when it does not exist.
@@ -88,7 +142,19 @@ impl Store {
 
     /// The `.info` of a committed version; `None` means the version does not exist.
     pub async fn info(&self, l: Layout<'_>) -> Result<Option<Bytes>, StorageError> {
-        self.get_blob(&l.info()).await
+        self.get_immutable(l.info()).await
+    }
+
+    /// A committed `.info` or `.mod`: from memory when seen before, else from the bucket.
+    async fn get_immutable(&self, k: String) -> Result<Option<Bytes>, StorageError> {
+        if let Some(b) = self.small.get(&k) {
+            return Ok(Some(b));
+        }
+        let found = self.get_blob(&k).await?;
+        if let Some(b) = &found {
+            self.small.put(k, b.clone());
+        }
+        Ok(found)
     }
 
     /// The `.mod` of a committed version (checks the `.info` marker first).
@@ -96,13 +162,29 @@ impl Store {
         if !self.has_version(l).await? {
             return Ok(None);
         }
-        self.get_blob(&l.go_mod()).await
+        self.get_immutable(l.go_mod()).await
     }
 
     /// The `.zip` of a committed version, as a stream.
     pub async fn zip(&self, l: Layout<'_>) -> Result<Option<ZipObject>, StorageError> {
         if !self.has_version(l).await? {
             return Ok(None);
+        }
+        if let Some(root) = &self.local_root
+            && let Ok(file) = tokio::fs::File::open(root.join(l.zip())).await
+            && let Ok(meta) = file.metadata().await
+        {
+            let stream =
+                tokio_util::io::ReaderStream::with_capacity(file, LOCAL_ZIP_CHUNK).map(|r| {
+                    r.map_err(|e| object_store::Error::Generic {
+                        store: "local",
+                        source: Box::new(e),
+                    })
+                });
+            return Ok(Some(ZipObject {
+                size: meta.len(),
+                stream: stream.boxed(),
+            }));
         }
         match self.os.get(&key(&l.zip())?).await {
             Ok(r) => Ok(Some(ZipObject {
@@ -116,7 +198,11 @@ impl Store {
 
     /// Whether the version's commit marker exists.
     pub async fn has_version(&self, l: Layout<'_>) -> Result<bool, StorageError> {
-        match self.os.head(&key(&l.info())?).await {
+        let info = l.info();
+        if self.small.contains(&info) {
+            return Ok(true);
+        }
+        match self.os.head(&key(&info)?).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.into()),
