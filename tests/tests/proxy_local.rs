@@ -275,6 +275,12 @@ async fn slow_upstream_times_out_with_504_and_errors_say_why() {
     let body = String::from_utf8_lossy(&body);
     assert_eq!(s, 502, "{body}");
     assert!(body.contains("503"), "{body}");
+
+    // An upstream refusal is passed on as the refusal it is, not as a gateway failure.
+    world.upstream.clear_faults();
+    world.upstream.fault("@v/list", Fault::Status(403));
+    let (s, _, _, body) = get(&format!("{}/example.com/hello/@v/list", proxy.url)).await;
+    assert_eq!(s, 403, "{}", String::from_utf8_lossy(&body));
 }
 
 #[tokio::test(flavor = "multi_thread")]

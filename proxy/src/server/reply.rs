@@ -42,6 +42,15 @@ pub fn upstream_error(e: &UpstreamError) -> Response {
         UpstreamError::NotFound(m) => error(StatusCode::NOT_FOUND, format!("not found: {m}")),
         UpstreamError::Off => error(StatusCode::NOT_FOUND, e.to_string()),
         UpstreamError::Timeout { .. } => error(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
+        // A refusal (403 for a module upstream will not serve, say) is passed on as it is, so
+        // the go command sees what it would see talking to upstream itself; only failures of
+        // upstream (5xx, and 429 after our retries) become 502.
+        UpstreamError::Status { status, .. } if (400..500).contains(status) && *status != 429 => {
+            error(
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
+                e.to_string(),
+            )
+        }
         _ => error(StatusCode::BAD_GATEWAY, e.to_string()),
     }
 }
