@@ -7,3 +7,4 @@ pub mod modzip;
 pub mod proxy;
 pub mod sumdb;
 pub mod upstream;
+pub mod wait;

@@ -1,7 +1,7 @@
 //! Running the real `athens-proxy` binary as a child process.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -10,19 +10,7 @@ pub fn proxy_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("ATHENS_PROXY_BIN") {
         return PathBuf::from(p);
     }
-    // Test binaries live in target/<profile>/deps; the proxy in target/<profile>.
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary in target/<profile>/deps");
-    let bin = profile_dir.join("athens-proxy");
-    assert!(
-        bin.exists(),
-        "{} missing: run `cargo build -p athens-proxy` (tests/run does)",
-        bin.display()
-    );
-    bin
+    crate::wait::workspace_bin("athens-proxy").unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// A running proxy; killed on drop.

@@ -3,13 +3,13 @@
 //! install, the operator binary running with the chart ServiceAccount's token (so the chart's
 //! RBAC is shown sufficient, and a verb it does not grant refused), upgrade, uninstall.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use athens_e2e::cluster::{TestCluster, TestNamespace};
-use athens_operator::crd::{AthensProxy, READY};
+use athens_e2e::wait::{poll, repo, wait_ready, workspace_bin};
+use athens_operator::crd::AthensProxy;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -22,10 +22,6 @@ use kube::{Api, Client};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const CRD_NAME: &str = "athensproxies.athens.dev";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn chart() -> String {
     repo()
@@ -69,26 +65,6 @@ fn tool(program: &str, args: &[&str]) -> Command {
     let mut cmd = TestCluster::get().command(program);
     cmd.args(args);
     cmd
-}
-
-async fn poll<F, Fut>(what: &str, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    let mut last_err = None;
-    loop {
-        match check().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last_err = Some(e),
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting for {what} (last error: {last_err:?})");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 fn yaml_docs(text: &str) -> Result<Vec<serde_json::Value>> {
@@ -280,7 +256,7 @@ async fn apply_crd(client: &Client, crd: &serde_json::Value) -> Result<()> {
         &Patch::Apply(crd),
     )
     .await?;
-    poll(&format!("CRD {name} Established"), || async {
+    poll(TIMEOUT, &format!("CRD {name} Established"), || async {
         let crd = api.get(name).await?;
         Ok(crd.status.and_then(|s| s.conditions).is_some_and(|cs| {
             cs.iter()
@@ -290,23 +266,6 @@ async fn apply_crd(client: &Client, crd: &serde_json::Value) -> Result<()> {
     .await
 }
 
-/// The built `athens-operator` binary, next to this test's executable.
-fn operator_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .context("test executable has no target dir")?;
-    let bin = dir.join("athens-operator");
-    if !bin.exists() {
-        bail!(
-            "{} does not exist: run `cargo build -p athens-operator` first (tests/run does)",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
 struct Child(std::process::Child);
 
 impl Drop for Child {
@@ -314,21 +273,6 @@ impl Drop for Child {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-async fn wait_ready(api: &Api<AthensProxy>, name: &str) -> Result<()> {
-    let res = poll(&format!("AthensProxy {name} Ready"), || async {
-        let p = api.get(name).await?;
-        Ok(p.status.as_ref().is_some_and(|s| {
-            s.is_true(READY) && s.url.is_some() && s.observed_generation == p.metadata.generation
-        }))
-    })
-    .await;
-    if let Err(e) = res {
-        let status = api.get(name).await.ok().and_then(|p| p.status);
-        bail!("{e:#}; last status: {status:?}");
-    }
-    Ok(())
 }
 
 /// Install, run the operator as the chart's ServiceAccount, upgrade, uninstall.
@@ -433,7 +377,7 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
     let log_path = dir.path().join("operator.log");
     let log = std::fs::File::create(&log_path)?;
     let operator = Child(
-        Command::new(operator_binary()?)
+        Command::new(workspace_bin("athens-operator")?)
             .args([
                 "run",
                 "--namespace",
@@ -478,12 +422,16 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
         None,
     )?;
     let proxies: Api<AthensProxy> = Api::namespaced(admin.clone(), n);
-    wait_ready(&proxies, "gomods-s3").await.map_err(with_log)?;
-    wait_ready(&proxies, "first").await.map_err(with_log)?;
+    wait_ready(TIMEOUT, &proxies, "gomods-s3")
+        .await
+        .map_err(with_log)?;
+    wait_ready(TIMEOUT, &proxies, "first")
+        .await
+        .map_err(with_log)?;
     // The filesystem example gets its claim (the cluster has no provisioner, so it stays
     // Pending and the proxy is not Ready: the claim is the user data checked below).
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), n);
-    poll("the filesystem example's claim", || async {
+    poll(TIMEOUT, "the filesystem example's claim", || async {
         Ok(pvcs.get_opt("gomods-storage").await?.is_some())
     })
     .await

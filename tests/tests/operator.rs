@@ -5,12 +5,13 @@
 //! in parallel); one runs the real `athens-operator run` binary, twice, for leader election,
 //! `/metrics` and the probes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use athens_e2e::cluster::{TestCluster, TestNamespace};
+use athens_e2e::wait::{poll, repo, wait_ready, workspace_bin};
 use athens_operator::crd::{AthensProxy, DEGRADED, READY};
 use athens_operator::metrics::Metrics;
 use athens_operator::reconcile::{self, Context};
@@ -28,10 +29,6 @@ use tokio::sync::oneshot;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// Installs (server-side applies) the CRD exactly as `crds/` holds it; waits until it serves.
 async fn install_crd(client: &Client) -> Result<()> {
     let text = std::fs::read_to_string(repo().join("crds/athensproxy.yaml"))?;
@@ -46,7 +43,7 @@ async fn install_crd(client: &Client) -> Result<()> {
         &Patch::Apply(&value),
     )
     .await?;
-    poll("CRD Established", || async {
+    poll(TIMEOUT, "CRD Established", || async {
         let crd = api.get("athensproxies.athens.dev").await?;
         Ok(crd.status.and_then(|s| s.conditions).is_some_and(|cs| {
             cs.iter()
@@ -54,27 +51,6 @@ async fn install_crd(client: &Client) -> Result<()> {
         }))
     })
     .await
-}
-
-/// Polls `check` until it returns true, failing after [`TIMEOUT`].
-async fn poll<F, Fut>(what: &str, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    let mut last_err = None;
-    loop {
-        match check().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last_err = Some(e),
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting for {what} (last error: {last_err:?})");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// The controller, running in this test's runtime, for one namespace.
@@ -198,21 +174,6 @@ fn condition(p: &AthensProxy, type_: &str) -> Option<(String, String, String)> {
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-async fn wait_ready(api: &Api<AthensProxy>, name: &str) -> Result<AthensProxy> {
-    let ready = poll(&format!("AthensProxy {name} Ready"), || async {
-        let p = proxy(api, name).await?;
-        Ok(p.status.as_ref().is_some_and(|s| {
-            s.is_true(READY) && s.url.is_some() && s.observed_generation == p.metadata.generation
-        }))
-    })
-    .await;
-    if let Err(e) = ready {
-        let status = api.get(name).await.ok().and_then(|p| p.status);
-        bail!("{e:#}; last status: {status:?}");
-    }
-    proxy(api, name).await
-}
-
 fn template_hash(d: &Deployment) -> Option<String> {
     d.spec
         .as_ref()?
@@ -235,7 +196,7 @@ async fn example_becomes_ready(file: &str, name: &str, claim: Option<&str>) -> R
     }
     kubectl_apply_file(ns.name(), &repo().join("examples").join(file))?;
     let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
-    let p = wait_ready(&api, name).await?;
+    let p = wait_ready(TIMEOUT, &api, name).await?;
     let url = p
         .status
         .as_ref()
@@ -310,7 +271,7 @@ async fn spec_and_secret_changes_roll_the_pod_template() -> Result<()> {
     kubectl_apply_file(ns.name(), &repo().join("examples/s3.yaml"))?;
     let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
     let deployments: Api<Deployment> = Api::namespaced(ns.client(), ns.name());
-    wait_ready(&api, "gomods-s3").await?;
+    wait_ready(TIMEOUT, &api, "gomods-s3").await?;
     let first = template_hash(&deployments.get("gomods-s3").await?).context("no hash")?;
 
     // A spec change.
@@ -321,6 +282,7 @@ async fn spec_and_secret_changes_roll_the_pod_template() -> Result<()> {
     )
     .await?;
     poll(
+        TIMEOUT,
         "pod template hash to change after a spec change",
         || async {
             let h = template_hash(&deployments.get("gomods-s3").await?).unwrap_or_default();
@@ -343,6 +305,7 @@ async fn spec_and_secret_changes_roll_the_pod_template() -> Result<()> {
         )
         .await?;
     poll(
+        TIMEOUT,
         "pod template hash to change after a Secret change",
         || async {
             let h = template_hash(&deployments.get("gomods-s3").await?).unwrap_or_default();
@@ -350,7 +313,7 @@ async fn spec_and_secret_changes_roll_the_pod_template() -> Result<()> {
         },
     )
     .await?;
-    wait_ready(&api, "gomods-s3").await?;
+    wait_ready(TIMEOUT, &api, "gomods-s3").await?;
     op.stop().await;
     ns.cleanup().await
 }
@@ -363,11 +326,11 @@ async fn deleting_the_resource_collects_its_children() -> Result<()> {
     volume_for(&ns.client(), ns.name(), "gomods-storage").await?;
     kubectl_apply_file(ns.name(), &repo().join("examples/filesystem.yaml"))?;
     let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
-    wait_ready(&api, "gomods").await?;
+    wait_ready(TIMEOUT, &api, "gomods").await?;
     api.delete("gomods", &DeleteParams::background()).await?;
     let c = ns.client();
     let n = ns.name().to_string();
-    poll("children to be garbage collected", || {
+    poll(TIMEOUT, "children to be garbage collected", || {
         let (c, n) = (c.clone(), n.clone());
         async move {
             let d = Api::<Deployment>::namespaced(c.clone(), &n)
@@ -472,7 +435,7 @@ async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
-    poll("Degraded SecretNotFound", || async {
+    poll(TIMEOUT, "Degraded SecretNotFound", || async {
         let p = proxy(&api, "gomods-s3").await?;
         Ok(condition(&p, DEGRADED).is_some_and(|(s, r, _)| s == "True" && r == "SecretNotFound"))
     })
@@ -489,7 +452,7 @@ async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
     // A Warning Event says why.
     let c = ns.client();
     let n = ns.name().to_string();
-    poll("a SecretNotFound Warning Event", || {
+    poll(TIMEOUT, "a SecretNotFound Warning Event", || {
         let (c, n) = (c.clone(), n.clone());
         async move {
             let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(c, &n);
@@ -524,7 +487,7 @@ async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    wait_ready(&api, "gomods-s3").await?;
+    wait_ready(TIMEOUT, &api, "gomods-s3").await?;
     let p = proxy(&api, "gomods-s3").await?;
     assert_eq!(condition(&p, DEGRADED).map(|c| c.0), Some("False".into()));
     op.stop().await;
@@ -548,7 +511,7 @@ async fn steady_state_makes_no_writes() -> Result<()> {
     volume_for(&ns.client(), ns.name(), "gomods-storage").await?;
     kubectl_apply_file(ns.name(), &repo().join("examples/filesystem.yaml"))?;
     let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
-    wait_ready(&api, "gomods").await?;
+    wait_ready(TIMEOUT, &api, "gomods").await?;
     let c = ns.client();
     let n = ns.name().to_string();
     let versions = || {
@@ -579,7 +542,7 @@ async fn steady_state_makes_no_writes() -> Result<()> {
         }
     };
     // Let the rollout settle (Deployment status, claim binding), then watch several resyncs.
-    poll("a settled rollout", || async {
+    poll(TIMEOUT, "a settled rollout", || async {
         let p = proxy(&api, "gomods").await?;
         Ok(condition(&p, "Progressing").is_some_and(|(s, _, _)| s == "False"))
     })
@@ -608,23 +571,6 @@ fn count_reconciles(m: &Metrics) -> f64 {
         .sum()
 }
 
-/// The built `athens-operator` binary, next to this test's executable.
-fn operator_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .context("test executable has no target dir")?;
-    let bin = dir.join("athens-operator");
-    if !bin.exists() {
-        bail!(
-            "{} does not exist: run `cargo build -p athens-operator` first (tests/run does)",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -651,7 +597,7 @@ fn exited(child: &std::sync::Mutex<Child>, what: &str) -> Result<()> {
 
 fn spawn_operator(ns: &str, identity: &str, port: u16) -> Result<Child> {
     let cluster = TestCluster::get();
-    let child = std::process::Command::new(operator_binary()?)
+    let child = std::process::Command::new(workspace_bin("athens-operator")?)
         .args([
             "run",
             "--namespace",
@@ -686,7 +632,7 @@ async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
     install_crd(&ns.client()).await?;
     let (p1, p2) = (free_port()?, free_port()?);
     let first = std::sync::Mutex::new(spawn_operator(ns.name(), "first", p1)?);
-    poll("the first replica to lead", || async {
+    poll(TIMEOUT, "the first replica to lead", || async {
         if exited(&first, "athens-operator").is_err() {
             return Ok(true);
         }
@@ -705,7 +651,7 @@ async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
     let second = spawn_operator(ns.name(), "second", p2)?;
     kubectl_apply_file(ns.name(), &repo().join("examples/s3.yaml"))?;
     let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
-    wait_ready(&api, "gomods-s3").await?;
+    wait_ready(TIMEOUT, &api, "gomods-s3").await?;
 
     assert_eq!(http_get(p1, "/healthz").await?.0, 200);
     assert_eq!(http_get(p1, "/readyz").await?.0, 200);
@@ -717,7 +663,7 @@ async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
     );
     assert!(metrics.contains("athens_operator_reconcile_duration_seconds_bucket"));
     assert!(metrics.contains("athens_operator_leader 1"));
-    poll("the standby's probes", || async {
+    poll(TIMEOUT, "the standby's probes", || async {
         Ok(http_get(p2, "/readyz").await?.0 == 200)
     })
     .await?;
@@ -732,7 +678,7 @@ async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()?;
-    poll("the second replica to lead", || async {
+    poll(TIMEOUT, "the second replica to lead", || async {
         let lease = Api::<Lease>::namespaced(ns.client(), ns.name())
             .get_opt("athens-operator")
             .await?;
@@ -747,7 +693,7 @@ async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
         &Patch::Merge(serde_json::json!({"spec": {"upstream": {"goproxy": "off"}}})),
     )
     .await?;
-    wait_ready(&api, "gomods-s3").await?;
+    wait_ready(TIMEOUT, &api, "gomods-s3").await?;
     let cm = Api::<ConfigMap>::namespaced(ns.client(), ns.name())
         .get("gomods-s3-config")
         .await?;
@@ -777,6 +723,7 @@ async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
     drop(second);
     let killed = std::time::Instant::now();
     poll(
+        TIMEOUT,
         "the third replica to take over an expired Lease",
         || async { Ok(holder(&ns).await? == "third") },
     )
@@ -793,7 +740,7 @@ async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
         &Patch::Merge(serde_json::json!({"spec": {"replicas": 3}})),
     )
     .await?;
-    poll("the new leader to reconcile", || async {
+    poll(TIMEOUT, "the new leader to reconcile", || async {
         let p = proxy(&api, "gomods-s3").await?;
         Ok(p.status.is_some_and(|s| s.ready_replicas == Some(3)))
     })
@@ -858,7 +805,7 @@ async fn rendered_pod_runs_the_real_proxy_and_go_downloads_through_it() -> Resul
             }
         })
         .collect();
-    let proxy_bin = operator_binary()?.with_file_name("athens-proxy");
+    let proxy_bin = workspace_bin("athens-operator")?.with_file_name("athens-proxy");
     let mut cmd = std::process::Command::new(proxy_bin);
     cmd.args(&args)
         .env_clear()
@@ -874,7 +821,7 @@ async fn rendered_pod_runs_the_real_proxy_and_go_downloads_through_it() -> Resul
         }
     }
     let proxy = std::sync::Mutex::new(Child(cmd.spawn()?));
-    poll("the proxy's /readyz", || async {
+    poll(TIMEOUT, "the proxy's /readyz", || async {
         if exited(&proxy, "athens-proxy").is_err() {
             return Ok(true);
         }
