@@ -120,14 +120,7 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
         return render("");
     }
     let path = format!("{me}/@v/list");
-    let upstream = match app.negative.get(&path) {
-        Some(msg) => {
-            app.metrics.negative_cache_hits.inc();
-            Err(UpstreamError::NotFound(msg))
-        }
-        None => fetch_small(app, &path).await,
-    };
-    match upstream {
+    match fetch_small(app, &path).await {
         Ok(body) => render(&String::from_utf8_lossy(&body)),
         Err(UpstreamError::NotFound(_)) if !stored.is_empty() => render(""),
         Err(e) if app.mode == NetworkMode::Fallback && !stored.is_empty() => {
@@ -146,14 +139,7 @@ async fn latest(app: &Arc<App>, m: &ModulePath) -> Response {
         None
     } else {
         let path = format!("{me}/@latest");
-        let answer = match app.negative.get(&path) {
-            Some(msg) => {
-                app.metrics.negative_cache_hits.inc();
-                Err(UpstreamError::NotFound(msg))
-            }
-            None => fetch_small(app, &path).await,
-        };
-        match answer {
+        match fetch_small(app, &path).await {
             Ok(body) => return info_reply(m, &body, SHORT),
             Err(e @ UpstreamError::NotFound(_)) => Some(e),
             Err(e) if app.mode == NetworkMode::Fallback => {
@@ -212,10 +198,6 @@ async fn query(app: &Arc<App>, m: &ModulePath, q: &str) -> Response {
         Err(e) => return reply::error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let path = format!("{}/@v/{qe}.info", m.escaped());
-    if let Some(msg) = app.negative.get(&path) {
-        app.metrics.negative_cache_hits.inc();
-        return reply::upstream_error(&UpstreamError::NotFound(msg));
-    }
     match fetch_small(app, &path).await {
         Ok(body) => info_reply(m, &body, SHORT),
         Err(e) => reply::upstream_error(&e),
@@ -241,8 +223,13 @@ fn info_reply(m: &ModulePath, body: &Bytes, cache: &'static str) -> Response {
     }
 }
 
-/// GETs a small upstream body; not-found answers are remembered briefly.
+/// GETs a small upstream body. Not-found answers are remembered briefly and answered from
+/// memory while fresh: path-prefix probes cost one upstream trip, not one each.
 async fn fetch_small(app: &Arc<App>, path: &str) -> Result<Bytes, UpstreamError> {
+    if let Some(msg) = app.negative.get(path) {
+        app.metrics.negative_cache_hits.inc();
+        return Err(UpstreamError::NotFound(msg));
+    }
     let result =
         match app.upstream.get(path).await {
             Ok(resp) => read_limited(resp, MAX_SMALL_BODY).await.map_err(|reason| {
