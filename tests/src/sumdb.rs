@@ -25,6 +25,12 @@ impl SumdbServer {
 
     /// Starts a database named `name` signing every module zip found in `proxy_dir`.
     pub fn start(proxy_dir: &Path, name: &str) -> Self {
+        Self::start_with(proxy_dir, name, &[])
+    }
+
+    /// Like [`SumdbServer::start`], with extra flags (`-lazy`: add each record on its first
+    /// lookup, so the tree grows during a test).
+    pub fn start_with(proxy_dir: &Path, name: &str, extra: &[&str]) -> Self {
         let keydir = tempfile::tempdir().expect("tempdir");
         let keyfile = keydir.path().join("key");
         let mut child = Command::new(binary())
@@ -32,6 +38,7 @@ impl SumdbServer {
             .arg(proxy_dir)
             .args(["-listen", "127.0.0.1:0", "-name", name, "-keyfile"])
             .arg(&keyfile)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

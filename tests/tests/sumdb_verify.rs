@@ -1,11 +1,11 @@
 //! Module verification against real peers: a local checksum database built on
 //! golang.org/x/mod/sumdb (tests/sumdb), and the `go` command's own hashes.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
+use athens_e2e::sumdb::SumdbServer;
 use athens_proxy::verify::sumdb::client::decode_hash;
 use athens_proxy::verify::sumdb::parse_lookup;
 use athens_proxy::verify::{
@@ -38,93 +38,6 @@ fn write_zip(path: &Path, module: &str, version: &str, files: &[(&str, &[u8])]) 
         w.write_all(data).unwrap();
     }
     w.finish().unwrap();
-}
-
-/// A running tests/sumdb server, killed on drop.
-struct SumdbServer {
-    child: Child,
-    url: String,
-    key: String,
-}
-
-impl Drop for SumdbServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Builds tests/sumdb once per test process into `out`.
-fn build_sumdb(out: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("sumdb");
-    let bin = out.join("sumdb");
-    let status = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg(".")
-        .current_dir(&src)
-        .env("GOWORK", "off")
-        .env("GOFLAGS", "-mod=readonly -buildvcs=false")
-        .status()
-        .expect("running `go build` for tests/sumdb (is Go installed?)");
-    assert!(status.success(), "go build of tests/sumdb failed");
-    bin
-}
-
-fn start_sumdb(bin: &Path, proxy_dir: &Path, name: &str, work: &Path) -> SumdbServer {
-    start_sumdb_with(bin, proxy_dir, name, work, &[])
-}
-
-fn start_sumdb_with(
-    bin: &Path,
-    proxy_dir: &Path,
-    name: &str,
-    work: &Path,
-    extra: &[&str],
-) -> SumdbServer {
-    let keyfile = work.join(format!("{name}-{}.key", rand_suffix()));
-    let mut child = Command::new(bin)
-        .arg("-dir")
-        .arg(proxy_dir)
-        .args(["-listen", "127.0.0.1:0", "-name", name, "-keyfile"])
-        .arg(&keyfile)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting the sumdb test server");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(l) => l,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("sumdb test server did not print its URL");
-        }
-    };
-    let url = line.trim().to_string();
-    assert!(url.starts_with("http://"), "unexpected first line {line:?}");
-    let key = std::fs::read_to_string(&keyfile)
-        .unwrap()
-        .trim()
-        .to_string();
-    SumdbServer { child, url, key }
-}
-
-fn rand_suffix() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
 }
 
 const HELLO_GO_MOD: &[u8] = b"module example.com/hello\n\ngo 1.21\n";
@@ -161,9 +74,7 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
             &[("go.mod", gomod.as_bytes()), ("f.go", b"package f\n")],
         );
     }
-
-    let bin = build_sumdb(work.path());
-    let server = start_sumdb(&bin, &proxy_dir, "sumdb.test", work.path());
+    let server = SumdbServer::start(&proxy_dir, "sumdb.test");
     let http = reqwest::Client::new();
 
     // GOSUMDB="name+key URL": talk to the database at its root.
@@ -333,7 +244,7 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
     assert!(matches!(err, VerifyError::NotInTree { .. }), "{err}");
 
     // A tree note signed by another key (another server, same name) is not signed by ours.
-    let other = start_sumdb(&bin, &proxy_dir, "sumdb.test", work.path());
+    let other = SumdbServer::start(&proxy_dir, "sumdb.test");
     let wrong_key = SumdbClient::new(
         SumdbSpec::parse(&format!("{} {}", server.key, other.url))
             .unwrap()
@@ -372,8 +283,7 @@ async fn growing_log_is_checked_for_consistency() {
         );
         modules.push(module);
     }
-    let bin = build_sumdb(work.path());
-    let server = start_sumdb_with(&bin, &proxy_dir, "sumdb.test", work.path(), &["-lazy"]);
+    let server = SumdbServer::start_with(&proxy_dir, "sumdb.test", &["-lazy"]);
     let client = SumdbClient::new(
         SumdbSpec::parse(&format!("{} {}", server.key, server.url))
             .unwrap()
