@@ -20,6 +20,10 @@ pub const MAX_ZIP_FILE: u64 = 500 << 20;
 pub const MAX_GO_MOD: u64 = 16 << 20;
 /// Largest LICENSE file accepted (x/mod `zip.MaxLICENSE`).
 pub const MAX_LICENSE: u64 = 16 << 20;
+/// Most entries a module zip may have. Not an x/mod rule (a deliberate difference): the zip
+/// reader holds the whole central directory in memory, and a 500 MiB zip of empty entries
+/// would be millions of them. The largest real modules have tens of thousands of files.
+pub const MAX_ZIP_ENTRIES: u64 = 200_000;
 
 /// What [`check_zip`] learned about a valid module zip.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +59,13 @@ pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary,
     if zip_size > MAX_ZIP_FILE {
         return Err(invalid(format!(
             "module zip file is too large ({zip_size} bytes; limit is {MAX_ZIP_FILE} bytes)"
+        )));
+    }
+    if let Some(n) = declared_entries(&file)
+        && n > MAX_ZIP_ENTRIES
+    {
+        return Err(invalid(format!(
+            "module zip has {n} entries; limit is {MAX_ZIP_ENTRIES}"
         )));
     }
     let mut archive = zip::ZipArchive::new(BufReader::with_capacity(64 * 1024, file))
@@ -291,6 +302,40 @@ fn check_elem(elem: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The entry count the zip's end-of-central-directory record declares (zip64 included), read
+/// before the central directory itself is loaded. `None` when there is no such record: the
+/// zip reader then reports the zip as invalid.
+fn declared_entries(file: &std::fs::File) -> Option<u64> {
+    use std::io::{Seek, SeekFrom};
+    const EOCD: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
+    const ZIP64_LOCATOR: [u8; 4] = [0x50, 0x4b, 0x06, 0x07];
+    const ZIP64_EOCD: [u8; 4] = [0x50, 0x4b, 0x06, 0x06];
+    let mut f = file;
+    let len = f.metadata().ok()?.len();
+    // The record is 22 bytes plus a comment of at most 64 KiB, at the very end.
+    let tail_len = len.min(22 + 65_535 + 20);
+    let mut tail = vec![0u8; tail_len as usize];
+    f.seek(SeekFrom::Start(len - tail_len)).ok()?;
+    f.read_exact(&mut tail).ok()?;
+    let at = (0..tail.len().saturating_sub(21))
+        .rev()
+        .find(|&i| tail[i..i + 4] == EOCD)?;
+    let count = u64::from(u16::from_le_bytes([tail[at + 10], tail[at + 11]]));
+    if count != 0xFFFF {
+        return Some(count);
+    }
+    // Zip64: the locator sits just before the record and points at the zip64 record.
+    let loc = at.checked_sub(20)?;
+    if tail[loc..loc + 4] != ZIP64_LOCATOR {
+        return Some(count);
+    }
+    let offset = u64::from_le_bytes(tail[loc + 8..loc + 16].try_into().ok()?);
+    let mut rec = [0u8; 40];
+    f.seek(SeekFrom::Start(offset)).ok()?;
+    f.read_exact(&mut rec).ok()?;
+    (rec[..4] == ZIP64_EOCD).then(|| u64::from_le_bytes(rec[32..40].try_into().unwrap_or_default()))
+}
+
 /// x/mod `fileNameOK`.
 fn file_name_ok(c: char) -> bool {
     if c.is_ascii() {
@@ -397,6 +442,38 @@ mod tests {
         assert_eq!(s.uncompressed, 21 + 10 + 12);
         assert_eq!(s.h1, expected_h1(entries));
         assert_eq!(s.h1, super::super::hash_zip(z.path()).unwrap());
+    }
+
+    #[test]
+    fn too_many_entries_are_refused_before_the_directory_is_read() {
+        let z = make_zip(&[("example.com/m@v1.0.0/a.go", b"package m\n")]);
+        assert_eq!(declared_entries(z.as_file()), Some(1));
+        // Claim more entries than the limit in the end record (zip64, as a real zip with that
+        // many entries would): refused before the central directory is loaded.
+        let mut bytes = std::fs::read(z.path()).unwrap();
+        let eocd = bytes.len() - 22;
+        let dir_size = u32::from_le_bytes(bytes[eocd + 12..eocd + 16].try_into().unwrap());
+        let dir_offset = u32::from_le_bytes(bytes[eocd + 16..eocd + 20].try_into().unwrap());
+        let zip64_at = eocd as u64;
+        let mut rec = vec![0x50, 0x4b, 0x06, 0x06];
+        rec.extend_from_slice(&44u64.to_le_bytes());
+        rec.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        rec.extend_from_slice(&(MAX_ZIP_ENTRIES + 1).to_le_bytes());
+        rec.extend_from_slice(&(MAX_ZIP_ENTRIES + 1).to_le_bytes());
+        rec.extend_from_slice(&u64::from(dir_size).to_le_bytes());
+        rec.extend_from_slice(&u64::from(dir_offset).to_le_bytes());
+        let mut loc = vec![0x50, 0x4b, 0x06, 0x07, 0, 0, 0, 0];
+        loc.extend_from_slice(&zip64_at.to_le_bytes());
+        loc.extend_from_slice(&1u32.to_le_bytes());
+        let mut end = bytes.split_off(eocd);
+        end[8..12].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+        bytes.extend(rec);
+        bytes.extend(loc);
+        bytes.extend(end);
+        std::fs::write(z.path(), &bytes).unwrap();
+        assert_eq!(declared_entries(z.as_file()), Some(MAX_ZIP_ENTRIES + 1));
+        let e = check_zip(z.path(), M, V).unwrap_err().to_string();
+        assert!(e.contains("entries; limit is"), "{e}");
     }
 
     #[test]
