@@ -4,7 +4,7 @@
 //! [`DELIBERATE`] with its reason.
 //!
 //! The seed is printed; `ATHENS_DIFF_SEED=<n>` reproduces a run, `ATHENS_DIFF_SEED=random`
-//! picks a new one.
+//! picks a new one, and `ATHENS_DIFF_SCALE=<n>` runs n times as many inputs.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -58,7 +58,8 @@ const DELIBERATE: &[Deliberate] = &[
     Deliberate {
         name: "gopkg.in .v-unstable",
         why: "x/mod CheckPath accepts gopkg.in/x.v-unstable (no digits), but no version can \
-              match it; we refuse it (module/path.rs split_gopkg_in).",
+              match it (and x/mod PathMajorPrefix panics on it); we refuse it (module/path.rs \
+              split_gopkg_in).",
         applies: |d| {
             d.ours.contains("GopkgIn")
                 && d.input.contains(".v-unstable")
@@ -123,6 +124,14 @@ const DELIBERATE: &[Deliberate] = &[
         },
     },
 ];
+
+/// `ATHENS_DIFF_SCALE=<n>` multiplies the number of inputs, for a longer hunt by hand.
+fn scale() -> usize {
+    std::env::var("ATHENS_DIFF_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+}
 
 fn seed() -> u64 {
     match std::env::var("ATHENS_DIFF_SEED") {
@@ -210,7 +219,7 @@ impl Report {
 /// Module paths: CheckPath, EscapePath, SplitPathVersion, UnescapePath.
 fn paths(rng: &mut Rng, report: &mut Report) -> Vec<String> {
     let mut inputs: Vec<String> = diffgen::REAL_PATHS.iter().map(|s| s.to_string()).collect();
-    inputs.extend((0..PATHS).map(|_| diffgen::module_path(rng)));
+    inputs.extend((0..PATHS * scale()).map(|_| diffgen::module_path(rng)));
     let answers = ask_all(inputs.iter().map(|p| Ask::new("path", p)));
     let mut valid = Vec::new();
     let mut escaped_inputs = Vec::new();
@@ -229,8 +238,18 @@ fn paths(rng: &mut Rng, report: &mut Report) -> Vec<String> {
         report.compare_value("escape_path", p, &e, a, ("escaped", "escape_err"));
 
         if let Ok(mp) = ModulePath::new(p.as_str()) {
-            let mine = format!("{} {}", mp.prefix(), mp.major_suffix().unwrap_or(""));
-            let go = format!("{} {}", a.get("prefix"), a.get("major"));
+            let mine = format!(
+                "{} {} {}",
+                mp.prefix(),
+                mp.major_suffix().unwrap_or(""),
+                mp.major().unwrap_or("")
+            );
+            let go = format!(
+                "{} {} {}",
+                a.get("prefix"),
+                a.get("major"),
+                a.get("major_prefix")
+            );
             report.compare(
                 "split_path_version",
                 p,
@@ -258,7 +277,9 @@ fn paths(rng: &mut Rng, report: &mut Report) -> Vec<String> {
 
 /// Versions: semver validity and canonical form, the parts we read, escaping, queries.
 fn versions(rng: &mut Rng, report: &mut Report) -> Vec<String> {
-    let inputs: Vec<String> = (0..VERSIONS).map(|_| diffgen::version(rng)).collect();
+    let inputs: Vec<String> = (0..VERSIONS * scale())
+        .map(|_| diffgen::version(rng))
+        .collect();
     let answers = ask_all(inputs.iter().map(|v| Ask::new("version", v)));
     let mut valid = Vec::new();
     for (v, a) in inputs.iter().zip(&answers) {
@@ -347,7 +368,9 @@ fn precedence(rng: &mut Rng, report: &mut Report, versions: &[String]) {
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
-    pairs.extend((0..PAIRS).map(|_| (rng.pick(versions).clone(), rng.pick(versions).clone())));
+    pairs.extend(
+        (0..PAIRS * scale()).map(|_| (rng.pick(versions).clone(), rng.pick(versions).clone())),
+    );
     let answers = ask_all(pairs.iter().map(|(a, b)| Ask::with("compare", a, b, "")));
     for ((x, y), a) in pairs.iter().zip(&answers) {
         let mine = match Version::parse(x).unwrap().cmp(&Version::parse(y).unwrap()) {
@@ -382,7 +405,7 @@ fn path_major(rng: &mut Rng, report: &mut Report, paths: &[String], versions: &[
     ] {
         paths.push(p.to_string());
     }
-    let pairs: Vec<(String, String)> = (0..PAIRS)
+    let pairs: Vec<(String, String)> = (0..PAIRS * scale())
         .map(|_| (rng.pick(&paths).clone(), rng.pick(versions).clone()))
         .collect();
     let answers = ask_all(pairs.iter().map(|(p, v)| Ask::with("major", p, v, "")));
@@ -419,7 +442,7 @@ fn url_path(s: &str) -> String {
 /// Whole request paths: what parse_request accepts against unescaping and module.Check.
 fn requests(rng: &mut Rng, report: &mut Report, paths: &[String], versions: &[String]) {
     let mut cases = Vec::new();
-    for _ in 0..REQUESTS {
+    for _ in 0..REQUESTS * scale() {
         let p = if rng.chance(70) && !paths.is_empty() {
             rng.pick(paths).clone()
         } else {
@@ -773,7 +796,7 @@ fn zips(rng: &mut Rng, report: &mut Report) {
     let mut cases = Vec::new();
     let generated: Vec<ZipCase> = listed_zip_cases()
         .into_iter()
-        .chain((0..ZIPS).map(|_| zip_case(rng)))
+        .chain((0..ZIPS * scale()).map(|_| zip_case(rng)))
         .collect();
     for (i, case) in generated.into_iter().enumerate() {
         let file = dir.path().join(format!("{i}.zip"));

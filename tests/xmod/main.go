@@ -46,18 +46,34 @@ func errText(err error) string {
 
 func boolText(b bool) string { return strconv.FormatBool(b) }
 
-// path: CheckPath, EscapePath, SplitPathVersion of a decoded module path.
+// path: CheckPath, EscapePath, SplitPathVersion and PathMajorPrefix of a decoded module path.
 func path(p string) answer {
 	esc, escErr := module.EscapePath(p)
 	prefix, major, ok := module.SplitPathVersion(p)
-	return answer{
-		"check_err":  errText(module.CheckPath(p)),
-		"escaped":    esc,
-		"escape_err": errText(escErr),
-		"prefix":     prefix,
-		"major":      major,
-		"split_ok":   boolText(ok),
+	majorPrefix := ""
+	if ok && major != "" {
+		majorPrefix = pathMajorPrefix(major)
 	}
+	return answer{
+		"major_prefix": majorPrefix,
+		"check_err":    errText(module.CheckPath(p)),
+		"escaped":      esc,
+		"escape_err":   errText(escErr),
+		"prefix":       prefix,
+		"major":        major,
+		"split_ok":     boolText(ok),
+	}
+}
+
+// pathMajorPrefix is module.PathMajorPrefix, which panics for some suffixes that CheckPath
+// accepts (gopkg.in/x.v-unstable); the panic becomes the answer.
+func pathMajorPrefix(major string) (prefix string) {
+	defer func() {
+		if r := recover(); r != nil {
+			prefix = fmt.Sprintf("panic: %v", r)
+		}
+	}()
+	return module.PathMajorPrefix(major)
 }
 
 // unescapePath: UnescapePath of an escaped module path.
