@@ -23,6 +23,9 @@ pub struct App {
     pub mode: NetworkMode,
     pub negative: NegativeCache,
     pub metrics: Arc<Metrics>,
+    /// The checksum database modules are verified against (its name), or `None` when
+    /// verification was turned off explicitly: shown by `/version`.
+    pub sumdb_name: Option<String>,
 }
 
 impl App {
@@ -42,6 +45,13 @@ impl App {
         .map_err(anyhow::Error::msg)?;
         let sumdb = SumdbSpec::parse(&cfg.upstream.sumdb)?
             .map(|spec| SumdbClient::new(spec, entries, upstream.http().clone()));
+        let sumdb_name = sumdb.as_ref().map(|s| s.spec().name.clone());
+        if sumdb_name.is_none() {
+            tracing::warn!(
+                "checksum database verification is OFF (upstream.sumdb = \"off\"): modules are \
+                 stored and served without checking them against a checksum database"
+            );
+        }
         let metrics = Arc::new(Metrics::new());
         let tmp_dir = std::env::temp_dir();
         let filler = Arc::new(Filler {
@@ -66,6 +76,7 @@ impl App {
             mode: cfg.upstream.network_mode,
             negative: NegativeCache::new(Duration::from_secs(cfg.upstream.negative_cache_seconds)),
             metrics,
+            sumdb_name,
         })
     }
 
