@@ -9,6 +9,7 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
+use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
 
 use super::VerifyError;
 use super::h1::{Hash1Builder, hash_go_mod as h1_go_mod, sha256_reader};
@@ -80,10 +81,6 @@ pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary,
     let mut go_mod = None;
     let mut files = 0usize;
     let mut total = 0u64;
-    // Declared sizes of everything we read, directory entries included: x/mod does not count
-    // directory entries toward the limit, but dirhash hashes their content, so a directory
-    // entry with a huge declared size must not make us decompress without bound.
-    let mut read_total = 0u64;
 
     for i in 0..archive.len() {
         let mut entry = archive
@@ -103,14 +100,7 @@ pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary,
             )));
         };
         let declared = entry.size();
-        if MAX_ZIP_FILE - read_total >= declared {
-            read_total += declared;
-        } else {
-            return Err(invalid(format!(
-                "total uncompressed size of module contents too large (max size is {MAX_ZIP_FILE} bytes)"
-            )));
-        }
-        let is_dir = rel.ends_with('/');
+        let is_dir = full.ends_with('/');
         if !rel.is_empty() {
             let name = rel.strip_suffix('/').unwrap_or(rel);
             check_file_path(name).map_err(|r| invalid(format!("{full}: {r}")))?;
@@ -152,8 +142,22 @@ pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary,
             }
         }
 
-        // Hash every entry as stored, directories included, like dirhash.HashZip. Read at most
-        // one byte more than declared so a lying header cannot make us read without bound.
+        // Hash every entry as stored, directories included, like dirhash.HashZip. Go's
+        // archive/zip opens a directory entry as empty whatever bytes it stores, and fails if
+        // it declares a non-zero size (so the go command's hash fails): directories are never
+        // read here.
+        if is_dir {
+            if declared != 0 {
+                return Err(invalid(format!(
+                    "{full}: directory entry declares {declared} bytes of content"
+                )));
+            }
+            hash.add_digest(&full, Sha256::digest([]).into())
+                .map_err(|r| invalid(format!("{full}: {r}")))?;
+            continue;
+        }
+        // Read at most one byte more than declared (declared sizes of files are bounded by the
+        // total limit above) so a lying header cannot make us read without bound.
         let mut limited = (&mut entry).take(declared.saturating_add(1));
         let (digest, n) = if rel == "go.mod" {
             let mut content = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
@@ -336,22 +340,46 @@ fn declared_entries(file: &std::fs::File) -> Option<u64> {
     (rec[..4] == ZIP64_EOCD).then(|| u64::from_le_bytes(rec[32..40].try_into().unwrap_or_default()))
 }
 
-/// x/mod `fileNameOK`.
+/// x/mod `fileNameOK`: outside ASCII, Go's `unicode.IsLetter` (general category L). Rust's
+/// `is_alphabetic` would also let through combining marks (U+0345, Devanagari vowel signs),
+/// letter numbers (U+2160) and circled letters (U+24B6), which x/mod rejects.
+///
+/// Deliberate difference: the category tables are a newer Unicode version than Go's (15.0 in
+/// Go 1.26), so letters added since then pass here and fail in the go command.
 fn file_name_ok(c: char) -> bool {
     if c.is_ascii() {
         c.is_ascii_alphanumeric() || "!#$%&()+,-.=@[]^_{}~ ".contains(c)
     } else {
-        c.is_alphabetic()
+        c.general_category_group() == GeneralCategoryGroup::Letter
     }
 }
 
-/// Case folding for collision checks (x/mod `strToFold`), approximated with Unicode lower-casing
-/// for non-ASCII names.
+/// A key such that two names have the same key exactly when Go's `strings.EqualFold` says they
+/// are equal (x/mod `strToFold`, which maps each rune to the smallest of its `unicode.SimpleFold`
+/// orbit). Here each character maps to the lower case of its upper case, keeping the character
+/// where either mapping is not a single character (ß, İ). Checked against Go's tables for every
+/// code point: the orbits agree except for the dotless ı, which upper-cases to I but does not
+/// fold with it in Go, and letters newer than Go's Unicode version (deliberate, see
+/// [`file_name_ok`]). Plain lower-casing would miss ſ/s, ς/σ and K/k (Kelvin sign).
 fn str_to_fold(s: &str) -> String {
     if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
         return s.to_string();
     }
-    s.chars().flat_map(char::to_lowercase).collect()
+    s.chars().map(fold_char).collect()
+}
+
+fn fold_char(c: char) -> char {
+    fn single(mut it: impl Iterator<Item = char>) -> Option<char> {
+        match (it.next(), it.next()) {
+            (Some(x), None) => Some(x),
+            _ => None,
+        }
+    }
+    if c == '\u{131}' {
+        return c;
+    }
+    let upper = single(c.to_uppercase()).unwrap_or(c);
+    single(upper.to_lowercase()).unwrap_or(upper)
 }
 
 #[derive(Default)]
@@ -592,16 +620,70 @@ mod tests {
         let err = check_zip(z.path(), M, V).unwrap_err().to_string();
         assert!(err.contains("total uncompressed size"), "{err}");
 
-        // A directory entry cannot be used to make us read without bound either.
-        let z = make_zip(&[("example.com/m@v1.0.0/d/", b"")]);
-        patch_declared_size(z.path(), 600 << 20);
-        let err = check_zip(z.path(), M, V).unwrap_err().to_string();
-        assert!(err.contains("total uncompressed size"), "{err}");
+        // A directory entry that declares content is refused (Go's archive/zip fails to open
+        // it, so dirhash fails), whatever the size: it cannot make us read either.
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let mut w = zip::ZipWriter::new(f.reopen().unwrap());
+        w.start_file("example.com/m@v1.0.0/d/", SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(b"content").unwrap();
+        w.finish().unwrap();
+        let err = check_zip(f.path(), M, V).unwrap_err().to_string();
+        assert!(err.contains("directory entry declares 7 bytes"), "{err}");
+        for size in [7, 600 << 20] {
+            let z = make_zip(&[("example.com/m@v1.0.0/d/", b"")]);
+            patch_declared_size(z.path(), size);
+            let err = check_zip(z.path(), M, V).unwrap_err().to_string();
+            assert!(err.contains("directory entry declares"), "{err}");
+        }
 
         // Content longer than declared is refused.
         let z = make_zip(&[("example.com/m@v1.0.0/a.go", b"0123456789")]);
         patch_declared_size(z.path(), 3);
         assert!(check_zip(z.path(), M, V).is_err());
+    }
+
+    #[test]
+    fn file_names_allow_letters_only_outside_ascii() {
+        // Letters (general category L) pass, as in Go's unicode.IsLetter.
+        for ok in ["é.go", "日本.go", "ǅ.go", "ß", "ı"] {
+            assert_eq!(check_elem(ok), Ok(()), "{ok:?}");
+        }
+        // Alphabetic but not letters: combining marks, letter numbers, circled letters.
+        for bad in [
+            "a\u{345}.go",
+            "क\u{93e}.go",
+            "\u{2160}.go",
+            "\u{24b6}.go",
+            "a\u{301}",
+            "😀",
+        ] {
+            assert!(check_elem(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn case_folding_matches_go_simple_fold() {
+        // Same key exactly when Go's strings.EqualFold says equal.
+        let same = [
+            ("A.go", "a.go"),
+            ("K", "\u{212a}"),
+            ("s", "ſ"),
+            ("σ", "ς"),
+            ("Σ", "ς"),
+            ("ß", "ẞ"),
+            ("ǅ", "ǆ"),
+            ("Ǆ", "ǅ"),
+            ("\u{345}", "ι"),
+            ("Å", "\u{212b}"),
+        ];
+        for (a, b) in same {
+            assert_eq!(str_to_fold(a), str_to_fold(b), "{a:?} {b:?}");
+        }
+        let different = [("ı", "i"), ("ı", "I"), ("İ", "i"), ("ß", "ss"), ("a", "b")];
+        for (a, b) in different {
+            assert_ne!(str_to_fold(a), str_to_fold(b), "{a:?} {b:?}");
+        }
     }
 
     #[test]
