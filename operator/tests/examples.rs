@@ -2,7 +2,8 @@
 //! Secrets it references (so it applies as it is). The cluster tests apply them for real.
 
 use athens_operator::crd::AthensProxy;
-use athens_operator::render::{SecretData, check_secrets, desired};
+use athens_operator::reconcile::check_secrets;
+use athens_operator::render::{SecretData, credentials, desired};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -64,7 +65,9 @@ fn examples_render_and_include_their_secrets() {
                 serde_json::from_value(d.clone()).unwrap_or_else(|e| panic!("{file}: {e}"));
             p.metadata.namespace = Some("examples".into());
             p.metadata.uid = Some("uid".into());
-            check_secrets(&p.spec.storage, &secrets).unwrap_or_else(|e| panic!("{file}: {e}"));
+            if let Some(e) = check_secrets(&credentials(&p.spec.storage), &secrets) {
+                panic!("{file}: {e}");
+            }
             let d = desired(&p, &secrets).unwrap();
             let toml = &d.config_map.data.as_ref().unwrap()["config.toml"];
             athens_proxy::config::Config::from_toml(toml, &file)

@@ -15,7 +15,7 @@ use athens_e2e::wait::{poll, repo, wait_ready, workspace_bin};
 use athens_operator::crd::{AthensProxy, DEGRADED, READY};
 use athens_operator::metrics::Metrics;
 use athens_operator::reconcile::{self, Context};
-use athens_operator::render::{CONFIG_HASH_ANNOTATION, Settings};
+use athens_operator::render::{Settings, template_hash};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
@@ -172,18 +172,6 @@ fn condition(p: &AthensProxy, type_: &str) -> Option<(String, String, String)> {
         .as_ref()?
         .condition(type_)
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn template_hash(d: &Deployment) -> Option<String> {
-    d.spec
-        .as_ref()?
-        .template
-        .metadata
-        .as_ref()?
-        .annotations
-        .as_ref()?
-        .get(CONFIG_HASH_ANNOTATION)
-        .cloned()
 }
 
 /// Applies one example file as it is and waits for its proxy to be Ready with a URL.

@@ -1,9 +1,6 @@
 //! The Deployment of proxy pods: hardened, probed, rolled when the configuration changes.
 
-use super::secrets::{
-    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AZURE_STORAGE_ACCOUNT_KEY,
-    GCS_DEFAULT_KEY,
-};
+use super::secrets::{Credential, Delivery, GCS_DEFAULT_KEY, credentials};
 use super::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONTAINER_PORT, DEFAULT_IMAGE, GCS_KEY_DIR,
     Meta, STORAGE_DIR, TMP_DIR, claim_name, config_map_name, pvc::access_modes, selector_labels,
@@ -187,32 +184,11 @@ fn from_secret(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
     }
 }
 
-/// Environment: scratch locations, and credentials by reference to the user's Secrets.
+/// Environment: scratch locations, settings of the backend, and credentials by reference to
+/// the user's SecretData (exactly one backend is set, so this keeps each backend's order).
 fn env(spec: &AthensProxySpec) -> Vec<EnvVar> {
     let mut env = vec![value("HOME", TMP_DIR), value("TMPDIR", TMP_DIR)];
     let st = &spec.storage;
-    if let Some(c) = st.s3.as_ref().and_then(|s| s.credentials.as_ref()) {
-        let s = &c.secret_name;
-        let key = |k: &Option<String>, d: &str| k.clone().unwrap_or_else(|| d.to_string());
-        env.push(from_secret(
-            AWS_ACCESS_KEY_ID,
-            s,
-            &key(&c.access_key_id_key, AWS_ACCESS_KEY_ID),
-            false,
-        ));
-        env.push(from_secret(
-            AWS_SECRET_ACCESS_KEY,
-            s,
-            &key(&c.secret_access_key_key, AWS_SECRET_ACCESS_KEY),
-            false,
-        ));
-        env.push(from_secret(
-            AWS_SESSION_TOKEN,
-            s,
-            &key(&c.session_token_key, AWS_SESSION_TOKEN),
-            true,
-        ));
-    }
     if st.gcs.as_ref().is_some_and(|g| g.credentials.is_some()) {
         env.push(value(
             "GOOGLE_SERVICE_ACCOUNT",
@@ -221,17 +197,10 @@ fn env(spec: &AthensProxySpec) -> Vec<EnvVar> {
     }
     if let Some(az) = &st.azure {
         env.push(value("AZURE_STORAGE_ACCOUNT_NAME", &az.account));
-        if let Some(c) = &az.credentials {
-            let key = c
-                .account_key_key
-                .clone()
-                .unwrap_or_else(|| AZURE_STORAGE_ACCOUNT_KEY.to_string());
-            env.push(from_secret(
-                AZURE_STORAGE_ACCOUNT_KEY,
-                &c.secret_name,
-                &key,
-                false,
-            ));
+    }
+    for c in credentials(st) {
+        if let Delivery::Env(name) = c.delivery {
+            env.push(from_secret(name, &c.secret, &c.key, c.optional));
         }
     }
     env
@@ -282,29 +251,33 @@ fn volumes(meta: &Meta, spec: &AthensProxySpec) -> (Vec<Volume>, Vec<VolumeMount
         });
         mounts.push(mount("storage", STORAGE_DIR, false));
     }
-    if let Some(c) = spec
-        .storage
-        .gcs
-        .as_ref()
-        .and_then(|g| g.credentials.as_ref())
-    {
-        volumes.push(Volume {
-            name: "gcs-credentials".into(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(c.secret_name.clone()),
-                items: Some(vec![KeyToPath {
-                    key: c.key.clone().unwrap_or_else(|| GCS_DEFAULT_KEY.into()),
-                    path: GCS_DEFAULT_KEY.into(),
-                    mode: None,
-                }]),
-                default_mode: Some(0o440),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        mounts.push(mount("gcs-credentials", GCS_KEY_DIR, true));
+    for c in credentials(&spec.storage) {
+        if let Delivery::File(file) = c.delivery {
+            volumes.push(secret_file_volume(&c, file));
+            mounts.push(mount(CREDENTIALS_VOLUME, GCS_KEY_DIR, true));
+        }
     }
     (volumes, mounts)
+}
+
+/// The one credentials file volume (the GCS key), mounted at [`GCS_KEY_DIR`].
+const CREDENTIALS_VOLUME: &str = "gcs-credentials";
+
+fn secret_file_volume(c: &Credential, file: &str) -> Volume {
+    Volume {
+        name: CREDENTIALS_VOLUME.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(c.secret.clone()),
+            items: Some(vec![KeyToPath {
+                key: c.key.clone(),
+                path: file.into(),
+                mode: None,
+            }]),
+            default_mode: Some(0o440),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 fn non_empty<T: Clone>(v: &[T]) -> Option<Vec<T>> {

@@ -1,6 +1,7 @@
 //! The pod-template hash: configuration plus the data of every referenced Secret.
 
-use super::SecretData;
+use super::{CONFIG_HASH_ANNOTATION, SecretData};
+use k8s_openapi::api::apps::v1::Deployment;
 use sha2::{Digest, Sha256};
 
 /// A short stable hash of the configuration file and the referenced Secrets' contents. It is
@@ -20,6 +21,19 @@ pub fn config_hash(config_toml: &str, secrets: &SecretData) -> String {
     }
     let digest = h.finalize();
     digest[..10].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hash a Deployment's pod template carries, if any.
+pub fn template_hash(d: &Deployment) -> Option<String> {
+    d.spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(CONFIG_HASH_ANNOTATION)
+        .cloned()
 }
 
 /// Length-prefixed, so ("ab","c") and ("a","bc") differ.

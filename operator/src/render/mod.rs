@@ -13,9 +13,9 @@ mod service;
 pub use config::{proxy_config, storage_config};
 pub use configmap::config_map;
 pub use deployment::deployment;
-pub use hash::config_hash;
+pub use hash::{config_hash, template_hash};
 pub use pvc::{claim_name, persistent_volume_claim, wants_pvc};
-pub use secrets::{SecretData, SpecProblem, check_secrets};
+pub use secrets::{Credential, Delivery, SecretData, credentials};
 pub use service::service;
 
 use crate::crd::AthensProxy;
