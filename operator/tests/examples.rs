@@ -3,7 +3,7 @@
 
 use athens_operator::crd::AthensProxy;
 use athens_operator::reconcile::check_secrets;
-use athens_operator::render::{SecretData, credentials, desired};
+use athens_operator::render::{SecretVersion, Secrets, credentials, desired};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -47,16 +47,20 @@ fn one_example_per_storage_kind() {
 #[test]
 fn examples_render_and_include_their_secrets() {
     for (file, docs) in examples() {
-        let mut secrets = SecretData::new();
+        let mut secrets = Secrets::new();
         for d in docs.iter().filter(|d| d["kind"] == "Secret") {
             let name = d["metadata"]["name"].as_str().unwrap().to_string();
-            let data = d["stringData"]
+            let keys = d["stringData"]
                 .as_object()
                 .unwrap_or_else(|| panic!("{file}: Secret {name} without stringData"))
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap().as_bytes().to_vec()))
+                .keys()
+                .cloned()
                 .collect();
-            secrets.insert(name, data);
+            let version = SecretVersion {
+                keys,
+                ..Default::default()
+            };
+            secrets.insert(name, version);
         }
         let proxies: Vec<_> = docs.iter().filter(|d| d["kind"] == "AthensProxy").collect();
         assert_eq!(proxies.len(), 1, "{file}: one AthensProxy per example");

@@ -1,6 +1,7 @@
 //! Server-side apply under one field manager, and deletion of children no longer wanted.
 
 use super::Error;
+use super::preflight::controlled_by;
 use super::report::Applied;
 use crate::render::{Desired, FIELD_MANAGER, Meta, claim_name, template_hash};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -34,11 +35,7 @@ where
     let Some(existing) = api.get_opt(name).await? else {
         return Ok(false);
     };
-    let owned = existing
-        .owner_references()
-        .iter()
-        .any(|o| o.uid == owner_uid && o.controller == Some(true));
-    if !owned {
+    if !controlled_by(existing.meta(), owner_uid) {
         return Ok(false);
     }
     match api.delete(name, &DeleteParams::background()).await {

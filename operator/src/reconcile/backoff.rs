@@ -37,7 +37,6 @@ impl Failures {
     }
 
     /// How many proxies have failures recorded.
-    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.0.lock().map(|f| f.len()).unwrap_or(0)
     }

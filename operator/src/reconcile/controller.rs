@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::controller::{Config as ControllerConfig, Controller, Error as ControllerError};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
@@ -46,6 +46,7 @@ pub async fn run(
     // A Secret change (metadata only: its resourceVersion) triggers every proxy that references
     // it, so a rotated credential rolls the pods. Secret contents are never cached.
     let store = controller.store();
+    let state = ctx.clone();
     controller
         .watches(
             api::<PartialObjectMeta<Secret>>(&client, ns),
@@ -56,6 +57,12 @@ pub async fn run(
         .for_each(|res| {
             match res {
                 Ok((obj, _)) => tracing::debug!(proxy = %obj, "reconciled"),
+                // A deleted proxy. Only failing proxies have state, and each has a retry
+                // pending: that retry finds nothing, and the state goes.
+                Err(ControllerError::ObjectNotFound(obj)) => {
+                    state.forget(obj.namespace.as_deref(), &obj.name);
+                    tracing::debug!(proxy = %obj, "deleted");
+                }
                 Err(e) => tracing::debug!(error = %e, "reconcile did not finish"),
             }
             future::ready(())

@@ -57,6 +57,16 @@ impl Context {
             failures: Failures::default(),
         }
     }
+
+    /// Drops the per-proxy state of a proxy that no longer exists.
+    pub fn forget(&self, namespace: Option<&str>, name: &str) {
+        self.failures.forget(&key(namespace, name));
+    }
+
+    /// How many proxies this operator keeps per-proxy state for (failing ones only).
+    pub fn tracked_proxies(&self) -> usize {
+        self.failures.tracked()
+    }
 }
 
 /// The key of a proxy in per-proxy state.
@@ -122,6 +132,7 @@ fn now() -> Time {
 async fn reconcile_proxy(proxy: &AthensProxy, ctx: &Context) -> Result<Action, Error> {
     if proxy.metadata.deletion_timestamp.is_some() {
         // Children carry owner references: the garbage collector removes them.
+        ctx.failures.forget(&key_of(proxy));
         return Ok(Action::await_change());
     }
     let meta = Meta::of(proxy)?;

@@ -1,11 +1,15 @@
 //! Preflight: everything that must hold before anything is applied: the referenced Secrets and
-//! keys, and an existing claim. Reads only; the checks themselves are pure functions.
+//! keys, an existing claim, and that no object the operator would write belongs to someone
+//! else. Reads only; the checks themselves are pure functions.
 
 use super::Error;
 use crate::crd::AthensProxy;
-use crate::render::{Credential, Meta, SecretData, credentials};
+use crate::render::{
+    Credential, Meta, SecretVersion, Secrets, claim_name, config_map_name, credentials, wants_pvc,
+};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Api, Client};
 
 /// Why a spec cannot be applied as it is: reported as `Degraded` (reason and message), published
@@ -26,6 +30,15 @@ pub enum Problem {
         replicas: i32,
         modes: Vec<String>,
     },
+    #[error(
+        "{kind} {name:?} already exists and is not controlled by this AthensProxy ({owner}); the operator leaves it alone: delete or rename it, or rename the AthensProxy"
+    )]
+    NameConflict {
+        kind: &'static str,
+        name: String,
+        /// Who controls it, in words.
+        owner: String,
+    },
 }
 
 impl Problem {
@@ -36,6 +49,7 @@ impl Problem {
             Problem::SecretKeyNotFound { .. } => "SecretKeyNotFound",
             Problem::ClaimNotFound { .. } => "ClaimNotFound",
             Problem::ClaimNotShared { .. } => "ClaimNotShared",
+            Problem::NameConflict { .. } => "NameConflict",
         }
     }
 }
@@ -43,10 +57,10 @@ impl Problem {
 /// What preflight read, and the first problem found (if any).
 #[derive(Debug, Default)]
 pub struct Preflight {
-    /// The proxy's Deployment, if it exists.
+    /// The proxy's Deployment, if it exists and is this proxy's.
     pub deployment: Option<Deployment>,
-    /// Data of the referenced Secrets that exist.
-    pub secrets: SecretData,
+    /// Versions of the referenced Secrets that exist.
+    pub secrets: Secrets,
     pub problem: Option<Problem>,
 }
 
@@ -55,19 +69,29 @@ pub async fn run(client: &Client, proxy: &AthensProxy, meta: &Meta) -> Result<Pr
     let mut out = Preflight::default();
     let ns = meta.namespace.as_str();
     // The Deployment is read in any case: its rollout feeds the status even when degraded.
-    out.deployment = Api::<Deployment>::namespaced(client.clone(), ns)
+    let deployment = Api::<Deployment>::namespaced(client.clone(), ns)
         .get_opt(&meta.name)
         .await?;
+    match deployment {
+        Some(d) if !controlled_by(&d.metadata, &meta.owner.uid) => {
+            out.problem = Some(conflict("Deployment", &d.metadata));
+            return Ok(out);
+        }
+        d => out.deployment = d,
+    }
     out.secrets = read_secrets(client, ns, proxy).await?;
     out.problem = check_secrets(&credentials(&proxy.spec.storage), &out.secrets);
     if out.problem.is_none() {
         out.problem = check_existing_claim(client, ns, proxy).await?;
     }
+    if out.problem.is_none() {
+        out.problem = name_conflict(client, proxy, meta).await?;
+    }
     Ok(out)
 }
 
 /// Every required credential's Secret exists and has its key (an optional one may be absent).
-pub fn check_secrets(credentials: &[Credential], secrets: &SecretData) -> Option<Problem> {
+pub fn check_secrets(credentials: &[Credential], secrets: &Secrets) -> Option<Problem> {
     credentials
         .iter()
         .filter(|c| !c.optional)
@@ -75,7 +99,7 @@ pub fn check_secrets(credentials: &[Credential], secrets: &SecretData) -> Option
             None => Some(Problem::SecretNotFound {
                 secret: c.secret.clone(),
             }),
-            Some(data) if !data.contains_key(&c.key) => Some(Problem::SecretKeyNotFound {
+            Some(s) if !s.keys.contains(&c.key) => Some(Problem::SecretKeyNotFound {
                 secret: c.secret.clone(),
                 key: c.key.clone(),
             }),
@@ -83,19 +107,78 @@ pub fn check_secrets(credentials: &[Credential], secrets: &SecretData) -> Option
         })
 }
 
-/// Reads the Secrets the spec references; absent ones are left out.
-async fn read_secrets(client: &Client, ns: &str, proxy: &AthensProxy) -> Result<SecretData, Error> {
+/// Whether `meta` has a controller owner reference to the owner with `uid`.
+pub fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid && o.controller == Some(true))
+}
+
+/// A name conflict with the existing object `meta` of `kind`.
+pub fn conflict(kind: &'static str, meta: &ObjectMeta) -> Problem {
+    let controller = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
+    let owner = match controller {
+        Some(o) => format!("it is controlled by {} {:?}", o.kind, o.name),
+        None => "it has no controller".to_string(),
+    };
+    Problem::NameConflict {
+        kind,
+        name: meta.name.clone().unwrap_or_default(),
+        owner,
+    }
+}
+
+/// The first child name (other than the Deployment's, read above) taken by an object this
+/// proxy does not control. Metadata only: their contents are not the operator's business.
+async fn name_conflict(
+    client: &Client,
+    proxy: &AthensProxy,
+    meta: &Meta,
+) -> Result<Option<Problem>, Error> {
+    let ns = meta.namespace.as_str();
+    let uid = meta.owner.uid.as_str();
+    let found = |m: Option<ObjectMeta>, kind| {
+        m.filter(|m| !controlled_by(m, uid))
+            .map(|m| conflict(kind, &m))
+    };
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get_metadata_opt(&config_map_name(&meta.name))
+        .await?;
+    if let Some(p) = found(cm.map(|m| m.metadata), "ConfigMap") {
+        return Ok(Some(p));
+    }
+    let svc = Api::<Service>::namespaced(client.clone(), ns)
+        .get_metadata_opt(&meta.name)
+        .await?;
+    if let Some(p) = found(svc.map(|m| m.metadata), "Service") {
+        return Ok(Some(p));
+    }
+    if wants_pvc(&proxy.spec) {
+        let pvc = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+            .get_metadata_opt(&claim_name(&meta.name))
+            .await?;
+        return Ok(found(pvc.map(|m| m.metadata), "PersistentVolumeClaim"));
+    }
+    Ok(None)
+}
+
+/// Reads the Secrets the spec references: identity and key names; absent ones are left out.
+async fn read_secrets(client: &Client, ns: &str, proxy: &AthensProxy) -> Result<Secrets, Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let mut out = SecretData::new();
+    let mut out = Secrets::new();
     for name in proxy.spec.storage.secret_names() {
         if let Some(s) = api.get_opt(name).await? {
-            let data = s
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect();
-            out.insert(name.to_string(), data);
+            let version = SecretVersion {
+                uid: s.metadata.uid.unwrap_or_default(),
+                resource_version: s.metadata.resource_version.unwrap_or_default(),
+                keys: s.data.unwrap_or_default().into_keys().collect(),
+            };
+            out.insert(name.to_string(), version);
         }
     }
     Ok(out)
@@ -150,20 +233,22 @@ mod tests {
     use super::*;
     use crate::render::testing::{fs, s3};
     use k8s_openapi::api::core::v1::PersistentVolumeClaimSpec;
-    use std::collections::BTreeMap;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-    fn secret(keys: &[&str]) -> BTreeMap<String, Vec<u8>> {
-        keys.iter()
-            .map(|k| (k.to_string(), b"v".to_vec()))
-            .collect()
+    fn secret(keys: &[&str]) -> SecretVersion {
+        SecretVersion {
+            uid: "u".into(),
+            resource_version: "1".into(),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+        }
     }
 
     #[test]
     fn missing_secret_and_key() {
         let creds = credentials(&s3());
-        let err = check_secrets(&creds, &SecretData::new()).unwrap();
+        let err = check_secrets(&creds, &Secrets::new()).unwrap();
         assert_eq!(err.reason(), "SecretNotFound");
-        let mut data = SecretData::from([("s3-creds".to_string(), secret(&["AWS_ACCESS_KEY_ID"]))]);
+        let mut data = Secrets::from([("s3-creds".to_string(), secret(&["AWS_ACCESS_KEY_ID"]))]);
         let err = check_secrets(&creds, &data).unwrap();
         assert_eq!(err.reason(), "SecretKeyNotFound");
         assert!(err.to_string().contains("AWS_SECRET_ACCESS_KEY"));
@@ -173,7 +258,43 @@ mod tests {
             secret(&["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]),
         );
         assert_eq!(check_secrets(&creds, &data), None);
-        assert_eq!(check_secrets(&credentials(&fs()), &SecretData::new()), None);
+        assert_eq!(check_secrets(&credentials(&fs()), &Secrets::new()), None);
+    }
+
+    fn owned(uid: &str, controller: bool) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("gomods-config".into()),
+            owner_references: Some(vec![OwnerReference {
+                kind: "Thing".into(),
+                name: "other".into(),
+                uid: uid.into(),
+                controller: Some(controller),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_a_controller_reference_with_our_uid_counts() {
+        assert!(controlled_by(&owned("me", true), "me"));
+        assert!(!controlled_by(&owned("me", false), "me"));
+        assert!(!controlled_by(&owned("them", true), "me"));
+        assert!(!controlled_by(&ObjectMeta::default(), "me"));
+        let p = conflict("ConfigMap", &owned("them", true));
+        assert_eq!(p.reason(), "NameConflict");
+        let text = p.to_string();
+        assert!(text.contains("ConfigMap \"gomods-config\""), "{text}");
+        assert!(text.contains("controlled by Thing \"other\""), "{text}");
+        let unowned = ObjectMeta {
+            name: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(
+            conflict("Service", &unowned)
+                .to_string()
+                .contains("no controller")
+        );
     }
 
     #[test]

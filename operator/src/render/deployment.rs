@@ -185,7 +185,7 @@ fn from_secret(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
 }
 
 /// Environment: scratch locations, settings of the backend, and credentials by reference to
-/// the user's SecretData (exactly one backend is set, so this keeps each backend's order).
+/// the user's Secrets (exactly one backend is set, so this keeps each backend's order).
 fn env(spec: &AthensProxySpec) -> Vec<EnvVar> {
     let mut env = vec![value("HOME", TMP_DIR), value("TMPDIR", TMP_DIR)];
     let st = &spec.storage;
@@ -311,9 +311,7 @@ mod tests {
 
     #[test]
     fn hardened_probed_container() {
-        let d = desired(&proxy(fs()), &SecretData::new())
-            .unwrap()
-            .deployment;
+        let d = desired(&proxy(fs()), &Secrets::new()).unwrap().deployment;
         let c = &pod(&d).containers[0];
         assert_eq!(c.image.as_deref(), Some(DEFAULT_IMAGE));
         assert_eq!(
@@ -354,9 +352,7 @@ mod tests {
 
     #[test]
     fn filesystem_mounts_claim_and_recreates() {
-        let d = desired(&proxy(fs()), &SecretData::new())
-            .unwrap()
-            .deployment;
+        let d = desired(&proxy(fs()), &Secrets::new()).unwrap().deployment;
         let spec = d.spec.as_ref().unwrap();
         assert_eq!(
             spec.strategy.as_ref().unwrap().type_.as_deref(),
@@ -375,9 +371,7 @@ mod tests {
 
     #[test]
     fn s3_credentials_come_from_the_secret() {
-        let d = desired(&proxy(s3()), &SecretData::new())
-            .unwrap()
-            .deployment;
+        let d = desired(&proxy(s3()), &Secrets::new()).unwrap().deployment;
         let id = env_of(&d, "AWS_ACCESS_KEY_ID").unwrap();
         assert!(id.value.is_none());
         let r = id
@@ -430,7 +424,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let d = desired(&proxy(st), &SecretData::new()).unwrap().deployment;
+        let d = desired(&proxy(st), &Secrets::new()).unwrap().deployment;
         assert_eq!(
             env_of(&d, "GOOGLE_SERVICE_ACCOUNT")
                 .unwrap()
@@ -463,7 +457,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let d = desired(&proxy(st), &SecretData::new()).unwrap().deployment;
+        let d = desired(&proxy(st), &Secrets::new()).unwrap().deployment;
         assert_eq!(
             env_of(&d, "AZURE_STORAGE_ACCOUNT_NAME")
                 .unwrap()
@@ -497,7 +491,7 @@ mod tests {
                 when_unsatisfiable: "ScheduleAnyway".into(),
                 ..Default::default()
             });
-        let d = desired(&p, &SecretData::new()).unwrap().deployment;
+        let d = desired(&p, &Secrets::new()).unwrap().deployment;
         let spec = d.spec.as_ref().unwrap();
         assert_eq!(spec.replicas, Some(3));
         let meta = spec.template.metadata.as_ref().unwrap();
@@ -522,7 +516,7 @@ mod tests {
 
     #[test]
     fn spec_and_secret_changes_change_the_template_hash() {
-        let hash = |p: &AthensProxy, s: &SecretData| {
+        let hash = |p: &AthensProxy, s: &Secrets| {
             desired(p, s)
                 .unwrap()
                 .deployment
@@ -536,14 +530,18 @@ mod tests {
                 .clone()
         };
         let p = proxy(s3());
-        let none = SecretData::new();
+        let none = Secrets::new();
         let base = hash(&p, &none);
         let mut p2 = p.clone();
         p2.spec.upstream.goproxy = "off".into();
         assert_ne!(base, hash(&p2, &none));
-        let rotated = SecretData::from([(
+        let rotated = Secrets::from([(
             "s3-creds".to_string(),
-            BTreeMap::from([("AWS_SECRET_ACCESS_KEY".to_string(), b"new".to_vec())]),
+            SecretVersion {
+                uid: "u".into(),
+                resource_version: "2".into(),
+                keys: ["AWS_SECRET_ACCESS_KEY".to_string()].into(),
+            },
         )]);
         assert_ne!(base, hash(&p, &rotated));
         let mut p3 = p.clone();

@@ -15,7 +15,7 @@ pub use configmap::config_map;
 pub use deployment::deployment;
 pub use hash::{config_hash, template_hash};
 pub use pvc::{claim_name, persistent_volume_claim, wants_pvc};
-pub use secrets::{Credential, Delivery, SecretData, credentials};
+pub use secrets::{Credential, Delivery, SecretVersion, Secrets, credentials};
 pub use service::service;
 
 use crate::crd::AthensProxy;
@@ -82,9 +82,9 @@ pub enum RenderError {
     MissingMetadata(&'static str),
 }
 
-/// All desired objects. `secrets` holds the data of the Secrets the spec references (by name);
-/// it only feeds the pod-template hash, so a rotated credential rolls the pods.
-pub fn desired(proxy: &AthensProxy, secrets: &SecretData) -> Result<Desired, RenderError> {
+/// All desired objects. `secrets` holds the versions of the Secrets the spec references (by
+/// name); it only feeds the pod-template hash, so a rotated credential rolls the pods.
+pub fn desired(proxy: &AthensProxy, secrets: &Secrets) -> Result<Desired, RenderError> {
     let meta = Meta::of(proxy)?;
     let config = proxy_config(&proxy.spec);
     let toml = config.to_toml();
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn children_are_owned_and_labelled() {
-        let d = desired(&proxy(fs()), &SecretData::new()).unwrap();
+        let d = desired(&proxy(fs()), &Secrets::new()).unwrap();
         for meta in [
             &d.config_map.metadata,
             &d.deployment.metadata,
@@ -280,8 +280,8 @@ mod tests {
     #[test]
     fn rendering_is_deterministic() {
         let p = proxy(s3());
-        let a = desired(&p, &SecretData::new()).unwrap();
-        let b = desired(&p, &SecretData::new()).unwrap();
+        let a = desired(&p, &Secrets::new()).unwrap();
+        let b = desired(&p, &Secrets::new()).unwrap();
         assert_eq!(a, b);
     }
 
@@ -290,7 +290,7 @@ mod tests {
         let mut p = proxy(fs());
         p.metadata.uid = None;
         assert_eq!(
-            desired(&p, &SecretData::new()),
+            desired(&p, &Secrets::new()),
             Err(RenderError::MissingMetadata("uid"))
         );
     }

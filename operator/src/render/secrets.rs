@@ -1,8 +1,9 @@
 //! Referenced Secrets: each credential resolved once (Secret, key, default, how the pod reads
-//! it), so the preflight check and the pod spec can never disagree.
+//! it), so the preflight check and the pod spec can never disagree; and what the operator keeps
+//! of a Secret (its identity and key names, never its values).
 
 use crate::crd::StorageSpec;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Default key names, which are also the environment variables the proxy reads.
 pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
@@ -11,8 +12,17 @@ pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 pub const AZURE_STORAGE_ACCOUNT_KEY: &str = "AZURE_STORAGE_ACCOUNT_KEY";
 pub const GCS_DEFAULT_KEY: &str = "service-account.json";
 
-/// Data of the referenced Secrets that exist: Secret name → key → value.
-pub type SecretData = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+/// One existing referenced Secret as the operator sees it: which version it is (for the
+/// pod-template hash) and which keys it has (for the preflight check). Values are not kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SecretVersion {
+    pub uid: String,
+    pub resource_version: String,
+    pub keys: BTreeSet<String>,
+}
+
+/// The referenced Secrets that exist, by name.
+pub type Secrets = BTreeMap<String, SecretVersion>;
 
 /// How the pod reads a credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
