@@ -79,7 +79,7 @@ impl Operator {
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(reconcile::run(
             ctx.clone(),
-            Some(ns.name().to_string()),
+            vec![ns.name().to_string()],
             async move {
                 let _ = rx.await;
             },

@@ -2,7 +2,7 @@
 
 use super::{Context, error_policy, reconcile};
 use crate::crd::AthensProxy;
-use futures::{StreamExt, future};
+use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use kube::api::Api;
@@ -27,8 +27,27 @@ where
     }
 }
 
-/// Runs the controller until `shutdown` resolves. `namespace`: watch one namespace, or all.
+/// Runs the controller until `shutdown` resolves: over all namespaces when `namespaces` is
+/// empty, else one controller per listed namespace (so the operator needs no cluster-wide
+/// permission: every list, watch and read is namespaced). All share `ctx`.
 pub async fn run(
+    ctx: Arc<Context>,
+    namespaces: Vec<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let shutdown = shutdown.shared();
+    if namespaces.is_empty() {
+        return run_one(ctx, None, shutdown).await;
+    }
+    future::join_all(
+        namespaces
+            .into_iter()
+            .map(|ns| run_one(ctx.clone(), Some(ns), shutdown.clone())),
+    )
+    .await;
+}
+
+async fn run_one(
     ctx: Arc<Context>,
     namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,

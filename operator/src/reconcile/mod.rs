@@ -10,7 +10,7 @@ mod status;
 
 pub use backoff::backoff;
 pub use controller::run;
-pub use preflight::{Problem, check_secrets};
+pub use preflight::{Problem, check_policy, check_secrets};
 pub use status::{Observed, next_status};
 
 use crate::crd::{AthensProxy, AthensProxyStatus};
@@ -136,7 +136,7 @@ async fn reconcile_proxy(proxy: &AthensProxy, ctx: &Context) -> Result<Action, E
         return Ok(Action::await_change());
     }
     let meta = Meta::of(proxy)?;
-    let found = preflight::run(&ctx.client, proxy, &meta).await?;
+    let found = preflight::run(&ctx.client, proxy, &meta, &ctx.settings).await?;
     let (deployment, applied) = match &found.problem {
         Some(_) => (found.deployment, None),
         None => {

@@ -1,11 +1,12 @@
-//! Preflight: everything that must hold before anything is applied: the referenced Secrets and
-//! keys, an existing claim, and that no object the operator would write belongs to someone
-//! else. Reads only; the checks themselves are pure functions.
+//! Preflight: everything that must hold before anything is applied. The operator's policy, the
+//! referenced Secrets and keys, an existing claim, and that no object the operator would write
+//! belongs to someone else. Reads only; the checks themselves are pure functions.
 
 use super::Error;
 use crate::crd::AthensProxy;
 use crate::render::{
-    Credential, Meta, SecretVersion, Secrets, claim_name, config_map_name, credentials, wants_pvc,
+    Credential, Meta, SecretVersion, Secrets, Settings, claim_name, config_map_name, credentials,
+    image, wants_pvc,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
@@ -16,6 +17,14 @@ use kube::{Api, Client};
 /// as a Warning Event, retried with backoff; nothing is applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
+    #[error(
+        "image {image:?} is not allowed: this operator runs only images starting with {allowed:?}"
+    )]
+    ImageNotAllowed { image: String, allowed: Vec<String> },
+    #[error(
+        "serviceAccountName {name:?} is not allowed: this operator runs proxies only as {allowed:?} (or with no ServiceAccount)"
+    )]
+    ServiceAccountNotAllowed { name: String, allowed: Vec<String> },
     #[error("Secret {secret:?} referenced by spec.storage does not exist")]
     SecretNotFound { secret: String },
     #[error("Secret {secret:?} has no key {key:?}")]
@@ -45,6 +54,8 @@ impl Problem {
     /// CamelCase reason for the condition, the Event and the failure metric.
     pub fn reason(&self) -> &'static str {
         match self {
+            Problem::ImageNotAllowed { .. } => "ImageNotAllowed",
+            Problem::ServiceAccountNotAllowed { .. } => "ServiceAccountNotAllowed",
             Problem::SecretNotFound { .. } => "SecretNotFound",
             Problem::SecretKeyNotFound { .. } => "SecretKeyNotFound",
             Problem::ClaimNotFound { .. } => "ClaimNotFound",
@@ -65,7 +76,12 @@ pub struct Preflight {
 }
 
 /// Reads what the checks need and runs them; stops at the first problem.
-pub async fn run(client: &Client, proxy: &AthensProxy, meta: &Meta) -> Result<Preflight, Error> {
+pub async fn run(
+    client: &Client,
+    proxy: &AthensProxy,
+    meta: &Meta,
+    settings: &Settings,
+) -> Result<Preflight, Error> {
     let mut out = Preflight::default();
     let ns = meta.namespace.as_str();
     // The Deployment is read in any case: its rollout feeds the status even when degraded.
@@ -79,6 +95,10 @@ pub async fn run(client: &Client, proxy: &AthensProxy, meta: &Meta) -> Result<Pr
         }
         d => out.deployment = d,
     }
+    out.problem = check_policy(proxy, settings);
+    if out.problem.is_some() {
+        return Ok(out);
+    }
     out.secrets = read_secrets(client, ns, proxy).await?;
     out.problem = check_secrets(&credentials(&proxy.spec.storage), &out.secrets);
     if out.problem.is_none() {
@@ -88,6 +108,30 @@ pub async fn run(client: &Client, proxy: &AthensProxy, meta: &Meta) -> Result<Pr
         out.problem = name_conflict(client, proxy, meta).await?;
     }
     Ok(out)
+}
+
+/// The administrator's limits on what a proxy may run (see `--allowed-image-prefixes` and
+/// `--allowed-service-accounts`); an empty list allows anything.
+pub fn check_policy(proxy: &AthensProxy, settings: &Settings) -> Option<Problem> {
+    let image = image(&proxy.spec);
+    let prefixes = &settings.allowed_image_prefixes;
+    if !prefixes.is_empty() && !prefixes.iter().any(|p| image.starts_with(p.as_str())) {
+        return Some(Problem::ImageNotAllowed {
+            image,
+            allowed: prefixes.clone(),
+        });
+    }
+    let allowed = &settings.allowed_service_accounts;
+    // No serviceAccountName: the namespace's default account, with no token mounted.
+    match &proxy.spec.service_account_name {
+        Some(name) if !allowed.is_empty() && !allowed.contains(name) => {
+            Some(Problem::ServiceAccountNotAllowed {
+                name: name.clone(),
+                allowed: allowed.clone(),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Every required credential's Secret exists and has its key (an optional one may be absent).
@@ -231,7 +275,7 @@ pub fn claim_problem(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::testing::{fs, s3};
+    use crate::render::testing::{fs, proxy, s3};
     use k8s_openapi::api::core::v1::PersistentVolumeClaimSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
@@ -259,6 +303,30 @@ mod tests {
         );
         assert_eq!(check_secrets(&creds, &data), None);
         assert_eq!(check_secrets(&credentials(&fs()), &Secrets::new()), None);
+    }
+
+    #[test]
+    fn policy_limits_image_and_service_account() {
+        let mut settings = Settings::default();
+        let mut p = proxy(fs());
+        p.spec.service_account_name = Some("builder".into());
+        assert_eq!(check_policy(&p, &settings), None, "no limits by default");
+
+        settings.allowed_image_prefixes = vec!["registry.internal.test/athens/".into()];
+        let err = check_policy(&p, &settings).unwrap();
+        assert_eq!(err.reason(), "ImageNotAllowed");
+        assert!(err.to_string().contains("athens-proxy:"), "{err}");
+        p.spec.image = Some("registry.internal.test/athens/proxy:1".into());
+        assert_eq!(check_policy(&p, &settings), None);
+
+        settings.allowed_service_accounts = vec!["athens".into()];
+        let err = check_policy(&p, &settings).unwrap();
+        assert_eq!(err.reason(), "ServiceAccountNotAllowed");
+        assert!(err.to_string().contains("\"builder\""), "{err}");
+        p.spec.service_account_name = None;
+        assert_eq!(check_policy(&p, &settings), None, "no account, no token");
+        p.spec.service_account_name = Some("athens".into());
+        assert_eq!(check_policy(&p, &settings), None);
     }
 
     fn owned(uid: &str, controller: bool) -> ObjectMeta {

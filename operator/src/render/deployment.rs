@@ -22,6 +22,11 @@ pub const RUN_AS: i64 = 65532;
 /// Name of the proxy container.
 pub const CONTAINER: &str = "athens-proxy";
 
+/// The image the pods run: `spec.image`, else the one released with this operator.
+pub fn image(spec: &AthensProxySpec) -> String {
+    spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.into())
+}
+
 /// Deployment `<name>`. `hash` goes on the pod template so a change rolls the pods.
 pub fn deployment(meta: &Meta, spec: &AthensProxySpec, hash: &str) -> Deployment {
     let selector = selector_labels(&meta.name);
@@ -33,7 +38,7 @@ pub fn deployment(meta: &Meta, spec: &AthensProxySpec, hash: &str) -> Deployment
     let (volumes, mounts) = volumes(meta, spec);
     let container = Container {
         name: CONTAINER.into(),
-        image: Some(spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.into())),
+        image: Some(image(spec)),
         image_pull_policy: spec.image_pull_policy.clone(),
         args: Some(vec![
             "--config".into(),

@@ -12,7 +12,7 @@ mod service;
 
 pub use config::{proxy_config, storage_config};
 pub use configmap::config_map;
-pub use deployment::deployment;
+pub use deployment::{deployment, image};
 pub use hash::{config_hash, template_hash};
 pub use pvc::{claim_name, persistent_volume_claim, wants_pvc};
 pub use secrets::{Credential, Delivery, SecretVersion, Secrets, credentials};
@@ -60,17 +60,23 @@ pub struct Desired {
     pub pvc: Option<PersistentVolumeClaim>,
 }
 
-/// Settings of this operator installation that shape what it renders.
+/// Settings of this operator installation that shape what it renders and what it accepts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// DNS domain of the cluster, for `status.url`.
     pub cluster_domain: String,
+    /// Images a proxy may run, by prefix (empty: any image).
+    pub allowed_image_prefixes: Vec<String>,
+    /// ServiceAccounts a proxy may run as, by name (empty: any).
+    pub allowed_service_accounts: Vec<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             cluster_domain: "cluster.local".into(),
+            allowed_image_prefixes: Vec::new(),
+            allowed_service_accounts: Vec::new(),
         }
     }
 }
