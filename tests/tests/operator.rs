@@ -490,7 +490,6 @@ async fn degraded_for(api: &Api<AthensProxy>, name: &str, reason: &str) -> Resul
 /// changed nor deleted: the proxy is Degraded (NameConflict) until the user clears the name.
 #[tokio::test]
 async fn unowned_objects_are_never_adopted_or_deleted() -> Result<()> {
-    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("conflict").await?;
     let op = Operator::start(&ns, Duration::from_secs(30)).await?;
     let c = ns.client();
