@@ -96,6 +96,8 @@ struct RunArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Idempotent; see the rustls entry in Cargo.toml.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
         Command::Crd => {
             print!("{}", athens_operator::crd::crd_yaml());
