@@ -46,6 +46,7 @@ impl Default for UpstreamConfig {
     fn default() -> Self {
         Self {
             goproxy: String::new(),
+            netrc_file: String::new(),
             sumdb: String::new(),
             nosum_patterns: Vec::new(),
             network_mode: NetworkMode::Strict,

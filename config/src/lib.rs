@@ -5,10 +5,12 @@
 
 mod cli;
 mod defaults;
+mod redact;
 pub mod reference;
 
 pub use cli::Cli;
 pub use defaults::{default_storage_dir, resolve_from_go_env};
+pub use redact::redact_userinfo;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -54,8 +56,13 @@ pub struct StorageConfig {
 pub struct UpstreamConfig {
     /// A `GOPROXY`-syntax list: URLs separated by `,` (fall through on 404/410) or `|` (fall
     /// through on any error), and the keywords `direct` and `off`. Empty: `$GOPROXY`, else
-    /// `go env GOPROXY`.
+    /// `go env GOPROXY`. Credentials are better kept out of it (see `netrc_file`); any user
+    /// info in it is replaced by `***` wherever the proxy prints it.
     pub goproxy: String,
+    /// A `.netrc` file with credentials for upstream hosts (`machine <host> login <user>
+    /// password <secret>`), as the go command reads one. Empty: `$NETRC` when set. The
+    /// environment variable `ATHENS_UPSTREAM_NETRC` may hold the same text instead of a file.
+    pub netrc_file: String,
     /// The checksum database, in `GOSUMDB` syntax (`name+hash+key`, optionally followed by a URL),
     /// or `off`. A bare name needs a built-in key: only `sum.golang.org`'s, as in the go command;
     /// any other database named without its key is refused at startup. Empty: `$GOSUMDB`, else
@@ -198,6 +205,15 @@ impl Config {
     /// Renders the TOML document the proxy reads (used by the operator for its ConfigMap).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("Config has only TOML-representable fields")
+    }
+
+    /// The same configuration with credentials in URLs replaced, for printing and logs.
+    pub fn redacted(&self) -> Self {
+        let mut c = self.clone();
+        c.storage.url = redact_userinfo(&c.storage.url);
+        c.upstream.goproxy = redact_userinfo(&c.upstream.goproxy);
+        c.upstream.sumdb = redact_userinfo(&c.upstream.sumdb);
+        c
     }
 
     /// Checks what serde cannot: values that parse but cannot work.

@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
     resolve_from_go_env(&mut cfg.upstream)?;
     cfg.validate()?;
     if cli.print_config {
-        print!("{}", cfg.to_toml());
+        print!("{}", cfg.redacted().to_toml());
         return Ok(());
     }
     let filter = EnvFilter::try_from_default_env()

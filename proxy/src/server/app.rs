@@ -10,7 +10,7 @@ use crate::metrics::Metrics;
 use crate::module::{ModulePath, Version};
 use crate::policy::PrefixPatterns;
 use crate::storage::{Layout, Store};
-use crate::upstream::{Upstream, parse_goproxy};
+use crate::upstream::{NetrcLine, Upstream, parse_goproxy, parse_netrc};
 use crate::verify::sumdb::{SumdbClient, SumdbSpec};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -48,7 +48,8 @@ impl App {
             Duration::from_secs(cfg.upstream.timeout_seconds.max(1)),
             cfg.upstream.retries,
         )
-        .map_err(anyhow::Error::msg)?;
+        .map_err(anyhow::Error::msg)?
+        .with_netrc(read_netrc(&cfg.upstream.netrc_file)?);
         let sumdb = SumdbSpec::parse(&cfg.upstream.sumdb)?
             .map(|spec| SumdbClient::new(spec, entries, upstream.http().clone()));
         let sumdb_name = sumdb.as_ref().map(|s| s.spec().name.clone());
@@ -159,4 +160,23 @@ impl App {
         let failed = Err(FillError::Storage("the repair task failed".into()));
         self.fills.run(key, work, failed).await.0
     }
+}
+
+/// Upstream credentials: the `.netrc` file configured (else `$NETRC`), plus netrc text in
+/// `ATHENS_UPSTREAM_NETRC` (for a Secret mounted as an environment variable).
+fn read_netrc(configured: &str) -> anyhow::Result<Vec<NetrcLine>> {
+    let path = match configured.trim() {
+        "" => std::env::var("NETRC").unwrap_or_default(),
+        p => p.to_string(),
+    };
+    let mut lines = Vec::new();
+    if !path.is_empty() {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("reading netrc file {path}: {e}"))?;
+        lines.extend(parse_netrc(&text));
+    }
+    if let Ok(text) = std::env::var("ATHENS_UPSTREAM_NETRC") {
+        lines.extend(parse_netrc(&text));
+    }
+    Ok(lines)
 }

@@ -28,7 +28,8 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, storage = %cfg.storage.url, upstream = %cfg.upstream.goproxy,
+    let shown = cfg.redacted();
+    tracing::info!(%addr, storage = %shown.storage.url, upstream = %shown.upstream.goproxy,
         mode = ?cfg.upstream.network_mode, "athens-proxy serving");
     println!("GOPROXY=http://{addr}");
 

@@ -2,6 +2,8 @@
 
 use super::body::read_limited;
 use super::goproxy_list::{Entry, FallThrough, Source};
+use super::netrc::{NetrcLine, credentials_for};
+use athens_config::redact_userinfo;
 use reqwest::StatusCode;
 use std::time::Duration;
 
@@ -44,6 +46,8 @@ pub struct Upstream {
     entries: Vec<Entry>,
     http: reqwest::Client,
     retries: u32,
+    /// Basic-auth credentials per host, for URLs that carry none themselves.
+    netrc: Vec<NetrcLine>,
 }
 
 impl Upstream {
@@ -58,9 +62,16 @@ impl Upstream {
             .map_err(|e| format!("building HTTP client: {e}"))?;
         Ok(Self {
             entries,
+            netrc: Vec::new(),
             http,
             retries,
         })
+    }
+
+    /// Sends credentials from these `.netrc` entries to matching hosts.
+    pub fn with_netrc(mut self, netrc: Vec<NetrcLine>) -> Self {
+        self.netrc = netrc;
+        self
     }
 
     /// The shared HTTP client (for the checksum database).
@@ -117,13 +128,22 @@ impl Upstream {
     }
 
     async fn get_once(&self, url: &str) -> Result<reqwest::Response, UpstreamError> {
-        let resp = self.http.get(url).send().await.map_err(|e| {
+        let mut req = self.http.get(url);
+        if let Ok(u) = reqwest::Url::parse(url)
+            && u.username().is_empty()
+            && let Some(c) = u.host_str().and_then(|h| credentials_for(&self.netrc, h))
+        {
+            req = req.basic_auth(&c.login, Some(&c.password));
+        }
+        // Errors name the URL without its user info, and reqwest's own message without the URL.
+        let url = &redact_userinfo(url);
+        let resp = req.send().await.map_err(|e| {
             if e.is_timeout() {
-                UpstreamError::Timeout { url: url.into() }
+                UpstreamError::Timeout { url: url.clone() }
             } else {
                 UpstreamError::Transport {
-                    url: url.into(),
-                    reason: error_chain(&e),
+                    url: url.clone(),
+                    reason: error_chain(&e.without_url()),
                 }
             }
         })?;

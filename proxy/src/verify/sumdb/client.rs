@@ -55,7 +55,8 @@ impl SumdbClient {
     fn unavailable(&self, reason: String) -> VerifyError {
         VerifyError::SumdbUnavailable {
             name: self.spec.name.clone(),
-            reason,
+            // Reasons quote URLs, which may be a proxy's with credentials in them.
+            reason: athens_config::redact_userinfo(&reason),
         }
     }
 
