@@ -1,6 +1,7 @@
 //! Support code for the end-to-end tests: starting peers and the control plane.
 
 pub mod cluster;
+pub mod crd;
 pub mod gocmd;
 pub mod minio;
 pub mod modzip;
