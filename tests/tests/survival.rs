@@ -172,7 +172,6 @@ impl World {
     /// With `leader_elect`, the operator runs as the chart deploys it; without, it never exits
     /// for a Lease it could not renew (for a test that needs one process throughout).
     async fn start(name: &str, leader_elect: bool) -> Result<World> {
-        athens_operator::install_crypto_provider();
         let cluster = DedicatedCluster::start(name)?;
         let ns = TestNamespace::new_in(cluster.cluster(), name).await?;
         install_crd(&ns.client()).await?;
