@@ -25,11 +25,17 @@ all_running() {
 # Starts a component from the command line `up` recorded in cmd/<name> (NUL-separated), in the
 # background, detached from the caller (its own session, no shared stdout, so `eval "$(up)"`
 # returns; not holding the lock on fd 9, so the next up can check on it), and records its pid.
+# The process writes its own pid before it execs the component: setsid forks when its caller
+# leads a process group (a shell with job control), so $! would be a pid that exits at once.
 start_component() { # name
-  local name="$1" argv
+  local name="$1" argv pidfile="$state/cmd/$1.pid"
   mapfile -d '' argv < "$state/cmd/$name"
-  setsid "${argv[@]}" </dev/null >>"$state/logs/$name.log" 2>&1 8>&- 9>&- &
-  echo "$! ${argv[0]} $name" >> "$state/pids"
+  rm -f "$pidfile"
+  # shellcheck disable=SC2016 # $$, $0 and $@ belong to the inner shell
+  setsid bash -c 'echo "$$" > "$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$pidfile" "${argv[@]}" \
+    </dev/null >>"$state/logs/$name.log" 2>&1 8>&- 9>&- &
+  for _ in $(seq 200); do [[ -s "$pidfile" ]] && break; sleep 0.05; done
+  echo "$(cat "$pidfile") ${argv[0]} $name" >> "$state/pids"
 }
 
 # Stops one component (SIGTERM, then SIGKILL after 10 s) and drops it from the pids file.
