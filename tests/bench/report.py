@@ -130,7 +130,7 @@ def md():
             ("operator API requests per second (until all Ready)",
              lambda r: f"{r['api_requests_per_second']} ({r['api_requests']} requests)"
              if "api_requests" in r else "not measured"),
-            ("API writes in a quiet minute after", lambda r: f"{r.get('quiet_writes')}"),
+            ("API writes in a quiet period after", lambda r: f"{r.get('quiet_writes')} in {r.get('quiet_seconds')} s"),
         ]
         for label, f in rows:
             L.append(f"| {label} | " + " | ".join(f(r) for r in runs) + " |")
