@@ -1,6 +1,7 @@
 //! `athens-operator`: `run` the controller, or print the `crd`.
 
 use anyhow::Context as _;
+use athens_operator::first_proxy;
 use athens_operator::http::{self, Health};
 use athens_operator::leader::{Elector, LeaseSettings};
 use athens_operator::metrics::Metrics;
@@ -93,6 +94,10 @@ struct RunArgs {
     /// Log format: text or json.
     #[arg(long, env = "ATHENS_OPERATOR_LOG_FORMAT", default_value = "text")]
     log_format: String,
+    /// An AthensProxy (JSON, with name and namespace) the leader applies once the CRD serves:
+    /// the Helm chart's `firstProxy` (see first_proxy.rs).
+    #[arg(long, env = "ATHENS_OPERATOR_FIRST_PROXY")]
+    first_proxy: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -161,6 +166,14 @@ async fn shutdown_signal() {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_tracing(&args.log_format);
+    // Bad input stops the operator before it changes anything.
+    let first_proxy = args
+        .first_proxy
+        .as_deref()
+        .filter(|v| !v.trim().is_empty())
+        .map(first_proxy::parse)
+        .transpose()
+        .context("--first-proxy (ATHENS_OPERATOR_FIRST_PROXY)")?;
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes configuration (kubeconfig or in-cluster)")?;
@@ -219,6 +232,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         None
     };
     metrics.set_leader(true);
+    let first_proxy = first_proxy.map(|f| tokio::spawn(first_proxy::ensure(client.clone(), f)));
 
     // Stop reconciling on SIGTERM/Ctrl-C, or when leadership is lost.
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -243,6 +257,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let _ = stop_rx.await;
     })
     .await;
+    if let Some(task) = first_proxy {
+        task.abort();
+    }
     metrics.set_leader(false);
     let lost_leadership = stopper.await.unwrap_or(true);
     if lost_leadership {

@@ -111,16 +111,29 @@ def md():
         L.append("")
 
     op = R.get("operator")
+    if op and "count" in op:  # the earlier single-count layout
+        op = {str(op["count"]): op}
     if op:
+        runs = [op[k] for k in sorted(op, key=int)]
         L.append("## Operator\n")
-        L.append(f"{op.get('count')} `AthensProxy` resources applied at once to the test control "
-                 f"plane (`tests/cluster/up`: etcd, kube-apiserver, controllers, kwok node), "
-                 f"load {' '.join(op.get('load', []))}.\n")
-        L.append("| measure | value |")
-        L.append("|---|---|")
-        L.append(f"| apply to all Ready | {op.get('ready_seconds')} s |")
-        L.append(f"| operator peak RSS (VmHWM) | {op.get('peak_rss_mib')} MiB |")
-        L.append(f"| API writes in a quiet minute after | {op.get('quiet_writes')} |")
+        L.append("`AthensProxy` resources (S3 storage) applied at once to a test control plane of "
+                 "the benchmark's own (`tests/cluster/up`: etcd, kube-apiserver, controllers, kwok "
+                 "node); the operator's API requests are counted in the API server's audit log "
+                 "from apply to all Ready. Load average at the end: "
+                 + "; ".join(f"{r['count']}: {' '.join(r.get('load', []))}" for r in runs) + ".\n")
+        L.append("| measure | " + " | ".join(f"{r['count']} proxies" for r in runs) + " |")
+        L.append("|---|" + "---|" * len(runs))
+        rows = [
+            ("all Ready", lambda r: f"{r.get('ready')}/{r.get('count')}"),
+            ("apply to all Ready", lambda r: f"{r.get('ready_seconds')} s"),
+            ("operator peak RSS (VmHWM)", lambda r: f"{r.get('peak_rss_mib')} MiB"),
+            ("operator API requests per second (until all Ready)",
+             lambda r: f"{r['api_requests_per_second']} ({r['api_requests']} requests)"
+             if "api_requests" in r else "not measured"),
+            ("API writes in a quiet period after", lambda r: f"{r.get('quiet_writes')} in {r.get('quiet_seconds')} s"),
+        ]
+        for label, f in rows:
+            L.append(f"| {label} | " + " | ".join(f(r) for r in runs) + " |")
         L.append("")
 
     if not op:

@@ -6,9 +6,14 @@
 //! starts the cluster before `cargo test` and stops it afterwards; a test started some other way
 //! starts it itself and leaves it running for the next one (`tests/cluster/down` stops it).
 //!
+//! A test that must own a whole cluster (one that has never seen the CRD, or whose API server
+//! and etcd it stops) starts a [`DedicatedCluster`]: its own state folder and ports, stopped when
+//! dropped.
+//!
 //! There is no skipping: if the control plane cannot be started the test fails with `up`'s output.
 //! Each test gets its own [`TestNamespace`], so tests run in parallel on the one cluster.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -19,36 +24,82 @@ use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
-/// Where the running control plane is: what `tests/cluster/up` prints.
+/// Where a running control plane is: what `tests/cluster/up` prints.
 #[derive(Debug, Clone)]
 pub struct TestCluster {
     /// The admin kubeconfig (client certificate in `system:masters`).
     pub kubeconfig: PathBuf,
     /// The folder holding the `kubectl` and `helm` built for the tests.
     pub path_dir: PathBuf,
+    /// The state folder of a dedicated cluster; `None` for the shared one (whose folder is the
+    /// scripts' default or `$ATHENS_CLUSTER_STATE`, and which no test may stop).
+    state: Option<PathBuf>,
+}
+
+/// One of `tests/cluster/`'s scripts.
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("cluster")
+        .join(name)
+}
+
+/// Runs a cluster script for the given state folder (the shared cluster's when `None`); its
+/// stdout. stderr is inherited: the first run builds Kubernetes, and its progress should be visible.
+fn run_script(name: &str, args: &[&str], state: Option<&Path>) -> Result<String> {
+    let path = script(name);
+    let mut cmd = Command::new(&path);
+    cmd.args(args).stderr(std::process::Stdio::inherit());
+    if let Some(state) = state {
+        cmd.env("ATHENS_CLUSTER_STATE", state);
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", path.display()))?;
+    if !out.status.success() {
+        bail!("{} {args:?} failed ({})", path.display(), out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 impl TestCluster {
-    /// Starts the control plane, or finds it running, once per test process.
+    /// Starts the shared control plane, or finds it running, once per test process.
     ///
     /// Panics (failing the test) when it cannot be started: these tests never skip.
     pub fn get() -> &'static TestCluster {
         static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
-        CLUSTER
-            .get_or_init(|| Self::up().unwrap_or_else(|e| panic!("no test control plane: {e:#}")))
+        CLUSTER.get_or_init(|| {
+            Self::up(None).unwrap_or_else(|e| panic!("no test control plane: {e:#}"))
+        })
     }
 
-    fn up() -> Result<TestCluster> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/up");
-        // stderr is inherited: the first run builds Kubernetes, and its progress should be visible.
-        let out = Command::new(&script)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .with_context(|| format!("running {}", script.display()))?;
-        if !out.status.success() {
-            bail!("{} failed ({})", script.display(), out.status);
-        }
-        Self::parse(&String::from_utf8_lossy(&out.stdout))
+    fn up(state: Option<&Path>) -> Result<TestCluster> {
+        let mut cluster = Self::parse(&run_script("up", &[], state)?)?;
+        cluster.state = state.map(Path::to_path_buf);
+        Ok(cluster)
+    }
+
+    /// Stops (`stop`: SIGTERM, `kill`: SIGKILL) or starts again (`start`, waiting until it
+    /// serves) one component of a dedicated cluster: `etcd`, `kube-apiserver`,
+    /// `kube-controller-manager`, `kube-scheduler` or `kwok`.
+    pub fn component(&self, action: &str, name: &str) -> Result<()> {
+        let state = self
+            .state
+            .as_deref()
+            .context("only a dedicated cluster's components may be stopped")?;
+        run_script("component", &[action, name], Some(state)).map(drop)
+    }
+
+    /// The ports `up` chose, by name (`etcd_port`, `apiserver_port`, ...), from the state folder.
+    pub fn ports(&self) -> Result<BTreeMap<String, u16>> {
+        let dir = self
+            .kubeconfig
+            .parent()
+            .context("kubeconfig outside a state folder")?;
+        let text = std::fs::read_to_string(dir.join("ports"))?;
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| Ok((k.to_string(), v.trim().parse()?)))
+            .collect()
     }
 
     /// Reads `export KUBECONFIG=...` and `export PATH=<dir>:$PATH` lines.
@@ -65,6 +116,7 @@ impl TestCluster {
         Ok(TestCluster {
             kubeconfig: kubeconfig.context("up printed no KUBECONFIG line")?,
             path_dir: path_dir.context("up printed no PATH line")?,
+            state: None,
         })
     }
 
@@ -121,6 +173,54 @@ impl TestCluster {
     }
 }
 
+/// A control plane of one test's own: its own state folder and ports (`up` picks free ones), so
+/// it has never seen the CRD and may have its components stopped. `down` when dropped.
+pub struct DedicatedCluster {
+    cluster: TestCluster,
+    dir: tempfile::TempDir,
+}
+
+impl DedicatedCluster {
+    /// Starts one (about 10 s on an idle machine once the binaries are built).
+    pub fn start(prefix: &str) -> Result<DedicatedCluster> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("athens-cluster-{prefix}-"))
+            .tempdir()?;
+        let state = dir.path().join("state");
+        let cluster = TestCluster::up(Some(&state)).inspect_err(|_| {
+            let _ = run_script("down", &[], Some(&state));
+        })?;
+        Ok(DedicatedCluster { cluster, dir })
+    }
+
+    pub fn cluster(&self) -> &TestCluster {
+        &self.cluster
+    }
+
+    /// `down`, then at once `up` again on the same state folder (the same port search).
+    pub fn down_and_up(&mut self) -> Result<()> {
+        let state = self.dir.path().join("state");
+        run_script("down", &[], Some(&state))?;
+        self.cluster = TestCluster::up(Some(&state))?;
+        Ok(())
+    }
+
+    /// Stops it, reporting a failure (dropping it stops it too, ignoring failures).
+    pub fn down(self) -> Result<()> {
+        let state = self.dir.path().join("state");
+        run_script("down", &[], Some(&state)).map(drop)
+    }
+}
+
+impl Drop for DedicatedCluster {
+    fn drop(&mut self) {
+        let state = self.dir.path().join("state");
+        if state.exists() {
+            let _ = run_script("down", &[], Some(&state));
+        }
+    }
+}
+
 /// A namespace of its own for one test, named `<prefix>-<random>` by the API server.
 ///
 /// Delete it with [`TestNamespace::cleanup`] to wait until it is gone; dropping it only starts
@@ -128,13 +228,19 @@ impl TestCluster {
 pub struct TestNamespace {
     name: String,
     client: Client,
+    cluster: TestCluster,
     cleaned: bool,
 }
 
 impl TestNamespace {
-    /// Creates the namespace on the test cluster (starting the cluster if needed).
+    /// Creates the namespace on the shared test cluster (starting the cluster if needed).
     pub async fn new(prefix: &str) -> Result<TestNamespace> {
-        let client = TestCluster::get().client().await?;
+        Self::new_in(TestCluster::get(), prefix).await
+    }
+
+    /// Creates the namespace on the given cluster.
+    pub async fn new_in(cluster: &TestCluster, prefix: &str) -> Result<TestNamespace> {
+        let client = cluster.client().await?;
         let ns = Namespace {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{prefix}-")),
@@ -154,6 +260,7 @@ impl TestNamespace {
         Ok(TestNamespace {
             name,
             client,
+            cluster: cluster.clone(),
             cleaned: false,
         })
     }
@@ -208,7 +315,8 @@ impl Drop for TestNamespace {
             return;
         }
         // No async in drop, and the test's runtime may be shutting down: ask kubectl, without waiting.
-        let _ = TestCluster::get()
+        let _ = self
+            .cluster
             .command("kubectl")
             .args([
                 "delete",

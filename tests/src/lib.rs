@@ -1,6 +1,7 @@
 //! Support code for the end-to-end tests: starting peers and the control plane.
 
 pub mod cluster;
+pub mod crd;
 pub mod diffgen;
 pub mod gocmd;
 pub mod gohelper;

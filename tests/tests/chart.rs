@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use athens_e2e::cluster::{TestCluster, TestNamespace};
+use athens_e2e::cluster::{DedicatedCluster, TestCluster, TestNamespace};
 use athens_e2e::wait::{poll, repo, wait_ready, workspace_bin};
 use athens_operator::crd::{AthensProxy, DEGRADED};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -163,8 +163,6 @@ async fn chart_lints_and_the_api_server_accepts_its_manifests() -> Result<()> {
                 &chart,
                 "--namespace",
                 ns.name(),
-                "--api-versions",
-                "athens.dev/v1alpha1/AthensProxy",
                 "--set",
                 "serviceMonitor.enabled=true",
                 "--set",
@@ -187,10 +185,12 @@ async fn chart_lints_and_the_api_server_accepts_its_manifests() -> Result<()> {
         "Service",
         "Deployment",
         "ServiceMonitor",
-        "AthensProxy",
     ] {
         assert!(kinds.contains(&want), "no {want} in {kinds:?}");
     }
+    // Helm does not create the first proxy (it could not in the install that creates the CRD):
+    // the operator gets it, as an AthensProxy it can parse, in its environment.
+    assert!(!kinds.contains(&"AthensProxy"), "{kinds:?}");
     let crd = docs
         .iter()
         .find(|d| d["kind"] == "CustomResourceDefinition")
@@ -214,6 +214,23 @@ async fn chart_lints_and_the_api_server_accepts_its_manifests() -> Result<()> {
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert!(c["resources"]["requests"].is_object());
     assert!(c["livenessProbe"].is_object() && c["readinessProbe"].is_object());
+    let first = c["env"]
+        .as_array()
+        .and_then(|env| {
+            env.iter()
+                .find(|e| e["name"] == "ATHENS_OPERATOR_FIRST_PROXY")
+        })
+        .and_then(|e| e["value"].as_str())
+        .context("no ATHENS_OPERATOR_FIRST_PROXY in the Deployment")?;
+    let first = athens_operator::first_proxy::parse(first)?;
+    assert_eq!(
+        (first.namespace.as_str(), first.name.as_str()),
+        (ns.name(), "gomods")
+    );
+    assert_eq!(
+        first.object["spec"]["storage"]["s3"]["bucket"],
+        "go-modules"
+    );
 
     run(
         tool("kubectl", &["apply", "--dry-run=server", "-f", "-"]),
@@ -315,15 +332,6 @@ fn can_i(kubeconfig: &std::path::Path, args: &[&str]) -> Result<String> {
         .to_string())
 }
 
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `athens-operator run` as the identity in `kubeconfig`, logging to a file under `dir`, with
 /// leader election on the chart's Lease (`fullname` in the release namespace `ns`), as the
 /// chart's Deployment sets it.
@@ -391,23 +399,92 @@ impl OperatorRun {
 }
 
 /// Install, run the operator as the chart's ServiceAccount, upgrade, uninstall.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Child {
+    /// SIGTERM, as the kubelet stops a pod: the operator releases its Lease.
+    fn terminate(mut self) -> Result<()> {
+        let pid = self.0.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        self.0.wait()?;
+        Ok(())
+    }
+}
+
+/// The operator binary as the chart's Deployment runs it: the container's `args` and its
+/// `ATHENS_OPERATOR_*` environment as rendered (kwok runs no container, so the test does),
+/// with only what a pod has and a test process lacks given here: credentials (the chart
+/// ServiceAccount's token), a pod name and namespace, and a free port for the probes.
+fn spawn_like_the_deployment(
+    deployment: &Deployment,
+    kubeconfig: &std::path::Path,
+    namespace: &str,
+    log_path: &std::path::Path,
+) -> Result<Child> {
+    let pod = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .context("deployment without a pod spec")?;
+    let container = &pod.containers[0];
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)?;
+    let mut cmd = Command::new(workspace_bin("athens-operator")?);
+    cmd.args(container.args.iter().flatten());
+    for e in container.env.iter().flatten() {
+        if let Some(v) = &e.value {
+            cmd.env(&e.name, v);
+        }
+    }
+    cmd.env("ATHENS_OPERATOR_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("POD_NAME", "chart-test")
+        .env("POD_NAMESPACE", namespace)
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    Ok(Child(cmd.spawn()?))
+}
+
+/// On a cluster that has never seen the CRD: one `helm install` with a first proxy, the operator
+/// run as the chart's Deployment and ServiceAccount (so the chart's RBAC is shown sufficient),
+/// the first proxy Ready with no second command, upgrade, uninstall. The cluster is this test's
+/// own, so no other test's CRD or discovery state can make it pass or fail.
 #[tokio::test]
 async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user_data() -> Result<()>
 {
-    let ns = TestNamespace::new("chart").await?;
+    let dedicated = DedicatedCluster::start("chart")?;
+    let cluster = dedicated.cluster().clone();
+    let tool = |program: &str, args: &[&str]| {
+        let mut cmd = cluster.command(program);
+        cmd.args(args);
+        cmd
+    };
+    let ns = TestNamespace::new_in(&cluster, "chart").await?;
     let admin = ns.client();
     let n = ns.name();
-    let release = n.to_string(); // unique per test run
+    let release = "athens".to_string();
     let fullname = format!("{release}-athens-operator");
     let chart = chart();
 
-    // Install, with a first AthensProxy from values. The CRD is shared by every test on this
-    // cluster and kept by earlier uninstalls (naming their releases), so this release takes it
-    // over, as a user reinstalling under a new release name does. On a fresh cluster (CI's) the
-    // CRD does not exist yet: then Helm cannot create the proxy in the same command, and the
-    // notes must say so; the test follows them, as a user would.
     let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    let crd_existed = crds.get_opt("athensproxies.athens.dev").await?.is_some();
+    assert!(
+        crds.get_opt(CRD_NAME).await?.is_none(),
+        "a fresh cluster has the CRD"
+    );
     let notes = run(
         tool(
             "helm",
@@ -417,7 +494,6 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
                 &chart,
                 "--namespace",
                 n,
-                "--take-ownership",
                 "--set",
                 "firstProxy.enabled=true",
                 "--set",
@@ -428,44 +504,62 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
         ),
         None,
     )?;
-    assert!(
-        notes.contains(&format!("rollout status deployment/{fullname}")),
-        "{notes}"
-    );
-    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), n);
-    assert!(deployments.get_opt(&fullname).await?.is_some());
-    if !crd_existed {
-        let upgrade =
-            format!("helm upgrade {release} charts/athens-operator --namespace {n} --reuse-values");
-        assert!(notes.contains(&upgrade), "{notes}");
-        run(
-            tool(
-                "helm",
-                &[
-                    "upgrade",
-                    &release,
-                    &chart,
-                    "--namespace",
-                    n,
-                    "--reuse-values",
-                ],
-            ),
-            None,
-        )?;
+    for want in [
+        format!("rollout status deployment/{fullname}"),
+        "wait --for=create athensproxy/first".to_string(),
+        "wait --for=condition=Ready athensproxy/first".to_string(),
+    ] {
+        assert!(notes.contains(&want), "notes lack {want:?}:\n{notes}");
     }
+    assert!(!notes.contains("helm upgrade"), "{notes}");
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), n);
+    let deployment = deployments.get(&fullname).await?;
+    assert!(crds.get_opt(CRD_NAME).await?.is_some());
+    let proxies: Api<AthensProxy> = Api::namespaced(admin.clone(), n);
+    assert!(
+        proxies.get_opt("first").await?.is_none(),
+        "Helm itself created the first proxy"
+    );
 
-    // The operator binary, as the chart's ServiceAccount. Watching only this namespace keeps it
-    // away from other tests' proxies; cluster-wide list/watch is checked below.
+    // The chart ServiceAccount's credentials, from the TokenRequest API.
+    let token = Api::<ServiceAccount>::namespaced(admin.clone(), n)
+        .create_token_request(
+            &fullname,
+            &PostParams::default(),
+            &TokenRequest {
+                spec: TokenRequestSpec {
+                    audiences: vec![],
+                    expiration_seconds: Some(3600),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await?
+        .status
+        .context("TokenRequest has no status")?
+        .token;
     let dir = tempfile::tempdir()?;
-    let (sa_kubeconfig, sa_client) =
-        service_account_kubeconfig(&admin, n, &fullname, dir.path()).await?;
-    let operator = OperatorRun::start(
-        &sa_kubeconfig,
-        dir.path(),
-        (n, &fullname),
-        &["--namespace", n],
+    let sa_kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&sa_kubeconfig, cluster.token_kubeconfig(&token)?)?;
+    let sa_client = Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(&sa_kubeconfig)?,
+            &KubeConfigOptions::default(),
+        )
+        .await?,
     )?;
-    let with_log = |e| operator.with_log(e);
+
+    let log_path = dir.path().join("operator.log");
+    let operator = spawn_like_the_deployment(&deployment, &sa_kubeconfig, n, &log_path)?;
+    let with_log = |e: anyhow::Error| {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(12).collect();
+        e.context(format!(
+            "operator log (last lines, newest first):\n{}",
+            tail.join("\n")
+        ))
+    };
     run(
         tool(
             "kubectl",
@@ -481,21 +575,21 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
         ),
         None,
     )?;
-    let proxies: Api<AthensProxy> = Api::namespaced(admin.clone(), n);
+    let first = wait_ready(TIMEOUT, &proxies, "first")
+        .await
+        .map_err(with_log)?;
+    assert_eq!(first.spec.upstream.goproxy, "off");
     wait_ready(TIMEOUT, &proxies, "gomods-s3")
         .await
         .map_err(with_log)?;
-    wait_ready(TIMEOUT, &proxies, "first")
+    // The filesystem example's claim is provisioned and bound for real (the controller-manager's
+    // hostPath provisioner), so that proxy becomes Ready too.
+    wait_ready(TIMEOUT, &proxies, "gomods")
         .await
         .map_err(with_log)?;
-    // The filesystem example gets its claim (the cluster has no provisioner, so it stays
-    // Pending and the proxy is not Ready: the claim is the user data checked below).
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), n);
-    poll(TIMEOUT, "the filesystem example's claim", || async {
-        Ok(pvcs.get_opt("gomods-storage").await?.is_some())
-    })
-    .await
-    .map_err(with_log)?;
+    let claim = pvcs.get("gomods-storage").await?;
+    assert_eq!(claim.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
     let lease = Api::<Lease>::namespaced(admin.clone(), n)
         .get(&fullname)
         .await?;
@@ -503,20 +597,35 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
         lease.spec.and_then(|s| s.holder_identity).as_deref(),
         Some("chart-test")
     );
-    operator.assert_never_refused()?;
+    let log = std::fs::read_to_string(&log_path)?;
+    assert!(
+        !log.contains("forbidden") && !log.contains("Forbidden"),
+        "the operator was refused something:\n{log}"
+    );
 
     // What the chart grants and refuses, asked as the ServiceAccount.
-    let can_i = |args: &[&str]| can_i(&sa_kubeconfig, args);
+    let can_i = |args: &[&str]| {
+        let mut cmd = tool("kubectl", &["auth", "can-i"]);
+        cmd.args(args)
+            .env("KUBECONFIG", &sa_kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        cmd.output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
     for granted in [
         &["watch", "athensproxies.athens.dev", "--all-namespaces"][..],
         &["patch", "deployments.apps", "-n", "default"],
         &["list", "secrets", "--all-namespaces"],
+        &["patch", "athensproxies.athens.dev/first", "-n", n],
     ] {
         assert_eq!(can_i(granted)?, "yes", "{granted:?}");
     }
     for refused in [
         &["delete", "nodes"][..],
         &["delete", "athensproxies.athens.dev", "-n", n],
+        &["patch", "athensproxies.athens.dev/gomods", "-n", n],
+        &["create", "athensproxies.athens.dev", "-n", "default"],
         &["create", "secrets", "-n", n],
         &["update", "customresourcedefinitions.apiextensions.k8s.io"],
         &["update", "leases.coordination.k8s.io", "-n", "default"],
@@ -541,9 +650,27 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
         Err(kube::Error::Api(s)) if s.code == 403 => {}
         other => bail!("deleting an AthensProxy as the operator: expected 403, got {other:?}"),
     }
-    drop(operator);
 
-    // Upgrade to changed values: the Deployment follows, the CRD is still the chart's.
+    // A user's edit of the first proxy survives an operator restart with unchanged values.
+    proxies
+        .patch(
+            "first",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 2}})),
+        )
+        .await?;
+    operator.terminate()?;
+    let operator = spawn_like_the_deployment(&deployment, &sa_kubeconfig, n, &log_path)?;
+    poll(TIMEOUT, "the restarted operator to lead", || async {
+        let log = std::fs::read_to_string(&log_path)?;
+        Ok(log.matches("Unchanged").count() == 1)
+    })
+    .await
+    .map_err(with_log)?;
+    assert_eq!(proxies.get("first").await?.spec.replicas, 2);
+
+    // Upgrade to changed values: the Deployment follows, the CRD is still the chart's, and the
+    // operator run from the new Deployment applies the changed first proxy.
     run(
         tool(
             "helm",
@@ -558,12 +685,14 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
                 "logFormat=text",
                 "--set",
                 "replicas=2",
+                "--set",
+                "firstProxy.spec.upstream.goproxy=direct",
             ],
         ),
         None,
     )?;
     let d = deployments.get(&fullname).await?;
-    let spec = d.spec.context("deployment spec")?;
+    let spec = d.spec.clone().context("deployment spec")?;
     assert_eq!(spec.replicas, Some(2));
     let env = spec.template.spec.context("pod")?.containers[0]
         .env
@@ -574,7 +703,17 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
             .any(|e| e.name == "ATHENS_OPERATOR_LOG_FORMAT" && e.value.as_deref() == Some("text")),
         "{env:?}"
     );
-    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    operator.terminate()?;
+    let operator = spawn_like_the_deployment(&d, &sa_kubeconfig, n, &log_path)?;
+    poll(TIMEOUT, "the changed first proxy to be applied", || async {
+        Ok(proxies.get("first").await?.spec.upstream.goproxy == "direct")
+    })
+    .await
+    .map_err(with_log)?;
+    wait_ready(TIMEOUT, &proxies, "first")
+        .await
+        .map_err(with_log)?;
+    operator.terminate()?;
     let crd = crds.get(CRD_NAME).await?;
     assert_eq!(
         crd.metadata
@@ -612,12 +751,10 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
         claim.is_some_and(|c| c.metadata.deletion_timestamp.is_none()),
         "uninstall deleted the claim"
     );
-    ns.cleanup().await
+    drop(ns);
+    dedicated.down()
 }
 
-/// A namespace-scoped install (`watchNamespaces`): Roles in the watched namespace instead of a
-/// ClusterRole. The operator, as the chart's ServiceAccount, reconciles a proxy there to Ready,
-/// leaves other namespaces alone, and cannot read Secrets outside; the chart's limits reach it.
 #[tokio::test]
 async fn chart_with_watch_namespaces_confines_the_operator_to_them() -> Result<()> {
     let ns = TestNamespace::new("chart-ns").await?;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use athens_e2e::cluster::{TestCluster, TestNamespace};
+use athens_e2e::cluster::{DedicatedCluster, TestCluster, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -214,4 +214,45 @@ fn run(cmd: &mut std::process::Command) -> Result<String> {
         );
     }
     Ok(String::from_utf8(out.stdout)?)
+}
+
+/// `down` then `up` at once, three times in a row, on the same ports: they are below the
+/// kernel's ephemeral range, so no client connection of the cluster just stopped can hold one
+/// (in TIME_WAIT or otherwise), and each component can listen on its port again at once.
+#[tokio::test]
+async fn down_then_up_works_three_times_in_a_row_on_the_same_ports() -> Result<()> {
+    let mut cluster = DedicatedCluster::start("cycle")?;
+    let ports = cluster.cluster().ports()?;
+    let ephemeral: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    assert_eq!(ports.len(), 5, "{ports:?}");
+    for (name, port) in &ports {
+        assert!(*port < ephemeral, "{name} {port} is in the ephemeral range");
+    }
+    for round in 1..=3 {
+        // Traffic, so that the cluster has connections to close when it stops.
+        let ns = TestNamespace::new_in(cluster.cluster(), "cycle").await?;
+        let cms: Api<ConfigMap> = Api::namespaced(ns.client(), ns.name());
+        for i in 0..5 {
+            let cm = ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(format!("c{i}")),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            cms.create(&PostParams::default(), &cm).await?;
+        }
+        drop(ns);
+        cluster
+            .down_and_up()
+            .with_context(|| format!("up right after down, round {round}"))?;
+        assert_eq!(cluster.cluster().ports()?, ports, "round {round}");
+        let nodes: Api<k8s_openapi::api::core::v1::Node> =
+            Api::all(cluster.cluster().client().await?);
+        assert_eq!(nodes.list(&ListParams::default()).await?.items.len(), 1);
+    }
+    cluster.down()
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use athens_e2e::cluster::{TestCluster, TestNamespace};
+use athens_e2e::crd::install_crd;
 use athens_e2e::wait::{poll, repo, wait_ready, workspace_bin};
 use athens_operator::crd::{AthensProxy, DEGRADED, READY};
 use athens_operator::metrics::Metrics;
@@ -21,37 +22,12 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, Service,
 };
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use tokio::sync::oneshot;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Installs (server-side applies) the CRD exactly as `crds/` holds it; waits until it serves.
-async fn install_crd(client: &Client) -> Result<()> {
-    let text = std::fs::read_to_string(repo().join("crds/athensproxy.yaml"))?;
-    let crd: CustomResourceDefinition = serde_yaml::from_str(&text)?;
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut value = serde_json::to_value(&crd)?;
-    value["apiVersion"] = "apiextensions.k8s.io/v1".into();
-    value["kind"] = "CustomResourceDefinition".into();
-    api.patch(
-        "athensproxies.athens.dev",
-        &PatchParams::apply("athens-e2e").force(),
-        &Patch::Apply(&value),
-    )
-    .await?;
-    poll(TIMEOUT, "CRD Established", || async {
-        let crd = api.get("athensproxies.athens.dev").await?;
-        Ok(crd.status.and_then(|s| s.conditions).is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-        }))
-    })
-    .await
-}
 
 /// The controller, running in this test's runtime, for one namespace.
 struct Operator {
@@ -134,37 +110,6 @@ fn kubectl_apply_file(ns: &str, file: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A volume for a claim the operator will create: the cluster has no provisioner, so the test
-/// plays the storage admin and pre-binds a hostPath volume to the claim.
-async fn volume_for(client: &Client, ns: &str, claim: &str) -> Result<()> {
-    let pv: PersistentVolume = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": format!("{ns}-{claim}"), "labels": {"athens.dev/test": "true"}},
-        "spec": {
-            "capacity": {"storage": "100Gi"},
-            "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
-            "persistentVolumeReclaimPolicy": "Retain",
-            "hostPath": {"path": format!("/tmp/athens-e2e/{ns}/{claim}")},
-            "claimRef": {"namespace": ns, "name": claim},
-        }
-    }))?;
-    Api::<PersistentVolume>::all(client.clone())
-        .create(&PostParams::default(), &pv)
-        .await?;
-    Ok(())
-}
-
-/// Deletes the volume [`volume_for`] made (volumes are not namespaced).
-async fn delete_volume(client: &Client, ns: &str, claim: &str) -> Result<()> {
-    match Api::<PersistentVolume>::all(client.clone())
-        .delete(&format!("{ns}-{claim}"), &DeleteParams::default())
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 async fn proxy(api: &Api<AthensProxy>, name: &str) -> Result<AthensProxy> {
     Ok(api.get(name).await?)
 }
@@ -176,13 +121,34 @@ fn condition(p: &AthensProxy, type_: &str) -> Option<(String, String, String)> {
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-/// Applies one example file as it is and waits for its proxy to be Ready with a URL.
-async fn example_becomes_ready(file: &str, name: &str, claim: Option<&str>) -> Result<()> {
+/// Every file in examples/: each has a test below that applies it as it is and waits until its
+/// proxy is Ready (a new example without one fails `every_example_file_has_a_readiness_test`).
+const EXAMPLES: &[&str] = &[
+    "azure.yaml",
+    "filesystem.yaml",
+    "gcs.yaml",
+    "private-modules.yaml",
+    "s3.yaml",
+];
+
+#[test]
+fn every_example_file_has_a_readiness_test() -> Result<()> {
+    let mut files: Vec<String> = std::fs::read_dir(repo().join("examples"))?
+        .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_>>()?;
+    files.sort();
+    assert_eq!(files, EXAMPLES);
+    Ok(())
+}
+
+/// Applies one example file as it is and waits for its proxy to be Ready with a URL. A claim
+/// the operator creates is provisioned and bound by the cluster (the default StorageClass and
+/// the controller-manager's provisioner `up` enables), as on a real cluster: no volume is made
+/// by hand.
+async fn example_becomes_ready(file: &str, name: &str) -> Result<()> {
+    assert!(EXAMPLES.contains(&file), "{file} is not in EXAMPLES");
     let ns = TestNamespace::new("example").await?;
     let op = Operator::start(&ns, Duration::from_secs(30)).await?;
-    if let Some(claim) = claim {
-        volume_for(&ns.client(), ns.name(), claim).await?;
-    }
     kubectl_apply_file(ns.name(), &repo().join("examples").join(file))?;
     let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
     let p = wait_ready(TIMEOUT, &api, name).await?;
@@ -214,41 +180,68 @@ async fn example_becomes_ready(file: &str, name: &str, claim: Option<&str>) -> R
         .await?;
     let toml = &cm.data.context("configmap without data")?["config.toml"];
     athens_proxy::config::Config::from_toml(toml, "configmap")?.validate()?;
-    op.stop().await;
-    if let Some(claim) = claim {
-        delete_volume(&ns.client(), ns.name(), claim).await?;
+    if p.spec.storage.filesystem.is_some() {
+        claim_is_bound_to_a_provisioned_volume(&ns, &format!("{name}-storage")).await?;
     }
+    op.stop().await;
     ns.cleanup().await
+}
+
+/// The claim is Bound, through the default StorageClass, to a volume the cluster provisioned.
+async fn claim_is_bound_to_a_provisioned_volume(ns: &TestNamespace, claim: &str) -> Result<()> {
+    let pvc = Api::<PersistentVolumeClaim>::namespaced(ns.client(), ns.name())
+        .get(claim)
+        .await?;
+    let spec = pvc.spec.context("claim without spec")?;
+    assert_eq!(spec.storage_class_name.as_deref(), Some("standard"));
+    assert_eq!(
+        pvc.status.and_then(|s| s.phase).as_deref(),
+        Some("Bound"),
+        "claim {claim}"
+    );
+    let volume = spec.volume_name.context("bound claim without a volume")?;
+    let pv = Api::<PersistentVolume>::all(ns.client())
+        .get(&volume)
+        .await?;
+    let claim_ref = pv.spec.as_ref().and_then(|s| s.claim_ref.clone());
+    assert_eq!(
+        claim_ref.and_then(|r| r.name).as_deref(),
+        Some(claim),
+        "volume {volume}"
+    );
+    assert_eq!(
+        pv.annotations()
+            .get("pv.kubernetes.io/provisioned-by")
+            .map(String::as_str),
+        Some("kubernetes.io/host-path"),
+        "volume {volume}"
+    );
+    Ok(())
 }
 
 #[tokio::test]
 async fn example_filesystem_becomes_ready() -> Result<()> {
-    example_becomes_ready("filesystem.yaml", "gomods", Some("gomods-storage")).await
+    example_becomes_ready("filesystem.yaml", "gomods").await
 }
 
 #[tokio::test]
 async fn example_s3_becomes_ready() -> Result<()> {
-    example_becomes_ready("s3.yaml", "gomods-s3", None).await
+    example_becomes_ready("s3.yaml", "gomods-s3").await
 }
 
 #[tokio::test]
 async fn example_gcs_becomes_ready() -> Result<()> {
-    example_becomes_ready("gcs.yaml", "gomods-gcs", None).await
+    example_becomes_ready("gcs.yaml", "gomods-gcs").await
 }
 
 #[tokio::test]
 async fn example_azure_becomes_ready() -> Result<()> {
-    example_becomes_ready("azure.yaml", "gomods-azure", None).await
+    example_becomes_ready("azure.yaml", "gomods-azure").await
 }
 
 #[tokio::test]
 async fn example_private_modules_becomes_ready() -> Result<()> {
-    example_becomes_ready(
-        "private-modules.yaml",
-        "gomods-private",
-        Some("gomods-private-storage"),
-    )
-    .await
+    example_becomes_ready("private-modules.yaml", "gomods-private").await
 }
 
 /// Changing the spec or a referenced Secret rolls the pod template; scaling does not.
@@ -310,7 +303,6 @@ async fn spec_and_secret_changes_roll_the_pod_template() -> Result<()> {
 async fn deleting_the_resource_collects_its_children() -> Result<()> {
     let ns = TestNamespace::new("gc").await?;
     let op = Operator::start(&ns, Duration::from_secs(30)).await?;
-    volume_for(&ns.client(), ns.name(), "gomods-storage").await?;
     kubectl_apply_file(ns.name(), &repo().join("examples/filesystem.yaml"))?;
     let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
     wait_ready(TIMEOUT, &api, "gomods").await?;
@@ -339,7 +331,6 @@ async fn deleting_the_resource_collects_its_children() -> Result<()> {
     })
     .await?;
     op.stop().await;
-    delete_volume(&ns.client(), ns.name(), "gomods-storage").await?;
     ns.cleanup().await
 }
 
@@ -571,7 +562,6 @@ async fn steady_state_makes_no_writes() -> Result<()> {
     let ns = TestNamespace::new("steady").await?;
     // Resync every second: several full reconciles happen while we watch.
     let op = Operator::start(&ns, Duration::from_secs(1)).await?;
-    volume_for(&ns.client(), ns.name(), "gomods-storage").await?;
     kubectl_apply_file(ns.name(), &repo().join("examples/filesystem.yaml"))?;
     let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
     wait_ready(TIMEOUT, &api, "gomods").await?;
@@ -622,7 +612,6 @@ async fn steady_state_makes_no_writes() -> Result<()> {
     );
     assert_eq!(before, after, "resourceVersions changed in a steady state");
     op.stop().await;
-    delete_volume(&ns.client(), ns.name(), "gomods-storage").await?;
     ns.cleanup().await
 }
 

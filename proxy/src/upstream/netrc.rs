@@ -77,10 +77,13 @@ mod tests {
                     macdef init\nmachine evil.test login x password y\n\n\
                     machine c.test login u3 password p3\n\
                     default login d password d\n\
-                    machine after.test login z password z\n";
+                    machine after.test login z password z\n\
+                    default\n\
+                    machine never.test login n password n\n";
         let lines = parse_netrc(text);
         let machines: Vec<&str> = lines.iter().map(|l| l.machine.as_str()).collect();
-        assert_eq!(machines, ["a.test", "b.test", "c.test"]);
+        // As in cmd/go: only a `default` left as the last token of a line ends the file.
+        assert_eq!(machines, ["a.test", "b.test", "c.test", "after.test"]);
         assert_eq!(credentials_for(&lines, "B.test").unwrap().login, "u2");
         assert!(credentials_for(&lines, "evil.test").is_none());
         assert!(!format!("{:?}", lines[0]).contains("p1"));
