@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod gocmd;
+pub mod image;
 pub mod minio;
 pub mod modzip;
 pub mod proxy;

@@ -5,7 +5,7 @@
 //! Each [`MinioServer`] is its own process on a free loopback port with a temporary data folder,
 //! fixed test credentials and one empty bucket; dropping it stops the process and removes the data.
 
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -41,16 +41,24 @@ impl MinioServer {
     }
 
     pub async fn try_start() -> Result<MinioServer> {
+        Self::try_start_on(Ipv4Addr::LOCALHOST.into()).await
+    }
+
+    /// Like [`MinioServer::try_start`], listening on `ip` (the image tests' veth address).
+    pub async fn try_start_on(ip: IpAddr) -> Result<MinioServer> {
         let bin = minio_bin()?;
         let data = tempfile::tempdir()?;
-        let port = free_port()?;
-        let console_port = free_port()?;
+        let port = free_port(ip)?;
+        let console_port = free_port(ip)?;
         let log = std::fs::File::create(data.path().join("minio.log"))?;
         let child = Command::new(&bin)
             .arg("server")
             .arg(data.path().join("data"))
-            .args(["--address", &format!("127.0.0.1:{port}")])
-            .args(["--console-address", &format!("127.0.0.1:{console_port}")])
+            .args(["--address", &SocketAddr::new(ip, port).to_string()])
+            .args([
+                "--console-address",
+                &SocketAddr::new(ip, console_port).to_string(),
+            ])
             // Keeps MinIO from creating ~/.minio/certs.
             .arg("--certs-dir")
             .arg(data.path().join("certs"))
@@ -65,7 +73,7 @@ impl MinioServer {
             .spawn()
             .with_context(|| format!("running {}", bin.display()))?;
         let mut server = MinioServer {
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("http://{}", SocketAddr::new(ip, port)),
             access_key: ACCESS_KEY.into(),
             secret_key: SECRET_KEY.into(),
             bucket: BUCKET.into(),
@@ -155,20 +163,12 @@ fn minio_bin() -> Result<PathBuf> {
     if let Some(bin) = std::env::var_os("ATHENS_MINIO_BIN") {
         return Ok(bin.into());
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/minio-install");
-    let out = Command::new(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!("{} failed ({})", script.display(), out.status);
-    }
-    Ok(String::from_utf8(out.stdout)?.trim().into())
+    crate::wait::script_output(&Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/minio-install"))
 }
 
-/// A loopback port nobody listens on right now (the kernel picks it).
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A port nobody listens on right now on `ip` (the kernel picks it).
+fn free_port(ip: IpAddr) -> Result<u16> {
+    Ok(TcpListener::bind((ip, 0))?.local_addr()?.port())
 }
 
 struct SigV4<'a> {
