@@ -27,6 +27,8 @@ pub struct MinioServer {
     pub secret_key: String,
     pub bucket: String,
     pub region: String,
+    /// Trusts the server's certificate when it serves HTTPS.
+    client: reqwest::Client,
     child: Child,
     _data: tempfile::TempDir,
 }
@@ -41,13 +43,26 @@ impl MinioServer {
     }
 
     pub async fn try_start() -> Result<MinioServer> {
-        Self::try_start_on(Ipv4Addr::LOCALHOST.into()).await
+        Self::try_start_on(Ipv4Addr::LOCALHOST.into(), None).await
     }
 
-    /// Like [`MinioServer::try_start`], listening on `ip` (the image tests' veth address).
-    pub async fn try_start_on(ip: IpAddr) -> Result<MinioServer> {
+    /// Like [`MinioServer::try_start`], listening on `ip` (the image tests' veth address), and
+    /// serving HTTPS with `tls` (PEM certificate chain, PEM key, PEM CA) when given.
+    pub async fn try_start_on(
+        ip: IpAddr,
+        tls: Option<(&[u8], &[u8], &[u8])>,
+    ) -> Result<MinioServer> {
         let bin = minio_bin()?;
         let data = tempfile::tempdir()?;
+        let mut client = reqwest::Client::builder();
+        if let Some((cert, key, ca)) = tls {
+            // MinIO serves HTTPS when its certs folder holds these two files.
+            std::fs::create_dir_all(data.path().join("certs"))?;
+            std::fs::write(data.path().join("certs/public.crt"), cert)?;
+            std::fs::write(data.path().join("certs/private.key"), key)?;
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(ca)?);
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let port = free_port(ip)?;
         let console_port = free_port(ip)?;
         let log = std::fs::File::create(data.path().join("minio.log"))?;
@@ -73,11 +88,12 @@ impl MinioServer {
             .spawn()
             .with_context(|| format!("running {}", bin.display()))?;
         let mut server = MinioServer {
-            endpoint: format!("http://{}", SocketAddr::new(ip, port)),
+            endpoint: format!("{scheme}://{}", SocketAddr::new(ip, port)),
             access_key: ACCESS_KEY.into(),
             secret_key: SECRET_KEY.into(),
             bucket: BUCKET.into(),
             region: REGION.into(),
+            client: client.build()?,
             child,
             _data: data,
         };
@@ -92,7 +108,7 @@ impl MinioServer {
     }
 
     async fn wait_ready(&mut self) -> Result<()> {
-        let http = reqwest::Client::new();
+        let http = self.client.clone();
         let url = format!("{}/minio/health/ready", self.endpoint);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
@@ -124,7 +140,7 @@ impl MinioServer {
         method: reqwest::Method,
         path: &str,
     ) -> Result<reqwest::StatusCode> {
-        let host = self.endpoint.trim_start_matches("http://");
+        let host = self.endpoint.split_once("://").map_or("", |(_, h)| h);
         let now = chrono::Utc::now();
         let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
         let auth = sigv4_authorization(
@@ -139,7 +155,8 @@ impl MinioServer {
             },
             &hex(&Sha256::digest(b"")),
         );
-        let resp = reqwest::Client::new()
+        let resp = self
+            .client
             .request(method, format!("{}{path}", self.endpoint))
             .header("x-amz-date", &amz_date)
             .header("x-amz-content-sha256", hex(&Sha256::digest(b"")))

@@ -10,6 +10,7 @@ use athens_e2e::image::layout::{Image, is_static_elf};
 use athens_e2e::image::netns::NetNs;
 use athens_e2e::image::runc::{self, Container, leftover_cgroups, pod_files};
 use athens_e2e::image::runtime_config::probe_url;
+use athens_e2e::image::tls::TestCa;
 use athens_e2e::image::{dockerfile, layouts_dir};
 use athens_e2e::minio::MinioServer;
 use athens_e2e::modzip::FakeModule;
@@ -204,15 +205,18 @@ async fn proxy_image_serves_modules_from_minio_as_the_operator_runs_it() -> Resu
         &["-listen", &format!("{host_ip}:0")],
     );
     let upstream = LocalUpstream::start_on(dir.path().to_path_buf(), &format!("{host_ip}:0")).await;
-    let minio = MinioServer::try_start_on(net.host_ip.into()).await?;
-    // The pod reaches MinIO by name, as it would a Service: the name resolves from /etc/hosts
-    // (glibc's files source, in a static binary), which stands in for cluster DNS.
+    // MinIO over HTTPS, by name, as the pod would reach a Service: the name resolves from
+    // /etc/hosts (glibc's files source, in a static binary), which stands in for cluster DNS.
+    let minio_name = "minio.minio.svc.cluster.local";
+    let ca = TestCa::new(&[minio_name, &host_ip])?;
+    let minio = MinioServer::try_start_on(
+        net.host_ip.into(),
+        Some((&ca.cert_pem, &ca.key_pem, &ca.ca_pem)),
+    )
+    .await?;
     let minio_port = minio.endpoint.rsplit(':').next().unwrap_or_default();
-    let endpoint = format!("http://minio.minio.svc.cluster.local:{minio_port}");
-    let hosts = format!(
-        "{}\tgomods-s3-pod\n{host_ip}\tminio.minio.svc.cluster.local\n",
-        net.ns_ip
-    );
+    let endpoint = format!("https://{minio_name}:{minio_port}");
+    let hosts = format!("{}\tgomods-s3-pod\n{host_ip}\t{minio_name}\n", net.ns_ip);
 
     let proxy = example_proxy(&endpoint, &minio.bucket, &upstream.url, &sumdb.gosumdb())?;
     let secrets: SecretData = BTreeMap::from([(
@@ -244,6 +248,12 @@ async fn proxy_image_serves_modules_from_minio_as_the_operator_runs_it() -> Resu
     )?;
     let mut host = files.host.clone();
     host.netns = Some(net.path().into());
+    // The test CA in place of the image's bundle, as a cluster with a private CA mounts its own:
+    // the proxy finds CAs where the image puts them (the layout test shows the bundle is there).
+    let bundle = files.dir.path().join("ca-certificates.crt");
+    std::fs::write(&bundle, &ca.ca_pem)?;
+    host.etc_files
+        .push(("/etc/ssl/certs/ca-certificates.crt".into(), bundle));
 
     let started = Instant::now();
     let mut ctr = Container::create(&img, &pod, host)?;

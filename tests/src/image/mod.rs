@@ -6,6 +6,7 @@ pub mod layout;
 pub mod netns;
 pub mod runc;
 pub mod runtime_config;
+pub mod tls;
 
 use anyhow::Result;
 use std::path::PathBuf;

@@ -175,7 +175,7 @@ pub fn runtime_config(
             "RuntimeDefault" => {
                 config["linux"]["seccomp"] = json!({
                     "defaultAction": "SCMP_ACT_ALLOW",
-                    "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"],
+                    "architectures": seccomp_architectures(),
                     "syscalls": [{"names": SECCOMP_DENIED, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
                 })
             }
@@ -184,6 +184,14 @@ pub fn runtime_config(
         }
     }
     Ok(config)
+}
+
+/// This machine's syscall ABIs (a filter naming a foreign one fails to load).
+fn seccomp_architectures() -> &'static [&'static str] {
+    match std::env::consts::ARCH {
+        "aarch64" => &["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+        _ => &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+    }
 }
 
 fn only_container(pod: &PodSpec) -> Result<&Container, TranslateError> {
