@@ -6,12 +6,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use athens_e2e::sumdb::SumdbServer;
+use athens_proxy::upstream::{Entry, Source, parse_goproxy};
 use athens_proxy::verify::sumdb::client::decode_hash;
 use athens_proxy::verify::sumdb::parse_lookup;
 use athens_proxy::verify::{
     SumdbClient, SumdbSpec, VerifyError, check_zip, expected_go_mod, hash_go_mod,
 };
 use base64::Engine as _;
+
+/// A client configured with no proxies: lookups go to the spec's URL.
+fn no_proxies() -> Vec<Entry> {
+    Vec::new()
+}
 
 /// Writes `<dir>/<module>/@v/<version>.zip` and `.mod` (module paths here need no escaping).
 fn write_module(dir: &Path, module: &str, version: &str, files: &[(&str, &[u8])]) -> PathBuf {
@@ -82,7 +88,7 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
         .unwrap()
         .unwrap();
     assert_eq!(spec.name, "sumdb.test");
-    let direct = SumdbClient::new(spec.clone(), vec![], http.clone());
+    let direct = SumdbClient::new(spec.clone(), no_proxies(), http.clone());
     assert_eq!(direct.base_url().await.unwrap(), server.url);
 
     for (module, zip_path, has_go_mod) in [
@@ -123,7 +129,7 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
     let spec_no_url = SumdbSpec::parse(&server.key).unwrap().unwrap();
     let via_proxy = SumdbClient::new(
         spec_no_url,
-        vec![format!("{}/no-such-proxy", server.url), server.url.clone()],
+        parse_goproxy(&format!("{}/no-such-proxy,{}", server.url, server.url)).unwrap(),
         http.clone(),
     );
     assert_eq!(
@@ -249,7 +255,7 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
         SumdbSpec::parse(&format!("{} {}", server.key, other.url))
             .unwrap()
             .unwrap(),
-        vec![],
+        no_proxies(),
         http.clone(),
     );
     let err = wrong_key
@@ -288,7 +294,7 @@ async fn growing_log_is_checked_for_consistency() {
         SumdbSpec::parse(&format!("{} {}", server.key, server.url))
             .unwrap()
             .unwrap(),
-        vec![],
+        no_proxies(),
         reqwest::Client::new(),
     );
     let mut roots = Vec::new();
@@ -397,32 +403,31 @@ async fn hashes_match_go_command_and_upstream_sumdb() {
 
     // The machine's upstream, through our client with no verifier key (we hard-code none).
     let gosumdb = go_env("GOSUMDB");
-    let Some(mut spec) = SumdbSpec::parse(&gosumdb).unwrap() else {
-        eprintln!("GOSUMDB=off: skipping the upstream checksum database check");
-        return;
-    };
+    // This test needs what the go command on this machine uses: a checksum database reached
+    // through the machine's GOPROXY. A machine without one fails here, loudly, not silently.
+    let mut spec = SumdbSpec::parse(&gosumdb)
+        .unwrap()
+        .expect("this test needs the machine's checksum database, but GOSUMDB is off");
     spec.verifier_key = None;
     spec.url = None;
-    let proxies: Vec<String> = go_env("GOPROXY")
-        .split([',', '|'])
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let client = SumdbClient::new(spec, proxies.clone(), reqwest::Client::new());
-    let base = match client.base_url().await {
-        Ok(b) => b.to_string(),
-        Err(e) => {
-            eprintln!("upstream checksum database not reachable through the proxy: {e}; skipping");
-            return;
-        }
-    };
-    if !proxies
+    let entries = parse_goproxy(&go_env("GOPROXY")).unwrap();
+    let proxies: Vec<String> = entries
         .iter()
-        .any(|p| base.starts_with(p.trim_end_matches('/')))
-    {
-        eprintln!("no upstream proxy serves /sumdb/ for {gosumdb}; skipping");
-        return;
-    }
+        .filter_map(|e| match &e.source {
+            Source::Url(u) => Some(u.clone()),
+            _ => None,
+        })
+        .collect();
+    let client = SumdbClient::new(spec, entries, reqwest::Client::new());
+    let base = client
+        .base_url()
+        .await
+        .expect("the machine's checksum database is not reachable through its GOPROXY")
+        .to_string();
+    assert!(
+        proxies.iter().any(|p| base.starts_with(p.as_str())),
+        "no proxy of the machine's GOPROXY serves /sumdb/ for {gosumdb} (base {base})"
+    );
     let rec = client
         .lookup("github.com/google/uuid", "v1.6.0")
         .await

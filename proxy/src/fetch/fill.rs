@@ -1,26 +1,20 @@
 //! Fetching one module version from upstream, verifying it, and committing it to storage.
 
 use super::lease::{Acquired, try_acquire};
-use crate::module::{ModulePath, Version, merge_list, unescape_version};
+use crate::metrics::Metrics;
+use crate::module::{Info, ModulePath, Version, list_text, merge_list};
 use crate::policy::PrefixPatterns;
-use crate::server::metrics::Metrics;
-use crate::storage::{Layout, Store};
-use crate::upstream::{Upstream, UpstreamError};
+use crate::storage::{Layout, StorageError, Store};
+use crate::upstream::{Upstream, UpstreamError, download_to, read_limited};
 use crate::verify::sumdb::SumdbClient;
-use crate::verify::{check_zip, expected_go_mod, hash_go_mod};
+use crate::verify::{MAX_GO_MOD, MAX_ZIP_FILE, check_zip, expected_go_mod, hash_go_mod};
 use bytes::Bytes;
-use futures::StreamExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 
 /// Largest `.info` we accept from upstream.
 const MAX_INFO: usize = 64 << 10;
-/// Largest `go.mod` (the go command's own limit).
-pub const MAX_GO_MOD: usize = 16 << 20;
-/// Largest module zip (the go command's own limit).
-pub const MAX_ZIP: u64 = 500 << 20;
 /// How long a request waits for another replica's fill before giving up.
 const MAX_WAIT_FOR_OTHER: Duration = Duration::from_secs(600);
 
@@ -51,8 +45,8 @@ impl From<UpstreamError> for FillError {
     }
 }
 
-impl From<crate::storage::StorageError> for FillError {
-    fn from(e: crate::storage::StorageError) -> Self {
+impl From<StorageError> for FillError {
+    fn from(e: StorageError) -> Self {
         Self::Storage(e.to_string())
     }
 }
@@ -140,18 +134,19 @@ impl Filler {
             let info = read_limited(resp, MAX_INFO)
                 .await
                 .map_err(|e| FillError::Rejected(format!("{id}: .info: {e}")))?;
-            check_info(&info, version).map_err(|e| FillError::Rejected(format!("{id}: {e}")))?;
+            Info::parse_for(&info, version)
+                .map_err(|e| FillError::Rejected(format!("{id}: {e}")))?;
             Ok::<_, FillError>(info)
         };
         let fetch_mod = async {
             let resp = self.upstream.get(&format!("{base}.mod")).await?;
-            read_limited(resp, MAX_GO_MOD)
+            read_limited(resp, MAX_GO_MOD as usize)
                 .await
                 .map_err(|e| FillError::Rejected(format!("{id}: .mod: {e}")))
         };
         let fetch_zip = async {
             let resp = self.upstream.get(&format!("{base}.zip")).await?;
-            download_to(resp, tmp.path(), MAX_ZIP)
+            download_to(resp, tmp.path(), MAX_ZIP_FILE)
                 .await
                 .map_err(|e| FillError::Rejected(format!("{id}: .zip: {e}")))
         };
@@ -211,13 +206,9 @@ impl Filler {
 
     /// Rewrites `<module>/@v/list` (tagged versions in storage) so the bucket stays a valid
     /// `file://` GOPROXY. Concurrent writers may race; the next commit repairs it.
-    async fn refresh_list(&self, module_escaped: &str) -> Result<(), crate::storage::StorageError> {
-        let stored = stored_versions(&self.store, module_escaped).await?;
-        let mut text = String::new();
-        for v in merge_list("", &stored) {
-            text.push_str(v.as_str());
-            text.push('\n');
-        }
+    async fn refresh_list(&self, module_escaped: &str) -> Result<(), StorageError> {
+        let stored = self.store.stored_versions(module_escaped).await?;
+        let text = list_text(&merge_list("", &stored));
         self.store
             .replace_blob(
                 &crate::storage::layout_list_file(module_escaped),
@@ -225,79 +216,4 @@ impl Filler {
             )
             .await
     }
-}
-
-/// The committed versions of a module, parsed; names that are not versions are skipped.
-pub async fn stored_versions(
-    store: &Store,
-    module_escaped: &str,
-) -> Result<Vec<Version>, crate::storage::StorageError> {
-    Ok(store
-        .versions(module_escaped)
-        .await?
-        .iter()
-        .filter_map(|v| unescape_version(v).ok())
-        .filter_map(|v| Version::parse(&v).ok())
-        .collect())
-}
-
-/// An `.info` must be JSON naming exactly the version asked for.
-fn check_info(info: &[u8], version: &Version) -> Result<(), String> {
-    #[derive(serde::Deserialize)]
-    struct Info {
-        #[serde(rename = "Version")]
-        version: String,
-    }
-    let parsed: Info =
-        serde_json::from_slice(info).map_err(|e| format!(".info is not valid JSON: {e}"))?;
-    if parsed.version != version.as_str() {
-        return Err(format!(
-            ".info names version {:?}, not {:?}",
-            parsed.version,
-            version.as_str()
-        ));
-    }
-    Ok(())
-}
-
-/// Reads a small body, refusing more than `limit` bytes.
-pub async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, String> {
-    let mut buf = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| format!("reading upstream body: {e}"))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(format!("larger than {limit} bytes"));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(buf))
-}
-
-/// Streams a body to a file, refusing more than `limit` bytes. Memory stays flat.
-async fn download_to(
-    resp: reqwest::Response,
-    path: &std::path::Path,
-    limit: u64,
-) -> Result<(), String> {
-    if resp.content_length().is_some_and(|n| n > limit) {
-        return Err(format!("larger than {limit} bytes"));
-    }
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| format!("temp file: {e}"))?;
-    let mut written = 0u64;
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| format!("reading upstream body: {e}"))?;
-        written += chunk.len() as u64;
-        if written > limit {
-            return Err(format!("larger than {limit} bytes"));
-        }
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| format!("temp file: {e}"))?;
-    }
-    file.flush().await.map_err(|e| format!("temp file: {e}"))?;
-    Ok(())
 }

@@ -1,10 +1,10 @@
 //! Shared state for handlers, built once from the configuration.
 
-use super::metrics::Metrics;
 use crate::config::{Config, NetworkMode};
 use crate::fetch::negative_cache::NegativeCache;
 use crate::fetch::singleflight::{Group, Role};
 use crate::fetch::{FillError, Filler};
+use crate::metrics::Metrics;
 use crate::module::{ModulePath, Version};
 use crate::policy::PrefixPatterns;
 use crate::storage::{Layout, Store};
@@ -35,13 +35,13 @@ impl App {
         }
         let entries = parse_goproxy(&cfg.upstream.goproxy).map_err(anyhow::Error::msg)?;
         let upstream = Upstream::new(
-            entries,
+            entries.clone(),
             Duration::from_secs(cfg.upstream.timeout_seconds.max(1)),
             cfg.upstream.retries,
         )
         .map_err(anyhow::Error::msg)?;
         let sumdb = SumdbSpec::parse(&cfg.upstream.sumdb)?
-            .map(|spec| SumdbClient::new(spec, upstream.proxy_urls(), upstream.http().clone()));
+            .map(|spec| SumdbClient::new(spec, entries, upstream.http().clone()));
         let metrics = Arc::new(Metrics::new());
         let tmp_dir = std::env::temp_dir();
         let filler = Arc::new(Filler {

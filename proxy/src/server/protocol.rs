@@ -3,13 +3,12 @@
 use super::App;
 use super::reply::{self, IMMUTABLE, JSON, SHORT, TEXT, ZIP};
 use crate::config::NetworkMode;
-use crate::fetch::fill::{read_limited, stored_versions};
 use crate::module::{
-    ModulePath, Request, Version, VersionQuery, check_path_major, escape_version, merge_list,
-    parse_request,
+    Info, ModulePath, Request, Version, VersionQuery, check_path_major, escape_version, list_text,
+    merge_list, parse_request,
 };
-use crate::storage::Layout;
-use crate::upstream::UpstreamError;
+use crate::storage::{Layout, StorageError};
+use crate::upstream::{UpstreamError, read_limited};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
@@ -98,18 +97,11 @@ async fn zip(app: &Arc<App>, m: &ModulePath, v: &Version) -> Response {
 /// `list`: upstream's tagged versions merged with storage's, no pseudo-versions, semver order.
 async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
     let me = m.escaped();
-    let stored = match stored_versions(&app.store, &me).await {
+    let stored = match app.store.stored_versions(&me).await {
         Ok(s) => s,
         Err(e) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let render = |upstream: &str| {
-        let mut text = String::new();
-        for v in merge_list(upstream, &stored) {
-            text.push_str(v.as_str());
-            text.push('\n');
-        }
-        reply::ok(TEXT, SHORT, text)
-    };
+    let render = |upstream: &str| reply::ok(TEXT, SHORT, list_text(&merge_list(upstream, &stored)));
     if app.mode == NetworkMode::Offline {
         if stored.is_empty() {
             return reply::error(
@@ -166,8 +158,8 @@ async fn latest(app: &Arc<App>, m: &ModulePath) -> Response {
 async fn latest_stored(
     app: &Arc<App>,
     module_escaped: &str,
-) -> Result<Option<Bytes>, crate::storage::StorageError> {
-    let stored = stored_versions(&app.store, module_escaped).await?;
+) -> Result<Option<Bytes>, StorageError> {
+    let stored = app.store.stored_versions(module_escaped).await?;
     let best = merge_list("", &stored)
         .pop()
         .or_else(|| stored.iter().max().cloned());
@@ -207,19 +199,16 @@ async fn query(app: &Arc<App>, m: &ModulePath, q: &str) -> Response {
 /// Passes on an upstream `.info`/`@latest` answer after checking it names a canonical version
 /// that fits the module path's major version.
 fn info_reply(m: &ModulePath, body: &Bytes, cache: &'static str) -> Response {
-    #[derive(serde::Deserialize)]
-    struct Info {
-        #[serde(rename = "Version")]
-        version: String,
-    }
-    match serde_json::from_slice::<Info>(body) {
-        Ok(i) if Version::parse(&i.version).is_ok_and(|v| check_path_major(&v, m).is_ok()) => {
-            reply::ok(JSON, cache, body.clone())
-        }
-        _ => reply::error(
+    let fits = Info::parse(body)
+        .and_then(|i| i.canonical_version())
+        .is_ok_and(|v| check_path_major(&v, m).is_ok());
+    if fits {
+        reply::ok(JSON, cache, body.clone())
+    } else {
+        reply::error(
             StatusCode::BAD_GATEWAY,
             "upstream answered with an invalid version",
-        ),
+        )
     }
 }
 
@@ -230,16 +219,17 @@ async fn fetch_small(app: &Arc<App>, path: &str) -> Result<Bytes, UpstreamError>
         app.metrics.negative_cache_hits.inc();
         return Err(UpstreamError::NotFound(msg));
     }
-    let result =
-        match app.upstream.get(path).await {
-            Ok(resp) => read_limited(resp, MAX_SMALL_BODY).await.map_err(|reason| {
-                UpstreamError::Transport {
+    let result = match app.upstream.get(path).await {
+        Ok(resp) => {
+            read_limited(resp, MAX_SMALL_BODY)
+                .await
+                .map_err(|e| UpstreamError::Transport {
                     url: path.to_string(),
-                    reason,
-                }
-            }),
-            Err(e) => Err(e),
-        };
+                    reason: e.to_string(),
+                })
+        }
+        Err(e) => Err(e),
+    };
     if let Err(UpstreamError::NotFound(msg)) = &result {
         app.negative.put(path, msg);
     }

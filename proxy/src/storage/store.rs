@@ -2,6 +2,7 @@
 
 use super::StorageError;
 use super::layout::{self, Layout};
+use crate::module::{Version, unescape_version};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -219,6 +220,17 @@ impl Store {
             .filter_map(|o| o.location.filename())
             .filter_map(layout::version_of_info)
             .map(String::from)
+            .collect())
+    }
+
+    /// The committed versions of a module, parsed; names that are not versions are skipped.
+    pub async fn stored_versions(&self, module: &str) -> Result<Vec<Version>, StorageError> {
+        Ok(self
+            .versions(module)
+            .await?
+            .iter()
+            .filter_map(|v| unescape_version(v).ok())
+            .filter_map(|v| Version::parse(&v).ok())
             .collect())
     }
 
