@@ -98,13 +98,21 @@ impl MinioServer {
             _data: data,
         };
         server.wait_ready().await?;
-        let status = server
-            .s3_request(reqwest::Method::PUT, &format!("/{BUCKET}"))
-            .await?;
-        if !status.is_success() {
-            bail!("creating bucket {BUCKET}: HTTP {status}");
+        // A busy machine's MinIO can still answer 503 for a moment after it says it is ready.
+        let mut tries = 0;
+        loop {
+            let status = server
+                .s3_request(reqwest::Method::PUT, &format!("/{BUCKET}"))
+                .await?;
+            if status.is_success() {
+                return Ok(server);
+            }
+            tries += 1;
+            if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || tries == 50 {
+                bail!("creating bucket {BUCKET}: HTTP {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Ok(server)
     }
 
     async fn wait_ready(&mut self) -> Result<()> {
