@@ -22,17 +22,20 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # The whole workspace (.dockerignore keeps target/ and .git out); Cargo.lock pins every crate.
 COPY . .
-# One cargo invocation builds both binaries, so shared crates compile once. glibc static-pie
-# (`+crt-static`): the binaries need no libc in the image. `--target` keeps the flag away from
-# build scripts and proc macros, which must stay dynamic. The cache mounts keep the registry and
-# target/ between builds; the binaries are copied out of the cache mount.
+# glibc static-pie (`+crt-static`): the binaries need no libc in the image. `--target` keeps the
+# flag away from build scripts and proc macros, which must stay dynamic. One cargo invocation per
+# program: built together, cargo would unify their features and the operator would link the
+# proxy's second rustls provider. The cache mounts keep the registry and target/ between builds;
+# the binaries are copied out of the cache mount.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     target="$(rustc -vV | sed -n 's/^host: //p')" \
- && RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --release --locked --target "$target" -p athens-proxy -p athens-operator \
  && mkdir -p /out \
- && cp "target/$target/release/athens-proxy" "target/$target/release/athens-operator" /out/
+ && for name in proxy operator; do \
+      RUSTFLAGS="-C target-feature=+crt-static" \
+        cargo build --release --locked --target "$target" -p "athens-$name" \
+      && cp "target/$target/release/athens-$name" /out/ || exit 1; \
+    done
 
 # ---- runtime base: shared by both final images ----
 FROM scratch AS runtime

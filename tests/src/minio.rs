@@ -98,8 +98,9 @@ impl MinioServer {
             _data: data,
         };
         server.wait_ready().await?;
-        // A busy machine's MinIO can still answer 503 for a moment after it says it is ready.
-        let mut tries = 0;
+        // A busy machine's MinIO can answer 503 (still initializing) for many seconds after
+        // its health check says ready.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let status = server
                 .s3_request(reqwest::Method::PUT, &format!("/{BUCKET}"))
@@ -107,8 +108,9 @@ impl MinioServer {
             if status.is_success() {
                 return Ok(server);
             }
-            tries += 1;
-            if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || tries == 50 {
+            if status != reqwest::StatusCode::SERVICE_UNAVAILABLE
+                || tokio::time::Instant::now() > deadline
+            {
                 bail!("creating bucket {BUCKET}: HTTP {status}");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -344,10 +344,11 @@ async fn proxy_image_serves_modules_from_minio_as_the_operator_runs_it() -> Resu
     Ok(())
 }
 
-/// The operator image starts and prints its version as the proxy pod's container would run:
+/// The operator image prints its version, and `run` starts and fails cleanly without an API server,
+/// as the proxy pod's container would run:
 /// user 65532, read-only root, no capabilities, an empty network namespace.
-#[test]
-fn operator_image_prints_its_version_under_the_same_restrictions() -> Result<()> {
+#[tokio::test]
+async fn operator_image_prints_its_version_under_the_same_restrictions() -> Result<()> {
     if !runc_or_skip("operator_image_prints_its_version_under_the_same_restrictions") {
         return Ok(());
     }
@@ -398,5 +399,34 @@ fn operator_image_prints_its_version_under_the_same_restrictions() -> Result<()>
     );
     drop(ctr);
     assert!(leftover_cgroups(&cgroups).is_empty());
+
+    // `run` gets as far as its first request to the API server (none listens in the
+    // container's empty network namespace) and fails with an error, not a panic: the TLS client
+    // can be made (one rustls provider in the binary) and the kubeconfig is read.
+    let kubeconfig = "apiVersion: v1\nkind: Config\ncurrent-context: x\n\
+        clusters: [{name: c, cluster: {server: \"https://127.0.0.1:6443\"}}]\n\
+        users: [{name: u, user: {token: t}}]\n\
+        contexts: [{name: x, context: {cluster: c, user: u}}]\n";
+    std::fs::write(files.host.volumes["tmp"].join("kubeconfig"), kubeconfig)?;
+    let c = &mut pod.containers[0];
+    c.args = Some(vec!["run".into()]);
+    c.env = Some(vec![k8s_openapi::api::core::v1::EnvVar {
+        name: "KUBECONFIG".into(),
+        value: Some("/tmp/kubeconfig".into()),
+        ..Default::default()
+    }]);
+    let mut ctr = Container::create(&img, &pod, files.host.clone())?;
+    ctr.start()?;
+    poll(Duration::from_secs(60), "operator exit", || async {
+        Ok(ctr.exited().is_some())
+    })
+    .await
+    .with_context(|| ctr.log())?;
+    let log = ctr.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        log.contains("127.0.0.1:6443") || log.to_lowercase().contains("connect"),
+        "{log}"
+    );
     Ok(())
 }
