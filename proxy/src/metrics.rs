@@ -24,6 +24,10 @@ pub struct Metrics {
     pub singleflight_waits: IntCounter,
     /// Not-found answers served from the negative cache.
     pub negative_cache_hits: IntCounter,
+    /// Committed versions found with a lost `.zip` or `.mod` and filled again.
+    pub storage_repairs: IntCounter,
+    /// Requests answered from the memory of a recently failed fill, without fetching again.
+    pub failed_fill_hits: IntCounter,
 }
 
 impl Metrics {
@@ -79,9 +83,19 @@ impl Metrics {
                 "Not-found answers served without asking upstream",
             )
             .expect("valid metric"),
+            storage_repairs: IntCounter::new(
+                "athens_storage_repairs_total",
+                "Committed versions whose lost .zip or .mod was filled again",
+            )
+            .expect("valid metric"),
+            failed_fill_hits: IntCounter::new(
+                "athens_failed_fill_hits_total",
+                "Requests answered with a recently failed fill's error without fetching again",
+            )
+            .expect("valid metric"),
             registry,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
             Box::new(m.requests.clone()),
             Box::new(m.request_seconds.clone()),
             Box::new(m.cache.clone()),
@@ -90,6 +104,8 @@ impl Metrics {
             Box::new(m.bytes_served.clone()),
             Box::new(m.singleflight_waits.clone()),
             Box::new(m.negative_cache_hits.clone()),
+            Box::new(m.storage_repairs.clone()),
+            Box::new(m.failed_fill_hits.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

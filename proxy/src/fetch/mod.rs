@@ -1,7 +1,9 @@
 //! Filling storage from upstream: once per version, verified before anything is stored.
 
+pub mod budget;
 pub mod fill;
 pub mod lease;
+pub mod list_file;
 pub mod negative_cache;
 pub mod singleflight;
 
