@@ -8,34 +8,53 @@
 # and the operator's default proxy image (operator/src/render: DEFAULT_IMAGE,
 # athens-proxy:<version>) expect; push them to your registry under those names, or set
 # image.repository / AthensProxy spec.image to where you pushed them.
+#
+# The final stages hold only what the binaries need: a static binary, the CA bundle, passwd and
+# group entries for the non-root user 65532, and nsswitch.conf. No shell, no package manager.
+# tests/image/layout assembles the same images without Docker, and tests/tests/image.rs checks
+# that both hold the same files and settings and runs the proxy image under runc as the operator
+# renders its pods. Keep one file per COPY line (or several files into a folder ending in /):
+# that test reads this file.
 
 # ---- build: the toolchain lives only in this stage ----
 # Rust 1.95 is what the workspace is built and tested with (rust-version in Cargo.toml is the floor).
-# Bookworm here and below: the binaries link the same glibc they run with.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # The whole workspace (.dockerignore keeps target/ and .git out); Cargo.lock pins every crate.
 COPY . .
-# One cargo invocation builds both binaries, so shared crates compile once. The cache mounts
-# keep the registry and target/ between builds; the binaries are copied out of the cache mount.
+# glibc static-pie (`+crt-static`): the binaries need no libc in the image. `--target` keeps the
+# flag away from build scripts and proc macros, which must stay dynamic. One cargo invocation per
+# program: built together, cargo would unify their features and the operator would link the
+# proxy's second rustls provider. The cache mounts keep the registry and target/ between builds;
+# the binaries are copied out of the cache mount.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p athens-proxy -p athens-operator \
+    target="$(rustc -vV | sed -n 's/^host: //p')" \
  && mkdir -p /out \
- && cp target/release/athens-proxy target/release/athens-operator /out/
+ && for name in proxy operator; do \
+      RUSTFLAGS="-C target-feature=+crt-static" \
+        cargo build --release --locked --target "$target" -p "athens-$name" \
+      && cp "target/$target/release/athens-$name" /out/ || exit 1; \
+    done
 
 # ---- runtime base: shared by both final images ----
-# Debian slim: glibc and little else; no compiler, no package lists. Both programs use rustls, so
-# the only file they need beyond libc is the CA bundle for TLS to object stores, upstream proxies
-# and the API server, copied from the build stage rather than installed with apt.
-FROM debian:bookworm-slim AS runtime
+FROM scratch AS runtime
+# Both programs use rustls, which reads the system CA bundle (for TLS to object stores, upstream
+# proxies and the API server): copied from the build stage's ca-certificates package.
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-# Numeric non-root user and group (the operator's pod security context uses the same 65532),
-# so Kubernetes can verify runAsNonRoot without a passwd entry.
+# The non-root user and group 65532 (the operator's pod security context uses the same numbers;
+# Kubernetes checks runAsNonRoot on the number), and `hosts: files dns` for static glibc.
+COPY tests/image/rootfs/etc/passwd tests/image/rootfs/etc/group tests/image/rootfs/etc/nsswitch.conf /etc/
 USER 65532:65532
-# HOME and TMPDIR default to /tmp; in Kubernetes /tmp is an emptyDir and the root filesystem is
-# read-only.
-ENV HOME=/tmp TMPDIR=/tmp
+# HOME and TMPDIR: in Kubernetes /tmp is an emptyDir and the root filesystem is read-only; with
+# plain Docker, run with `--read-only --tmpfs /tmp`.
+ENV PATH=/usr/local/bin HOME=/tmp TMPDIR=/tmp
+# Where the source is: pass --build-arg SOURCE=<repository URL> when publishing.
+ARG SOURCE=""
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 
 # ---- operator: `docker build --target operator` ----
 FROM runtime AS operator
@@ -45,10 +64,10 @@ ENTRYPOINT ["/usr/local/bin/athens-operator"]
 CMD ["run"]
 
 # ---- proxy: `docker build --target proxy` ----
-# No git and no Go toolchain: private-module fetching (`direct`, VCS) is not implemented yet and
-# answers 404, and every other path is native HTTP to an upstream proxy and the checksum
-# database. Once `direct` lands (it runs `go mod download`), this stage needs both, and SSH
-# for git+ssh remotes; until then they would only be attack surface.
+# No git, no SSH client and no Go toolchain: private-module fetching (`direct`) is not implemented
+# yet and answers 404; every other path is native HTTP to an upstream proxy and the checksum
+# database. The design fetches git natively in Rust; if that lands by shelling out to ssh for
+# git+ssh remotes, a static ssh client goes here (and into tests/image/layout).
 FROM runtime AS proxy
 COPY --from=build /out/athens-proxy /usr/local/bin/athens-proxy
 EXPOSE 3000

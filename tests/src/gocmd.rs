@@ -47,6 +47,14 @@ impl GoEnv {
         cmd.output().expect("run go")
     }
 
+    /// `go mod download -json path@version…` in `dir`; panics when it fails.
+    pub fn download(&self, dir: &Path, modules: &[(&str, &str)]) -> String {
+        let args: Vec<String> = modules.iter().map(|(p, v)| format!("{p}@{v}")).collect();
+        let mut cmd = vec!["mod", "download", "-json"];
+        cmd.extend(args.iter().map(String::as_str));
+        self.run_ok(dir, &cmd)
+    }
+
     /// Like `run`, but panics with the go command's output when it fails.
     pub fn run_ok(&self, dir: &Path, args: &[&str]) -> String {
         let out = self.run(dir, args);

@@ -5,6 +5,7 @@ pub mod crd;
 pub mod diffgen;
 pub mod gocmd;
 pub mod gohelper;
+pub mod image;
 pub mod minio;
 pub mod modzip;
 pub mod proxy;

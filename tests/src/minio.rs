@@ -5,7 +5,7 @@
 //! Each [`MinioServer`] is its own process on a free loopback port with a temporary data folder,
 //! fixed test credentials and one empty bucket; dropping it stops the process and removes the data.
 
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -27,6 +27,8 @@ pub struct MinioServer {
     pub secret_key: String,
     pub bucket: String,
     pub region: String,
+    /// Trusts the server's certificate when it serves HTTPS.
+    client: reqwest::Client,
     child: Child,
     _data: tempfile::TempDir,
 }
@@ -41,16 +43,37 @@ impl MinioServer {
     }
 
     pub async fn try_start() -> Result<MinioServer> {
+        Self::try_start_on(Ipv4Addr::LOCALHOST.into(), None).await
+    }
+
+    /// Like [`MinioServer::try_start`], listening on `ip` (the image tests' veth address), and
+    /// serving HTTPS with `tls` (PEM certificate chain, PEM key, PEM CA) when given.
+    pub async fn try_start_on(
+        ip: IpAddr,
+        tls: Option<(&[u8], &[u8], &[u8])>,
+    ) -> Result<MinioServer> {
         let bin = minio_bin()?;
         let data = tempfile::tempdir()?;
-        let port = free_port()?;
-        let console_port = free_port()?;
+        let mut client = reqwest::Client::builder();
+        if let Some((cert, key, ca)) = tls {
+            // MinIO serves HTTPS when its certs folder holds these two files.
+            std::fs::create_dir_all(data.path().join("certs"))?;
+            std::fs::write(data.path().join("certs/public.crt"), cert)?;
+            std::fs::write(data.path().join("certs/private.key"), key)?;
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(ca)?);
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let port = free_port(ip)?;
+        let console_port = free_port(ip)?;
         let log = std::fs::File::create(data.path().join("minio.log"))?;
         let child = Command::new(&bin)
             .arg("server")
             .arg(data.path().join("data"))
-            .args(["--address", &format!("127.0.0.1:{port}")])
-            .args(["--console-address", &format!("127.0.0.1:{console_port}")])
+            .args(["--address", &SocketAddr::new(ip, port).to_string()])
+            .args([
+                "--console-address",
+                &SocketAddr::new(ip, console_port).to_string(),
+            ])
             // Keeps MinIO from creating ~/.minio/certs.
             .arg("--certs-dir")
             .arg(data.path().join("certs"))
@@ -65,26 +88,37 @@ impl MinioServer {
             .spawn()
             .with_context(|| format!("running {}", bin.display()))?;
         let mut server = MinioServer {
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("{scheme}://{}", SocketAddr::new(ip, port)),
             access_key: ACCESS_KEY.into(),
             secret_key: SECRET_KEY.into(),
             bucket: BUCKET.into(),
             region: REGION.into(),
+            client: client.build()?,
             child,
             _data: data,
         };
         server.wait_ready().await?;
-        let status = server
-            .s3_request(reqwest::Method::PUT, &format!("/{BUCKET}"))
-            .await?;
-        if !status.is_success() {
-            bail!("creating bucket {BUCKET}: HTTP {status}");
+        // A busy machine's MinIO can answer 503 (still initializing) for many seconds after
+        // its health check says ready.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = server
+                .s3_request(reqwest::Method::PUT, &format!("/{BUCKET}"))
+                .await?;
+            if status.is_success() {
+                return Ok(server);
+            }
+            if status != reqwest::StatusCode::SERVICE_UNAVAILABLE
+                || tokio::time::Instant::now() > deadline
+            {
+                bail!("creating bucket {BUCKET}: HTTP {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Ok(server)
     }
 
     async fn wait_ready(&mut self) -> Result<()> {
-        let http = reqwest::Client::new();
+        let http = self.client.clone();
         let url = format!("{}/minio/health/ready", self.endpoint);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
@@ -116,7 +150,7 @@ impl MinioServer {
         method: reqwest::Method,
         path: &str,
     ) -> Result<reqwest::StatusCode> {
-        let host = self.endpoint.trim_start_matches("http://");
+        let host = self.endpoint.split_once("://").map_or("", |(_, h)| h);
         let now = chrono::Utc::now();
         let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
         let auth = sigv4_authorization(
@@ -131,7 +165,8 @@ impl MinioServer {
             },
             &hex(&Sha256::digest(b"")),
         );
-        let resp = reqwest::Client::new()
+        let resp = self
+            .client
             .request(method, format!("{}{path}", self.endpoint))
             .header("x-amz-date", &amz_date)
             .header("x-amz-content-sha256", hex(&Sha256::digest(b"")))
@@ -155,20 +190,12 @@ fn minio_bin() -> Result<PathBuf> {
     if let Some(bin) = std::env::var_os("ATHENS_MINIO_BIN") {
         return Ok(bin.into());
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/minio-install");
-    let out = Command::new(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!("{} failed ({})", script.display(), out.status);
-    }
-    Ok(String::from_utf8(out.stdout)?.trim().into())
+    crate::wait::script_output(&Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/minio-install"))
 }
 
-/// A loopback port nobody listens on right now (the kernel picks it).
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A port nobody listens on right now on `ip` (the kernel picks it).
+fn free_port(ip: IpAddr) -> Result<u16> {
+    Ok(TcpListener::bind((ip, 0))?.local_addr()?.port())
 }
 
 struct SigV4<'a> {

@@ -38,6 +38,11 @@ pub struct LocalUpstream {
 impl LocalUpstream {
     /// Serves `dir` on a free loopback port.
     pub async fn start(dir: PathBuf) -> Self {
+        Self::start_on(dir, "127.0.0.1:0").await
+    }
+
+    /// Serves `dir` on `addr` (`ip:0` for a free port on that address).
+    pub async fn start_on(dir: PathBuf, addr: &str) -> Self {
         let shared = Arc::new(Shared {
             dir,
             ..Default::default()
@@ -45,9 +50,7 @@ impl LocalUpstream {
         let app = axum::Router::new()
             .fallback(serve)
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

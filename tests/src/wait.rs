@@ -29,6 +29,18 @@ pub fn workspace_bin(name: &str) -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// Runs a setup script that builds or installs something (cached) and prints its path.
+pub fn script_output(script: &Path) -> Result<PathBuf> {
+    let out = std::process::Command::new(script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed ({})", script.display(), out.status);
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().into())
+}
+
 /// Polls `check` every 250 ms until it returns true, failing after `timeout` with the last error.
 pub async fn poll<F, Fut>(timeout: Duration, what: &str, mut check: F) -> Result<()>
 where
