@@ -5,13 +5,13 @@
 //! Each [`MinioServer`] is its own process on a free loopback port with a temporary data folder,
 //! fixed test credentials and one empty bucket; dropping it stops the process and removes the data.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use sha2::{Digest, Sha256};
+
+use crate::peer::{Peer, free_port, installed};
 
 /// The credentials every test server uses (MinIO wants a secret of at least 8 characters).
 pub const ACCESS_KEY: &str = "athens-test";
@@ -27,8 +27,7 @@ pub struct MinioServer {
     pub secret_key: String,
     pub bucket: String,
     pub region: String,
-    child: Child,
-    _data: tempfile::TempDir,
+    peer: Peer,
 }
 
 impl MinioServer {
@@ -41,46 +40,50 @@ impl MinioServer {
     }
 
     pub async fn try_start() -> Result<MinioServer> {
-        let bin = minio_bin()?;
-        let data = tempfile::tempdir()?;
+        let bin = installed("ATHENS_MINIO_BIN", "minio-install")?;
         let port = free_port()?;
         let console_port = free_port()?;
-        let log = std::fs::File::create(data.path().join("minio.log"))?;
-        let child = Command::new(&bin)
-            .arg("server")
-            .arg(data.path().join("data"))
-            .args(["--address", &format!("127.0.0.1:{port}")])
-            .args(["--console-address", &format!("127.0.0.1:{console_port}")])
-            // Keeps MinIO from creating ~/.minio/certs.
-            .arg("--certs-dir")
-            .arg(data.path().join("certs"))
-            .arg("--quiet")
-            .env("MINIO_ROOT_USER", ACCESS_KEY)
-            .env("MINIO_ROOT_PASSWORD", SECRET_KEY)
-            .env("MINIO_BROWSER", "off")
-            .env("MINIO_UPDATE", "off")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("running {}", bin.display()))?;
+        let peer = Peer::spawn("MinIO", |dir| {
+            let mut c = Command::new(&bin);
+            c.arg("server")
+                .arg(dir.join("data"))
+                .args(["--address", &format!("127.0.0.1:{port}")])
+                .args(["--console-address", &format!("127.0.0.1:{console_port}")])
+                // Keeps MinIO from creating ~/.minio/certs.
+                .arg("--certs-dir")
+                .arg(dir.join("certs"))
+                .arg("--quiet")
+                .env("MINIO_ROOT_USER", ACCESS_KEY)
+                .env("MINIO_ROOT_PASSWORD", SECRET_KEY)
+                .env("MINIO_BROWSER", "off")
+                .env("MINIO_UPDATE", "off");
+            c
+        })?;
         let mut server = MinioServer {
             endpoint: format!("http://127.0.0.1:{port}"),
             access_key: ACCESS_KEY.into(),
             secret_key: SECRET_KEY.into(),
             bucket: BUCKET.into(),
             region: REGION.into(),
-            child,
-            _data: data,
+            peer,
         };
         server.wait_ready().await?;
-        let status = server
-            .s3_request(reqwest::Method::PUT, &format!("/{BUCKET}"))
-            .await?;
-        if !status.is_success() {
-            bail!("creating bucket {BUCKET}: HTTP {status}");
+        // A busy machine can see "ready" before MinIO takes writes (503): retry those briefly.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = server
+                .s3_request(reqwest::Method::PUT, &format!("/{BUCKET}"))
+                .await?;
+            if status.is_success() {
+                return Ok(server);
+            }
+            if status != reqwest::StatusCode::SERVICE_UNAVAILABLE
+                || tokio::time::Instant::now() > deadline
+            {
+                bail!("creating bucket {BUCKET}: HTTP {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Ok(server)
     }
 
     async fn wait_ready(&mut self) -> Result<()> {
@@ -88,25 +91,17 @@ impl MinioServer {
         let url = format!("{}/minio/health/ready", self.endpoint);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("MinIO exited ({status}): {}", self.log_tail());
-            }
+            self.peer.check_running()?;
             if let Ok(r) = http.get(&url).send().await
                 && r.status().is_success()
             {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
-                bail!("MinIO not ready after 60s: {}", self.log_tail());
+                bail!("MinIO not ready after 60s: {}", self.peer.log_tail());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self._data.path().join("minio.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
     /// Sends an S3 request with an empty body, signed with the test credentials (AWS Signature
@@ -140,35 +135,6 @@ impl MinioServer {
             .await?;
         Ok(resp.status())
     }
-}
-
-impl Drop for MinioServer {
-    fn drop(&mut self) {
-        // Our own child, by handle; the temp folder goes with `_data`.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `$ATHENS_MINIO_BIN`, or whatever `tests/peers/minio-install` installs (cached after the first time).
-fn minio_bin() -> Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("ATHENS_MINIO_BIN") {
-        return Ok(bin.into());
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/minio-install");
-    let out = Command::new(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!("{} failed ({})", script.display(), out.status);
-    }
-    Ok(String::from_utf8(out.stdout)?.trim().into())
-}
-
-/// A loopback port nobody listens on right now (the kernel picks it).
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 struct SigV4<'a> {
@@ -209,7 +175,7 @@ fn sigv4_authorization(r: &SigV4, payload_sha256: &str) -> String {
 }
 
 /// HMAC (RFC 2104) over SHA-256, whose block size is 64 bytes.
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     let mut block = [0u8; 64];
     if key.len() > 64 {
         block[..32].copy_from_slice(&Sha256::digest(key));
@@ -228,7 +194,7 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
         .into()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
