@@ -2,6 +2,7 @@
 
 pub mod azurite;
 pub mod cluster;
+pub mod ferretdb;
 pub mod gcs;
 pub mod gocmd;
 pub mod minio;

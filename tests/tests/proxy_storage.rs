@@ -8,6 +8,7 @@
 //! Where an emulator is not the real service, the test says so at the backend.
 
 use athens_e2e::azurite::{self, Azurite};
+use athens_e2e::ferretdb::FerretDb;
 use athens_e2e::gcs::GcsEmulator;
 use athens_e2e::minio::MinioServer;
 use athens_e2e::modzip::FakeModule;
@@ -347,4 +348,13 @@ async fn azure_storage_on_azurite() {
         &[("AZURE_STORAGE_ACCOUNT_KEY", azurite::ACCOUNT_KEY)],
     );
     suite(Backend::rendered(storage, &secrets)).await;
+}
+
+/// MongoDB (objects as documents, large zips in chunks) on FerretDB, a MongoDB wire-protocol
+/// server, with its SQLite backend. FerretDB enforces the unique `_id` the create-only writes
+/// rely on; it is not MongoDB itself (no replica sets here).
+#[tokio::test(flavor = "multi_thread")]
+async fn mongodb_storage_on_ferretdb() {
+    let db = FerretDb::start().await;
+    suite(Backend::local(db.database_url("athens"), true)).await;
 }
