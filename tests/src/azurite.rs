@@ -46,7 +46,8 @@ impl Azurite {
             c
         })?;
         let url = peer
-            .wait_for_log("successfully listens on ", Duration::from_secs(60))
+            // Node starts slowly on a busy machine.
+            .wait_for_log("successfully listens on ", Duration::from_secs(180))
             .await
             .context("waiting for Azurite")?;
         let azurite = Azurite {

@@ -1,15 +1,17 @@
 //! One storage suite, run against every backend we can run here: `file://`, `memory://`, S3 on
-//! a real MinIO server, Google Cloud Storage on fake-gcs-server and Azure Blob on Azurite. The
-//! proxy fills the bucket from a local upstream and serves from it; the library-level checks pin
-//! the bucket rules (create-only, commit marker, multipart zips, leases, listing). The bucket
-//! backends are configured as the operator renders them (ConfigMap, env, Secret files), so each
-//! storage kind's rendering is proven against a server that speaks its protocol.
+//! a real MinIO server, Google Cloud Storage on fake-gcs-server, Azure Blob on Azurite and
+//! MongoDB on FerretDB. The proxy fills the bucket from a local upstream and serves from it, the
+//! go command downloads through it, and the library-level checks pin the bucket rules
+//! (create-only, commit marker, multipart zips, leases, listing). The bucket backends are
+//! configured as the operator renders them (ConfigMap, env, Secret files), so each storage
+//! kind's rendering is proven against a server that speaks its protocol.
 //!
 //! Where an emulator is not the real service, the test says so at the backend.
 
 use athens_e2e::azurite::{self, Azurite};
 use athens_e2e::ferretdb::FerretDb;
 use athens_e2e::gcs::GcsEmulator;
+use athens_e2e::gocmd::GoEnv;
 use athens_e2e::minio::MinioServer;
 use athens_e2e::modzip::FakeModule;
 use athens_e2e::proxy::ProxyProcess;
@@ -17,8 +19,8 @@ use athens_e2e::rendered::{render_storage, secret};
 use athens_e2e::sumdb::SumdbServer;
 use athens_e2e::upstream::LocalUpstream;
 use athens_operator::crd::{
-    AzureCredentials, AzureStorage, GcsCredentials, GcsStorage, S3Credentials, S3Storage,
-    StorageSpec,
+    AzureCredentials, AzureStorage, GcsCredentials, GcsStorage, MongoDbCredentials, MongoDbStorage,
+    S3Credentials, S3Storage, StorageSpec,
 };
 use athens_operator::render::SecretData;
 use athens_proxy::fetch::lease::{Acquired, try_acquire};
@@ -103,6 +105,8 @@ impl Backend {
                 "AZURE_STORAGE_ACCOUNT_NAME" => "account_name",
                 "AZURE_STORAGE_ACCOUNT_KEY" => "access_key",
                 "GOOGLE_SERVICE_ACCOUNT" => "service_account",
+                "MONGODB_USERNAME" => "username",
+                "MONGODB_PASSWORD" => "password",
                 other => panic!("the test does not know the proxy's variable {other}"),
             };
             opts.insert(option.into(), v.clone());
@@ -143,6 +147,20 @@ async fn suite(backend: Backend) {
     }
     let ready = body(&format!("{}/readyz", proxy.url)).await;
     assert_eq!(ready.0, 200, "{}", String::from_utf8_lossy(&ready.1));
+
+    // The go command downloads them through the proxy and checks them against the checksum
+    // database (found through the proxy's /sumdb/ endpoint).
+    let go = GoEnv::new(&proxy.url, &sumdb.key);
+    let work = tempfile::tempdir().unwrap();
+    let args: Vec<String> = mods
+        .iter()
+        .map(|m| format!("{}@{}", m.path, m.version))
+        .collect();
+    let mut cmd = vec!["mod", "download", "-json"];
+    cmd.extend(args.iter().map(String::as_str));
+    let out = go.run_ok(work.path(), &cmd);
+    assert_eq!(out.matches("\"Sum\": \"h1:").count(), mods.len(), "{out}");
+    assert!(!out.contains("\"Error\""), "{out}");
 
     if backend.shared {
         // Another process on the same bucket serves it all without upstream.
@@ -352,9 +370,31 @@ async fn azure_storage_on_azurite() {
 
 /// MongoDB (objects as documents, large zips in chunks) on FerretDB, a MongoDB wire-protocol
 /// server, with its SQLite backend. FerretDB enforces the unique `_id` the create-only writes
-/// rely on; it is not MongoDB itself (no replica sets here).
+/// rely on; it is not MongoDB itself (no replica sets here). Credentials come from a Secret as
+/// the operator renders them and go over the wire with PLAIN authentication, but FerretDB's
+/// SQLite backend accepts any: that they are checked is not proven here.
 #[tokio::test(flavor = "multi_thread")]
 async fn mongodb_storage_on_ferretdb() {
     let db = FerretDb::start().await;
-    suite(Backend::local(db.database_url("athens"), true)).await;
+    let storage = StorageSpec {
+        mongodb: Some(MongoDbStorage {
+            url: format!(
+                "{}?authMechanism=PLAIN&authSource=$external",
+                db.database_url("athens")
+            ),
+            credentials: Some(MongoDbCredentials {
+                secret_name: "mongo".into(),
+                ..Default::default()
+            }),
+        }),
+        ..Default::default()
+    };
+    let secrets = secret(
+        "mongo",
+        &[
+            ("MONGODB_USERNAME", "athens"),
+            ("MONGODB_PASSWORD", "secret"),
+        ],
+    );
+    suite(Backend::rendered(storage, &secrets)).await;
 }

@@ -89,6 +89,9 @@ pub fn storage_config(storage: &StorageSpec) -> StorageConfig {
             }
         }
         bucket_url("az", &az.container, az.prefix.as_deref())
+    } else if let Some(m) = &storage.mongodb {
+        // Credentials reach the proxy as MONGODB_USERNAME/MONGODB_PASSWORD, not in the URL.
+        m.url.trim().to_string()
     } else {
         // Filesystem (the schema guarantees exactly one kind is set).
         format!("file://{STORAGE_DIR}")
@@ -182,6 +185,20 @@ mod tests {
             ..Default::default()
         });
         athens_proxy::storage::open(&az.url, &az.options).unwrap();
+    }
+
+    #[test]
+    fn mongodb_url_is_rendered_and_opens() {
+        let c = storage_config(&StorageSpec {
+            mongodb: Some(MongoDbStorage {
+                url: " mongodb://mongo.db.svc:27017/mods ".into(),
+                credentials: None,
+            }),
+            ..Default::default()
+        });
+        assert_eq!(c.url, "mongodb://mongo.db.svc:27017/mods");
+        assert!(c.options.is_empty());
+        athens_proxy::storage::open(&c.url, &c.options).unwrap();
     }
 
     #[test]

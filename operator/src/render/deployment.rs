@@ -2,7 +2,7 @@
 
 use super::secrets::{
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AZURE_STORAGE_ACCOUNT_KEY,
-    GCS_DEFAULT_KEY,
+    GCS_DEFAULT_KEY, MONGODB_PASSWORD, MONGODB_USERNAME,
 };
 use super::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONTAINER_PORT, DEFAULT_IMAGE, GCS_KEY_DIR,
@@ -232,6 +232,15 @@ fn env(spec: &AthensProxySpec) -> Vec<EnvVar> {
                 &key,
                 false,
             ));
+        }
+    }
+    if let Some(c) = st.mongodb.as_ref().and_then(|m| m.credentials.as_ref()) {
+        for (name, k) in [
+            (MONGODB_USERNAME, &c.username_key),
+            (MONGODB_PASSWORD, &c.password_key),
+        ] {
+            let key = k.clone().unwrap_or_else(|| name.to_string());
+            env.push(from_secret(name, &c.secret_name, &key, false));
         }
     }
     env

@@ -12,6 +12,8 @@ pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 pub const AZURE_STORAGE_ACCOUNT_KEY: &str = "AZURE_STORAGE_ACCOUNT_KEY";
 pub const GCS_DEFAULT_KEY: &str = "service-account.json";
+pub const MONGODB_USERNAME: &str = "MONGODB_USERNAME";
+pub const MONGODB_PASSWORD: &str = "MONGODB_PASSWORD";
 
 /// A spec the cluster cannot satisfy as it is: reported as `Degraded`, never applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +51,21 @@ pub fn required_keys(storage: &StorageSpec) -> Vec<(String, String)> {
                 .clone()
                 .unwrap_or_else(|| AZURE_STORAGE_ACCOUNT_KEY.to_string()),
         ));
+    }
+    if let Some(c) = storage
+        .mongodb
+        .as_ref()
+        .and_then(|s| s.credentials.as_ref())
+    {
+        for (k, default) in [
+            (&c.username_key, MONGODB_USERNAME),
+            (&c.password_key, MONGODB_PASSWORD),
+        ] {
+            v.push((
+                c.secret_name.clone(),
+                k.clone().unwrap_or_else(|| default.to_string()),
+            ));
+        }
     }
     v
 }

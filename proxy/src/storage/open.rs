@@ -40,16 +40,9 @@ pub fn open(
             Ok(Arc::new(LocalFileSystem::new_with_prefix(rest)?))
         }
         "memory" => Ok(Arc::new(InMemory::new())),
-        "mongodb" | "mongodb+srv" => {
-            if let Some(k) = options.keys().next() {
-                return Err(bad(format!(
-                    "mongodb storage takes no options (got {k:?}): put settings in the URL"
-                )));
-            }
-            Ok(Arc::new(
-                MongoStore::new(url).map_err(|e| bad(e.to_string()))?,
-            ))
-        }
+        "mongodb" | "mongodb+srv" => Ok(Arc::new(
+            MongoStore::new(url, options).map_err(|e| bad(e.to_string()))?,
+        )),
         "s3" | "gs" | "az" => {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {

@@ -16,14 +16,15 @@ use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{Bson, DateTime, Document, doc, oid::ObjectId};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, Credential, ReturnDocument};
+use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::{Client, Collection, IndexModel};
 use object_store::path::Path;
 use object_store::{
     CopyMode, CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload,
     ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
-use std::collections::BTreeSet;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio::sync::OnceCell;
 
@@ -42,8 +43,8 @@ pub struct MongoStore {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
+    /// With credentials: never logged.
     url: String,
     database: String,
     collections: OnceCell<Collections>,
@@ -57,28 +58,41 @@ struct Collections {
 
 impl MongoStore {
     /// Checks the URL (`mongodb://[user:pass@]host[:port][,host...]/[database][?options]`);
-    /// connects on first use.
-    pub fn new(url: &str) -> Result<Self, BadMongoUrl> {
+    /// connects on first use. The only `options` are `username` and `password` (as for the
+    /// cloud backends, credentials may be passed instead of read from the environment); other
+    /// settings belong in the URL.
+    pub fn new(url: &str, options: &BTreeMap<String, String>) -> Result<Self, BadMongoUrl> {
+        if let Some(k) = options
+            .keys()
+            .find(|k| *k != "username" && *k != "password")
+        {
+            return Err(BadMongoUrl(format!(
+                "unknown option {k:?} (mongodb storage takes username and password; put other settings in the URL)"
+            )));
+        }
         if url.starts_with("mongodb+srv://") {
             return Err(BadMongoUrl(
                 "mongodb+srv:// is not supported (no DNS seed lists); list the hosts in a mongodb:// URL".into(),
             ));
         }
-        mongodb::options::ConnectionString::parse(url).map_err(|e| BadMongoUrl(e.to_string()))?;
-        let after_hosts = url
-            .strip_prefix("mongodb://")
-            .and_then(|rest| rest.split_once('/'))
-            .map(|(_, path)| path.split('?').next().unwrap_or(""))
-            .unwrap_or("");
-        let database = if after_hosts.is_empty() {
-            DEFAULT_DATABASE.to_string()
-        } else {
-            after_hosts.to_string()
-        };
+        // Like the cloud backends' credentials: from options, else the environment (a
+        // Secret), so the URL in the configuration carries none. Merged into the URL so its
+        // other settings (mechanism, source) apply as written.
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let user = options
+            .get("username")
+            .cloned()
+            .or_else(|| env("MONGODB_USERNAME"));
+        let password = options
+            .get("password")
+            .cloned()
+            .or_else(|| env("MONGODB_PASSWORD"));
+        let url = with_userinfo(url, user.as_deref(), password.as_deref());
+        mongodb::options::ConnectionString::parse(&url).map_err(|e| BadMongoUrl(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                url: url.to_string(),
-                database,
+                database: database_of(&url),
+                url,
                 collections: OnceCell::new(),
             }),
         })
@@ -88,21 +102,9 @@ impl MongoStore {
         self.inner
             .collections
             .get_or_try_init(|| async {
-                let mut opts = ClientOptions::parse(&self.inner.url)
+                let opts = ClientOptions::parse(&self.inner.url)
                     .await
                     .map_err(generic)?;
-                // Like the cloud backends' credentials: from the environment (a Secret), so
-                // the URL in the configuration carries none.
-                if opts.credential.is_none()
-                    && let Ok(user) = std::env::var("MONGODB_USERNAME")
-                {
-                    opts.credential = Some(
-                        Credential::builder()
-                            .username(user)
-                            .password(std::env::var("MONGODB_PASSWORD").ok())
-                            .build(),
-                    );
-                }
                 let db = Client::with_options(opts)
                     .map_err(generic)?
                     .database(&self.inner.database);
@@ -278,6 +280,46 @@ impl MongoStore {
             .filter_map(ObjectDoc::from_document)
             .map(|o| o.meta())
             .collect())
+    }
+}
+
+/// `mongodb://user:password@rest` when a user is given and the URL has none (percent-encoded,
+/// as the connection string format wants).
+fn with_userinfo(url: &str, user: Option<&str>, password: Option<&str>) -> String {
+    let (Some(user), Some(rest)) = (user, url.strip_prefix("mongodb://")) else {
+        return url.to_string();
+    };
+    let hosts = rest.split(['/', '?']).next().unwrap_or("");
+    if hosts.contains('@') {
+        return url.to_string();
+    }
+    let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+    match password {
+        Some(p) => format!("mongodb://{}:{}@{rest}", enc(user), enc(p)),
+        None => format!("mongodb://{}@{rest}", enc(user)),
+    }
+}
+
+/// The database a URL names, else [`DEFAULT_DATABASE`].
+fn database_of(url: &str) -> String {
+    let db = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(_, path)| path.split('?').next().unwrap_or(""))
+        .unwrap_or("");
+    if db.is_empty() {
+        DEFAULT_DATABASE.to_string()
+    } else {
+        db.to_string()
+    }
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the URL: it may carry a password.
+        f.debug_struct("MongoStore")
+            .field("database", &self.database)
+            .finish_non_exhaustive()
     }
 }
 
@@ -467,5 +509,54 @@ impl ObjectStore for MongoStore {
         self.put_opts(to, PutPayload::from(Bytes::from(parts.concat())), opts)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_merge_into_the_url() {
+        assert_eq!(
+            with_userinfo(
+                "mongodb://h:1/db?authMechanism=PLAIN",
+                Some("u"),
+                Some("p@ss")
+            ),
+            "mongodb://u:p%40ss@h:1/db?authMechanism=PLAIN"
+        );
+        assert_eq!(
+            with_userinfo("mongodb://a@h/db", Some("u"), None),
+            "mongodb://a@h/db"
+        );
+        assert_eq!(
+            with_userinfo("mongodb://h/db", None, Some("p")),
+            "mongodb://h/db"
+        );
+    }
+
+    #[test]
+    fn database_defaults_to_athens() {
+        assert_eq!(database_of("mongodb://h:1/mods?x=1"), "mods");
+        assert_eq!(database_of("mongodb://h:1/?x=1"), "athens");
+        assert_eq!(database_of("mongodb://h:1"), "athens");
+    }
+
+    #[test]
+    fn refuses_unknown_options_and_srv() {
+        let none = BTreeMap::new();
+        assert!(MongoStore::new("mongodb+srv://c.internal.test/db", &none).is_err());
+        let opts = BTreeMap::from([("region".to_string(), "x".to_string())]);
+        assert!(MongoStore::new("mongodb://h/db", &opts).is_err());
+        let creds = BTreeMap::from([
+            ("username".to_string(), "u".to_string()),
+            ("password".to_string(), "hunter2".to_string()),
+        ]);
+        let s = MongoStore::new("mongodb://h/db?authMechanism=PLAIN", &creds).unwrap();
+        assert!(
+            !format!("{s:?} {s}").contains("hunter2"),
+            "no credentials in logs"
+        );
     }
 }
