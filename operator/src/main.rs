@@ -73,7 +73,6 @@ struct RunArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    athens_operator::install_crypto_provider();
     match Cli::parse().command {
         Command::Crd => {
             print!("{}", athens_operator::crd::crd_yaml());

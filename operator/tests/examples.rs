@@ -67,7 +67,7 @@ fn examples_render_and_include_their_secrets() {
             check_secrets(&p.spec.storage, &secrets).unwrap_or_else(|e| panic!("{file}: {e}"));
             let d = desired(&p, &secrets).unwrap();
             let toml = &d.config_map.data.as_ref().unwrap()["config.toml"];
-            athens_proxy::config::Config::from_toml(toml, &file)
+            athens_config::Config::from_toml(toml, &file)
                 .unwrap()
                 .validate()
                 .unwrap_or_else(|e| panic!("{file}: {e}"));

@@ -1,7 +1,9 @@
 //! `athens-proxy`: a Go module proxy (the `GOPROXY` protocol) backed by object storage.
 
-pub mod config;
+/// The configuration type lives in its own crate, shared with the operator.
+pub use athens_config as config;
 pub mod fetch;
+pub mod metrics;
 pub mod module;
 pub mod policy;
 pub mod server;

@@ -188,7 +188,6 @@ fn template_hash(d: &Deployment) -> Option<String> {
 
 /// Applies one example file as it is and waits for its proxy to be Ready with a URL.
 async fn example_becomes_ready(file: &str, name: &str, claim: Option<&str>) -> Result<()> {
-    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("example").await?;
     let op = Operator::start(&ns, Duration::from_secs(30)).await?;
     if let Some(claim) = claim {
@@ -265,7 +264,6 @@ async fn example_private_modules_becomes_ready() -> Result<()> {
 /// Changing the spec or a referenced Secret rolls the pod template; scaling does not.
 #[tokio::test]
 async fn spec_and_secret_changes_roll_the_pod_template() -> Result<()> {
-    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("roll").await?;
     let op = Operator::start(&ns, Duration::from_secs(30)).await?;
     kubectl_apply_file(ns.name(), &repo().join("examples/s3.yaml"))?;
@@ -320,7 +318,6 @@ async fn spec_and_secret_changes_roll_the_pod_template() -> Result<()> {
 
 #[tokio::test]
 async fn deleting_the_resource_collects_its_children() -> Result<()> {
-    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("gc").await?;
     let op = Operator::start(&ns, Duration::from_secs(30)).await?;
     volume_for(&ns.client(), ns.name(), "gomods-storage").await?;
@@ -358,7 +355,6 @@ async fn deleting_the_resource_collects_its_children() -> Result<()> {
 
 #[tokio::test]
 async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> {
-    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("invalid").await?;
     install_crd(&ns.client()).await?;
     let cases = [
@@ -419,7 +415,6 @@ async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> 
 
 #[tokio::test]
 async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
-    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("degraded").await?;
     let op = Operator::start(&ns, Duration::from_secs(30)).await?;
     // The s3 example without its Secret.
@@ -504,7 +499,6 @@ fn text_of_secret(file: &str) -> Result<String> {
 
 #[tokio::test]
 async fn steady_state_makes_no_writes() -> Result<()> {
-    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("steady").await?;
     // Resync every second: several full reconciles happen while we watch.
     let op = Operator::start(&ns, Duration::from_secs(1)).await?;
@@ -627,7 +621,6 @@ async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
 /// standby that takes over when the leader goes away.
 #[tokio::test]
 async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
-    athens_operator::install_crypto_provider();
     let ns = TestNamespace::new("binary").await?;
     install_crd(&ns.client()).await?;
     let (p1, p2) = (free_port()?, free_port()?);

@@ -237,6 +237,7 @@ async fn library_rules(store: &Store) {
             zip.path(),
             Bytes::from_static(b"module example.com/rules\n"),
             Bytes::from_static(b"{\"Version\":\"v1.0.0\"}"),
+            "h1:rules",
         )
         .await
         .unwrap();
@@ -249,6 +250,7 @@ async fn library_rules(store: &Store) {
             zip.path(),
             Bytes::from_static(b"module example.com/rules\n"),
             Bytes::from_static(b"{}"),
+            "h1:rules",
         )
         .await
         .unwrap();

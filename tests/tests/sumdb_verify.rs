@@ -6,12 +6,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use athens_e2e::sumdb::SumdbServer;
+use athens_proxy::upstream::{Entry, Source, parse_goproxy};
 use athens_proxy::verify::sumdb::client::decode_hash;
 use athens_proxy::verify::sumdb::parse_lookup;
 use athens_proxy::verify::{
     SumdbClient, SumdbSpec, VerifyError, check_zip, expected_go_mod, hash_go_mod,
 };
 use base64::Engine as _;
+
+/// A client configured with no proxies: lookups go to the spec's URL.
+fn no_proxies() -> Vec<Entry> {
+    Vec::new()
+}
 
 /// Writes `<dir>/<module>/@v/<version>.zip` and `.mod` (module paths here need no escaping).
 fn write_module(dir: &Path, module: &str, version: &str, files: &[(&str, &[u8])]) -> PathBuf {
@@ -82,7 +88,7 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
         .unwrap()
         .unwrap();
     assert_eq!(spec.name, "sumdb.test");
-    let direct = SumdbClient::new(spec.clone(), vec![], http.clone());
+    let direct = SumdbClient::new(spec.clone(), no_proxies(), http.clone());
     assert_eq!(direct.base_url().await.unwrap(), server.url);
 
     for (module, zip_path, has_go_mod) in [
@@ -123,7 +129,7 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
     let spec_no_url = SumdbSpec::parse(&server.key).unwrap().unwrap();
     let via_proxy = SumdbClient::new(
         spec_no_url,
-        vec![format!("{}/no-such-proxy", server.url), server.url.clone()],
+        parse_goproxy(&format!("{}/no-such-proxy,{}", server.url, server.url)).unwrap(),
         http.clone(),
     );
     assert_eq!(
@@ -182,7 +188,7 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
         .await
         .unwrap();
     let body = String::from_utf8(body.to_vec()).unwrap();
-    let key = spec.verifier_key.as_ref().unwrap();
+    let key = &spec.verifier_key;
     parse_lookup(
         body.as_bytes(),
         "sumdb.test",
@@ -249,7 +255,7 @@ async fn local_sumdb_verifies_genuine_and_rejects_tampered() {
         SumdbSpec::parse(&format!("{} {}", server.key, other.url))
             .unwrap()
             .unwrap(),
-        vec![],
+        no_proxies(),
         http.clone(),
     );
     let err = wrong_key
@@ -288,7 +294,7 @@ async fn growing_log_is_checked_for_consistency() {
         SumdbSpec::parse(&format!("{} {}", server.key, server.url))
             .unwrap()
             .unwrap(),
-        vec![],
+        no_proxies(),
         reqwest::Client::new(),
     );
     let mut roots = Vec::new();
@@ -395,44 +401,43 @@ async fn hashes_match_go_command_and_upstream_sumdb() {
     }
     let (uuid_h1, uuid_mod_h1) = uuid_h1.unwrap();
 
-    // The machine's upstream, through our client with no verifier key (we hard-code none).
+    // The machine's upstream, through our client, authenticated: a bare database name gets the
+    // key the go command has built in, and the answer is proven against the signed tree.
     let gosumdb = go_env("GOSUMDB");
-    let Some(mut spec) = SumdbSpec::parse(&gosumdb).unwrap() else {
-        eprintln!("GOSUMDB=off: skipping the upstream checksum database check");
-        return;
-    };
-    spec.verifier_key = None;
+    // This test needs what the go command on this machine uses: a checksum database reached
+    // through the machine's GOPROXY. A machine without one fails here, loudly, not silently.
+    let mut spec = SumdbSpec::parse(&gosumdb)
+        .unwrap()
+        .expect("this test needs the machine's checksum database, but GOSUMDB is off");
     spec.url = None;
-    let proxies: Vec<String> = go_env("GOPROXY")
-        .split([',', '|'])
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let client = SumdbClient::new(spec, proxies.clone(), reqwest::Client::new());
-    let base = match client.base_url().await {
-        Ok(b) => b.to_string(),
-        Err(e) => {
-            eprintln!("upstream checksum database not reachable through the proxy: {e}; skipping");
-            return;
-        }
-    };
-    if !proxies
+    let entries = parse_goproxy(&go_env("GOPROXY")).unwrap();
+    let proxies: Vec<String> = entries
         .iter()
-        .any(|p| base.starts_with(p.trim_end_matches('/')))
-    {
-        eprintln!("no upstream proxy serves /sumdb/ for {gosumdb}; skipping");
-        return;
-    }
+        .filter_map(|e| match &e.source {
+            Source::Url(u) => Some(u.clone()),
+            _ => None,
+        })
+        .collect();
+    let client = SumdbClient::new(spec, entries, reqwest::Client::new());
+    let base = client
+        .base_url()
+        .await
+        .expect("the machine's checksum database is not reachable through its GOPROXY")
+        .to_string();
+    assert!(
+        proxies.iter().any(|p| base.starts_with(p.as_str())),
+        "no proxy of the machine's GOPROXY serves /sumdb/ for {gosumdb} (base {base})"
+    );
     let rec = client
         .lookup("github.com/google/uuid", "v1.6.0")
         .await
         .unwrap();
-    assert!(!rec.signature_verified);
-    assert!(!rec.inclusion_verified);
+    assert!(rec.signature_verified);
+    assert!(rec.inclusion_verified);
     assert_eq!(rec.zip_hash, uuid_h1);
     assert_eq!(rec.go_mod_hash, uuid_mod_h1);
-    // Without a key the tree head is not authenticated, but the inclusion proof still exercises
-    // our tile arithmetic against a large real log (multi-level, x-grouped tile paths).
+    // Proven again explicitly: our tile arithmetic against a large real log (multi-level,
+    // x-grouped tile paths).
     client
         .verify_inclusion(&rec, "github.com/google/uuid", "v1.6.0")
         .await

@@ -1,8 +1,8 @@
-//! The proxy configuration: `athens_proxy::config::Config`, the type the proxy itself parses.
+//! The proxy configuration: `athens_config::Config`, the type the proxy itself parses.
 
 use super::{CONTAINER_PORT, STORAGE_DIR};
 use crate::crd::{AthensProxySpec, NetworkModeSpec, StorageSpec};
-use athens_proxy::config::{Config, LogFormat, NetworkMode, StorageConfig};
+use athens_config::{Config, LogFormat, NetworkMode, StorageConfig};
 use std::collections::BTreeMap;
 
 /// The configuration file the proxy pods read.
@@ -169,26 +169,8 @@ mod tests {
         assert!(!c.options.contains_key("allow_http"));
     }
 
-    /// The proxy's own storage opener accepts every option name we render.
     #[test]
-    fn the_proxy_opens_rendered_bucket_settings() {
-        let s3 = storage_config(&s3());
-        athens_proxy::storage::open(&s3.url, &s3.options).unwrap();
-        let az = storage_config(&StorageSpec {
-            azure: Some(AzureStorage {
-                account: "acct".into(),
-                container: "c".into(),
-                prefix: None,
-                endpoint: Some("http://azurite.storage.svc:10000/acct".into()),
-                credentials: None,
-            }),
-            ..Default::default()
-        });
-        athens_proxy::storage::open(&az.url, &az.options).unwrap();
-    }
-
-    #[test]
-    fn mongodb_url_is_rendered_and_opens() {
+    fn mongodb_url_is_rendered() {
         let c = storage_config(&StorageSpec {
             mongodb: Some(MongoDbStorage {
                 url: " mongodb://mongo.db.svc:27017/mods ".into(),
@@ -198,7 +180,6 @@ mod tests {
         });
         assert_eq!(c.url, "mongodb://mongo.db.svc:27017/mods");
         assert!(c.options.is_empty());
-        athens_proxy::storage::open(&c.url, &c.options).unwrap();
     }
 
     #[test]

@@ -24,7 +24,7 @@ mod tests {
         let d = desired(&p, &SecretData::new()).unwrap();
         assert_eq!(d.config_map.metadata.name.as_deref(), Some("gomods-config"));
         let toml = &d.config_map.data.as_ref().unwrap()["config.toml"];
-        let parsed = athens_proxy::config::Config::from_toml(toml, "cm").unwrap();
+        let parsed = athens_config::Config::from_toml(toml, "cm").unwrap();
         assert_eq!(parsed, proxy_config(&p.spec));
     }
 }

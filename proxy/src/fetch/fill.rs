@@ -1,26 +1,20 @@
 //! Fetching one module version from upstream, verifying it, and committing it to storage.
 
 use super::lease::{Acquired, try_acquire};
-use crate::module::{ModulePath, Version, merge_list, unescape_version};
+use crate::metrics::Metrics;
+use crate::module::{Info, ModulePath, Version};
 use crate::policy::PrefixPatterns;
-use crate::server::metrics::Metrics;
-use crate::storage::{Layout, Store};
-use crate::upstream::{Upstream, UpstreamError};
+use crate::storage::{Layout, StorageError, Store};
+use crate::upstream::{Upstream, UpstreamError, download_to, read_limited};
 use crate::verify::sumdb::SumdbClient;
-use crate::verify::{check_zip, expected_go_mod, hash_go_mod};
+use crate::verify::{MAX_GO_MOD, MAX_ZIP_FILE, check_zip, expected_go_mod, hash_go_mod};
 use bytes::Bytes;
-use futures::StreamExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 
 /// Largest `.info` we accept from upstream.
 const MAX_INFO: usize = 64 << 10;
-/// Largest `go.mod` (the go command's own limit).
-pub const MAX_GO_MOD: usize = 16 << 20;
-/// Largest module zip (the go command's own limit).
-pub const MAX_ZIP: u64 = 500 << 20;
 /// How long a request waits for another replica's fill before giving up.
 const MAX_WAIT_FOR_OTHER: Duration = Duration::from_secs(600);
 
@@ -51,10 +45,16 @@ impl From<UpstreamError> for FillError {
     }
 }
 
-impl From<crate::storage::StorageError> for FillError {
-    fn from(e: crate::storage::StorageError) -> Self {
+impl From<StorageError> for FillError {
+    fn from(e: StorageError) -> Self {
         Self::Storage(e.to_string())
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Fill,
+    Repair,
 }
 
 /// Everything a fill needs.
@@ -74,6 +74,23 @@ impl Filler {
     /// Makes the version exist in storage (fetching it unless it is there or another replica is
     /// fetching it) and returns its `.info`.
     pub async fn fill(&self, module: &ModulePath, version: &Version) -> Result<Bytes, FillError> {
+        self.with_lease(module, version, Purpose::Fill).await
+    }
+
+    /// Restores a committed version whose `.zip` or `.mod` is gone from the bucket (a lifecycle
+    /// rule, a clean-up, a partial restore): under the lease, if still broken, the version is
+    /// made invisible and filled again, and the new zip must have the `h1:` it was first
+    /// committed with (`.ziphash`), on top of the usual checks.
+    pub async fn repair(&self, module: &ModulePath, version: &Version) -> Result<Bytes, FillError> {
+        self.with_lease(module, version, Purpose::Repair).await
+    }
+
+    async fn with_lease(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        purpose: Purpose,
+    ) -> Result<Bytes, FillError> {
         let (m, v) = (module.escaped(), version.escaped());
         let layout = Layout {
             module: &m,
@@ -81,12 +98,19 @@ impl Filler {
         };
         let started = Instant::now();
         loop {
-            if let Some(info) = self.store.info(layout).await? {
+            if purpose == Purpose::Fill
+                && let Some(info) = self.store.info(layout).await?
+            {
                 return Ok(info);
             }
             match try_acquire(&self.store, &layout.lease(), &self.holder, self.lease_ttl).await? {
                 Acquired::Held(guard) => {
-                    let result = self.fetch_verify_store(module, version, layout).await;
+                    let result = match purpose {
+                        Purpose::Fill => {
+                            self.fetch_verify_store(module, version, layout, None).await
+                        }
+                        Purpose::Repair => self.repair_held(module, version, layout).await,
+                    };
                     guard.release().await;
                     let outcome = match &result {
                         Ok(_) => "stored",
@@ -111,9 +135,33 @@ impl Filler {
                         version.as_str()
                     )));
                 }
+                // Another replica holds the lease: for a repair, its fill is the repair, so
+                // waiting for it and then reading what it committed is enough.
                 Acquired::Busy => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
+    }
+
+    /// The repair itself, under the lease: another replica may have repaired it already.
+    async fn repair_held(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        layout: Layout<'_>,
+    ) -> Result<Bytes, FillError> {
+        self.store.forget(layout);
+        if let Some(info) = self.store.info(layout).await?
+            && self.store.has_files(layout).await?
+        {
+            return Ok(info);
+        }
+        let expect_h1 = self.store.ziphash(layout).await?;
+        tracing::warn!(module = %module.as_str(), version = %version.as_str(),
+            "stored version lost its .zip or .mod; filling it again");
+        self.metrics.storage_repairs.inc();
+        self.store.uncommit(layout).await?;
+        self.fetch_verify_store(module, version, layout, expect_h1)
+            .await
     }
 
     async fn fetch_verify_store(
@@ -121,6 +169,7 @@ impl Filler {
         module: &ModulePath,
         version: &Version,
         layout: Layout<'_>,
+        expect_h1: Option<String>,
     ) -> Result<Bytes, FillError> {
         let id = format!("{}@{}", module.as_str(), version.as_str());
         let base = format!("{}/@v/{}", layout.module, layout.version);
@@ -140,18 +189,19 @@ impl Filler {
             let info = read_limited(resp, MAX_INFO)
                 .await
                 .map_err(|e| FillError::Rejected(format!("{id}: .info: {e}")))?;
-            check_info(&info, version).map_err(|e| FillError::Rejected(format!("{id}: {e}")))?;
+            Info::parse_for(&info, version)
+                .map_err(|e| FillError::Rejected(format!("{id}: {e}")))?;
             Ok::<_, FillError>(info)
         };
         let fetch_mod = async {
             let resp = self.upstream.get(&format!("{base}.mod")).await?;
-            read_limited(resp, MAX_GO_MOD)
+            read_limited(resp, MAX_GO_MOD as usize)
                 .await
                 .map_err(|e| FillError::Rejected(format!("{id}: .mod: {e}")))
         };
         let fetch_zip = async {
             let resp = self.upstream.get(&format!("{base}.zip")).await?;
-            download_to(resp, tmp.path(), MAX_ZIP)
+            download_to(resp, tmp.path(), MAX_ZIP_FILE)
                 .await
                 .map_err(|e| FillError::Rejected(format!("{id}: .zip: {e}")))
         };
@@ -186,6 +236,15 @@ impl Filler {
             )));
         }
 
+        if let Some(want) = expect_h1
+            && want != summary.h1
+        {
+            return Err(FillError::Rejected(format!(
+                "{id}: upstream zip has {}, but it was stored with {want}",
+                summary.h1
+            )));
+        }
+
         if let Some(record) = record {
             record
                 .check(
@@ -199,7 +258,7 @@ impl Filler {
 
         tracing::debug!(%id, "verified; committing");
         self.store
-            .commit(layout, tmp.path(), go_mod, info.clone())
+            .commit(layout, tmp.path(), go_mod, info.clone(), &summary.h1)
             .await?;
         tracing::debug!(%id, "committed");
         if let Err(e) = self.refresh_list(layout.module).await {
@@ -211,93 +270,8 @@ impl Filler {
 
     /// Rewrites `<module>/@v/list` (tagged versions in storage) so the bucket stays a valid
     /// `file://` GOPROXY. Concurrent writers may race; the next commit repairs it.
-    async fn refresh_list(&self, module_escaped: &str) -> Result<(), crate::storage::StorageError> {
-        let stored = stored_versions(&self.store, module_escaped).await?;
-        let mut text = String::new();
-        for v in merge_list("", &stored) {
-            text.push_str(v.as_str());
-            text.push('\n');
-        }
-        self.store
-            .replace_blob(
-                &crate::storage::layout_list_file(module_escaped),
-                Bytes::from(text),
-            )
-            .await
+    async fn refresh_list(&self, module_escaped: &str) -> Result<(), StorageError> {
+        let stored = self.store.stored_versions(module_escaped).await?;
+        super::list_file::rewrite(&self.store, module_escaped, &stored).await
     }
-}
-
-/// The committed versions of a module, parsed; names that are not versions are skipped.
-pub async fn stored_versions(
-    store: &Store,
-    module_escaped: &str,
-) -> Result<Vec<Version>, crate::storage::StorageError> {
-    Ok(store
-        .versions(module_escaped)
-        .await?
-        .iter()
-        .filter_map(|v| unescape_version(v).ok())
-        .filter_map(|v| Version::parse(&v).ok())
-        .collect())
-}
-
-/// An `.info` must be JSON naming exactly the version asked for.
-fn check_info(info: &[u8], version: &Version) -> Result<(), String> {
-    #[derive(serde::Deserialize)]
-    struct Info {
-        #[serde(rename = "Version")]
-        version: String,
-    }
-    let parsed: Info =
-        serde_json::from_slice(info).map_err(|e| format!(".info is not valid JSON: {e}"))?;
-    if parsed.version != version.as_str() {
-        return Err(format!(
-            ".info names version {:?}, not {:?}",
-            parsed.version,
-            version.as_str()
-        ));
-    }
-    Ok(())
-}
-
-/// Reads a small body, refusing more than `limit` bytes.
-pub async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, String> {
-    let mut buf = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| format!("reading upstream body: {e}"))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(format!("larger than {limit} bytes"));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(buf))
-}
-
-/// Streams a body to a file, refusing more than `limit` bytes. Memory stays flat.
-async fn download_to(
-    resp: reqwest::Response,
-    path: &std::path::Path,
-    limit: u64,
-) -> Result<(), String> {
-    if resp.content_length().is_some_and(|n| n > limit) {
-        return Err(format!("larger than {limit} bytes"));
-    }
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| format!("temp file: {e}"))?;
-    let mut written = 0u64;
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| format!("reading upstream body: {e}"))?;
-        written += chunk.len() as u64;
-        if written > limit {
-            return Err(format!("larger than {limit} bytes"));
-        }
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| format!("temp file: {e}"))?;
-    }
-    file.flush().await.map_err(|e| format!("temp file: {e}"))?;
-    Ok(())
 }

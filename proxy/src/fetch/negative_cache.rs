@@ -52,14 +52,6 @@ impl NegativeCache {
         }
         map.insert(key.to_string(), (Instant::now(), message.to_string()));
     }
-
-    /// Forgets an entry (a version just appeared in storage, say).
-    pub fn forget(&self, key: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
-    }
 }
 
 #[cfg(test)]

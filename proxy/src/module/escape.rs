@@ -9,9 +9,6 @@ use std::borrow::Cow;
 
 use thiserror::Error;
 
-use super::path::{PathError, PathReason, check_path};
-use super::version::{VersionError, VersionReason, check_version_text};
-
 /// Why a string is not in (or cannot be put into) the `!x` case encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum CaseError {
@@ -33,7 +30,7 @@ pub enum CaseError {
 }
 
 /// Writes upper-case letters as `!` + lower case. Borrows when there is nothing to do.
-pub(crate) fn escape_case(s: &str) -> Result<Cow<'_, str>, CaseError> {
+pub fn escape_case(s: &str) -> Result<Cow<'_, str>, CaseError> {
     let mut upper = false;
     for c in s.chars() {
         if c == '!' {
@@ -61,7 +58,7 @@ pub(crate) fn escape_case(s: &str) -> Result<Cow<'_, str>, CaseError> {
 
 /// Undoes [`escape_case`]. Rejects raw upper case, a `!` not followed by `a`-`z`, a trailing `!`
 /// and non-ASCII. Borrows when there is no `!`.
-pub(crate) fn unescape_case(s: &str) -> Result<Cow<'_, str>, CaseError> {
+pub fn unescape_case(s: &str) -> Result<Cow<'_, str>, CaseError> {
     if let Some(c) = s.chars().find(|c| !c.is_ascii()) {
         return Err(CaseError::NonAscii(c));
     }
@@ -85,42 +82,6 @@ pub(crate) fn unescape_case(s: &str) -> Result<Cow<'_, str>, CaseError> {
         }
     }
     Ok(Cow::Owned(out))
-}
-
-/// The escaped form of a module path. Fails if the path is not a valid module path
-/// (like x/mod `module.EscapePath`).
-pub fn escape_path(path: &str) -> Result<String, PathError> {
-    check_path(path)?;
-    escape_case(path)
-        .map(Cow::into_owned)
-        .map_err(|e| PathError::new(path, PathReason::Case(e)))
-}
-
-/// The module path for an escaped path. Fails if the encoding is broken or the result is not a
-/// valid module path (like x/mod `module.UnescapePath`).
-pub fn unescape_path(escaped: &str) -> Result<String, PathError> {
-    let path = unescape_case(escaped).map_err(|e| PathError::new(escaped, PathReason::Case(e)))?;
-    check_path(&path)?;
-    Ok(path.into_owned())
-}
-
-/// The escaped form of a version (or of a query such as a branch name). Like x/mod
-/// `module.EscapeVersion`, the version need not be semantic but must be a plausible file name
-/// and must not contain `!`.
-pub fn escape_version(v: &str) -> Result<String, VersionError> {
-    check_version_text(v).map_err(|r| VersionError::new(v, r))?;
-    escape_case(v)
-        .map(Cow::into_owned)
-        .map_err(|e| VersionError::new(v, VersionReason::Case(e)))
-}
-
-/// The version for an escaped version (like x/mod `module.UnescapeVersion`): the case encoding
-/// must be intact and the result must be a plausible file name.
-pub fn unescape_version(escaped: &str) -> Result<String, VersionError> {
-    let v =
-        unescape_case(escaped).map_err(|e| VersionError::new(escaped, VersionReason::Case(e)))?;
-    check_version_text(&v).map_err(|r| VersionError::new(&v, r))?;
-    Ok(v.into_owned())
 }
 
 #[cfg(test)]
@@ -180,66 +141,6 @@ mod tests {
         ];
         for (input, want) in table {
             assert_eq!(unescape_case(input), Err(want), "{input:?}");
-        }
-    }
-
-    #[test]
-    fn paths() {
-        assert_eq!(
-            escape_path("github.com/BurntSushi/toml").unwrap(),
-            "github.com/!burnt!sushi/toml"
-        );
-        assert_eq!(
-            unescape_path("github.com/!burnt!sushi/toml").unwrap(),
-            "github.com/BurntSushi/toml"
-        );
-        assert_eq!(
-            escape_path("golang.org/x/text").unwrap(),
-            "golang.org/x/text"
-        );
-        // Escaping validates first.
-        assert!(escape_path("Example.com/x").is_err());
-        assert!(escape_path("example.com/x!y").is_err());
-        // Unescaping validates the result: upper case in the domain is still invalid.
-        assert!(unescape_path("!example.com/x").is_err());
-        assert!(unescape_path("example.com/x/").is_err());
-    }
-
-    #[test]
-    fn path_error_message() {
-        let err = unescape_path("Foo/bar").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid module path \"Foo/bar\": upper case must be escaped as !f"
-        );
-    }
-
-    #[test]
-    fn versions() {
-        let ok = [
-            ("v1.0.0", "v1.0.0"),
-            ("v1.0.0-RC1", "v1.0.0-!r!c1"),
-            ("master", "master"),
-            ("Feature-X", "!feature-!x"),
-            ("v1.2.3+incompatible", "v1.2.3+incompatible"),
-        ];
-        for (plain, escaped) in ok {
-            assert_eq!(escape_version(plain).unwrap(), escaped, "escape {plain:?}");
-            assert_eq!(
-                unescape_version(escaped).unwrap(),
-                plain,
-                "unescape {escaped:?}"
-            );
-        }
-        let bad_plain = [
-            "", "a!b", "a/b", "..", "x.", "con", "Aux.txt", "a*b", "a\"b",
-        ];
-        for v in bad_plain {
-            assert!(escape_version(v).is_err(), "escape {v:?}");
-        }
-        let bad_escaped = ["V1.0.0", "v1!", "v1!0", "", "a/b", "!c!o!n", "x."];
-        for v in bad_escaped {
-            assert!(unescape_version(v).is_err(), "unescape {v:?}");
         }
     }
 }

@@ -30,6 +30,16 @@ pub fn merge_list(upstream: &str, stored: &[Version]) -> Vec<Version> {
     out
 }
 
+/// The `list` body for these versions: one per line, each line ending in a newline.
+pub fn list_text(versions: &[Version]) -> String {
+    let mut text = String::with_capacity(versions.len() * 16);
+    for v in versions {
+        text.push_str(v.as_str());
+        text.push('\n');
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +93,15 @@ mod tests {
         let mut v = vs(&["v1.0.0", "v1.0.0-beta", "v0.9.0", "v1.0.0"]);
         sort_versions(&mut v);
         assert_eq!(v, vs(&["v0.9.0", "v1.0.0-beta", "v1.0.0"]));
+    }
+
+    #[test]
+    fn list_text_is_one_version_per_line() {
+        let vs: Vec<Version> = ["v1.0.0", "v1.1.0"]
+            .iter()
+            .map(|v| Version::parse(v).unwrap())
+            .collect();
+        assert_eq!(list_text(&vs), "v1.0.0\nv1.1.0\n");
+        assert_eq!(list_text(&[]), "");
     }
 }

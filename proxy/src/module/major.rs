@@ -3,7 +3,7 @@
 use thiserror::Error;
 
 use super::path::ModulePath;
-use super::quote;
+use super::quote::quote;
 use super::version::Version;
 
 /// A version that cannot belong to a module path.

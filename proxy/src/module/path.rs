@@ -6,8 +6,9 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use super::escape::{CaseError, escape_case, unescape_path};
-use super::quote;
+use super::escape::{CaseError, escape_case, unescape_case};
+use super::quote::quote;
+use super::windows::reserved_name;
 
 /// The longest module path we accept, in bytes (decoded, before case escaping).
 ///
@@ -72,10 +73,6 @@ impl ModulePath {
     /// Whether the path is a `gopkg.in/` path (with its own major-version convention).
     pub fn is_gopkg_in(&self) -> bool {
         self.0.starts_with("gopkg.in/")
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
     }
 }
 
@@ -194,22 +191,6 @@ fn check_path_reason(path: &str) -> Result<(), PathReason> {
     split_path_major(path).map(|_| ())
 }
 
-/// Windows reserved device names; an element whose part before the first dot is one of these
-/// (in any case) is rejected.
-const WINDOWS_NAMES: [&str; 22] = [
-    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
-    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
-];
-
-/// The part of an element before its first dot, if that is a Windows reserved name.
-pub(crate) fn windows_name(elem: &str) -> Option<&str> {
-    let short = elem.split('.').next().unwrap_or(elem);
-    WINDOWS_NAMES
-        .iter()
-        .any(|bad| bad.eq_ignore_ascii_case(short))
-        .then_some(short)
-}
-
 /// One module path element (x/mod `checkElem` for module paths).
 fn check_element(elem: &str) -> Result<(), PathReason> {
     if elem.is_empty() {
@@ -230,7 +211,7 @@ fn check_element(elem: &str) -> Result<(), PathReason> {
     {
         return Err(PathReason::InvalidChar(c));
     }
-    if let Some(short) = windows_name(elem) {
+    if let Some(short) = reserved_name(elem) {
         return Err(PathReason::WindowsName(short.to_owned()));
     }
     // Windows short names (`PROGRA~1`): the part before the first dot must not end in `~digits`.
@@ -288,6 +269,23 @@ fn split_gopkg_in(path: &str) -> Result<(&str, &str), PathReason> {
         return Err(PathReason::GopkgIn);
     }
     Ok((prefix, major))
+}
+
+/// The escaped form of a module path. Fails if the path is not a valid module path
+/// (like x/mod `module.EscapePath`).
+pub fn escape_path(path: &str) -> Result<String, PathError> {
+    check_path(path)?;
+    escape_case(path)
+        .map(Cow::into_owned)
+        .map_err(|e| PathError::new(path, PathReason::Case(e)))
+}
+
+/// The module path for an escaped path. Fails if the encoding is broken or the result is not a
+/// valid module path (like x/mod `module.UnescapePath`).
+pub fn unescape_path(escaped: &str) -> Result<String, PathError> {
+    let path = unescape_case(escaped).map_err(|e| PathError::new(escaped, PathReason::Case(e)))?;
+    check_path(&path)?;
+    Ok(path.into_owned())
 }
 
 #[cfg(test)]
@@ -485,6 +483,37 @@ mod tests {
         assert_eq!(
             e("example/m"),
             "invalid module path \"example/m\": missing dot in first path element"
+        );
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            escape_path("github.com/BurntSushi/toml").unwrap(),
+            "github.com/!burnt!sushi/toml"
+        );
+        assert_eq!(
+            unescape_path("github.com/!burnt!sushi/toml").unwrap(),
+            "github.com/BurntSushi/toml"
+        );
+        assert_eq!(
+            escape_path("golang.org/x/text").unwrap(),
+            "golang.org/x/text"
+        );
+        // Escaping validates first.
+        assert!(escape_path("Example.com/x").is_err());
+        assert!(escape_path("example.com/x!y").is_err());
+        // Unescaping validates the result: upper case in the domain is still invalid.
+        assert!(unescape_path("!example.com/x").is_err());
+        assert!(unescape_path("example.com/x/").is_err());
+    }
+
+    #[test]
+    fn path_error_message() {
+        let err = unescape_path("Foo/bar").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid module path \"Foo/bar\": upper case must be escaped as !f"
         );
     }
 }

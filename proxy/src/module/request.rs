@@ -5,10 +5,10 @@ use std::borrow::Cow;
 use percent_encoding::percent_decode_str;
 use thiserror::Error;
 
-use super::escape::unescape_version;
 use super::major::{MajorError, check_path_major};
 use super::path::{MAX_PATH_LEN, ModulePath, PathError};
 use super::query::VersionQuery;
+use super::version::unescape_version;
 use super::version::{MAX_VERSION_LEN, Version, VersionError};
 
 /// The longest raw (percent-encoded) request path we look at, in bytes. Generous for the longest

@@ -7,9 +7,9 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use super::escape::{CaseError, escape_case};
-use super::path::windows_name;
-use super::quote;
+use super::escape::{CaseError, escape_case, unescape_case};
+use super::quote::quote;
+use super::windows::reserved_name;
 
 /// The longest version or query we accept, in bytes (decoded).
 ///
@@ -50,10 +50,6 @@ impl Version {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
     }
 
     /// The version with upper case written as `!x` (prereleases may contain upper case).
@@ -221,7 +217,7 @@ pub(crate) fn check_version_text(v: &str) -> Result<(), VersionReason> {
     {
         return Err(VersionReason::InvalidChar(c));
     }
-    if let Some(short) = windows_name(v) {
+    if let Some(short) = reserved_name(v) {
         return Err(VersionReason::WindowsName(short.to_owned()));
     }
     Ok(())
@@ -351,6 +347,25 @@ fn compare_prerelease(a: &str, b: &str) -> Ordering {
             }
         }
     }
+}
+
+/// The escaped form of a version (or of a query such as a branch name). Like x/mod
+/// `module.EscapeVersion`, the version need not be semantic but must be a plausible file name
+/// and must not contain `!`.
+pub fn escape_version(v: &str) -> Result<String, VersionError> {
+    check_version_text(v).map_err(|r| VersionError::new(v, r))?;
+    escape_case(v)
+        .map(Cow::into_owned)
+        .map_err(|e| VersionError::new(v, VersionReason::Case(e)))
+}
+
+/// The version for an escaped version (like x/mod `module.UnescapeVersion`): the case encoding
+/// must be intact and the result must be a plausible file name.
+pub fn unescape_version(escaped: &str) -> Result<String, VersionError> {
+    let v =
+        unescape_case(escaped).map_err(|e| VersionError::new(escaped, VersionReason::Case(e)))?;
+    check_version_text(&v).map_err(|r| VersionError::new(&v, r))?;
+    Ok(v.into_owned())
 }
 
 #[cfg(test)]
@@ -526,5 +541,34 @@ mod tests {
             Version::parse("v1.2.3+meta").unwrap_err().to_string(),
             "invalid version \"v1.2.3+meta\": build metadata other than +incompatible is not allowed"
         );
+    }
+
+    #[test]
+    fn versions() {
+        let ok = [
+            ("v1.0.0", "v1.0.0"),
+            ("v1.0.0-RC1", "v1.0.0-!r!c1"),
+            ("master", "master"),
+            ("Feature-X", "!feature-!x"),
+            ("v1.2.3+incompatible", "v1.2.3+incompatible"),
+        ];
+        for (plain, escaped) in ok {
+            assert_eq!(escape_version(plain).unwrap(), escaped, "escape {plain:?}");
+            assert_eq!(
+                unescape_version(escaped).unwrap(),
+                plain,
+                "unescape {escaped:?}"
+            );
+        }
+        let bad_plain = [
+            "", "a!b", "a/b", "..", "x.", "con", "Aux.txt", "a*b", "a\"b",
+        ];
+        for v in bad_plain {
+            assert!(escape_version(v).is_err(), "escape {v:?}");
+        }
+        let bad_escaped = ["V1.0.0", "v1!", "v1!0", "", "a/b", "!c!o!n", "x."];
+        for v in bad_escaped {
+            assert!(unescape_version(v).is_err(), "unescape {v:?}");
+        }
     }
 }

@@ -2,7 +2,6 @@
 
 mod app;
 mod health;
-pub mod metrics;
 mod observe;
 mod protocol;
 mod reply;

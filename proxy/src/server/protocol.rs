@@ -3,13 +3,12 @@
 use super::App;
 use super::reply::{self, IMMUTABLE, JSON, SHORT, TEXT, ZIP};
 use crate::config::NetworkMode;
-use crate::fetch::fill::{read_limited, stored_versions};
 use crate::module::{
-    ModulePath, Request, Version, VersionQuery, check_path_major, escape_version, merge_list,
-    parse_request,
+    Info, ModulePath, Request, Version, VersionQuery, check_path_major, escape_version, list_text,
+    merge_list, parse_request,
 };
-use crate::storage::Layout;
-use crate::upstream::UpstreamError;
+use crate::storage::{Layout, StorageError};
+use crate::upstream::{UpstreamError, read_limited};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
@@ -47,69 +46,84 @@ pub async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri) -> Re
 }
 
 async fn go_mod(app: &Arc<App>, m: &ModulePath, v: &Version) -> Response {
-    if let Err(e) = app.ensure(m, v).await {
-        return reply::fill_error(&e);
-    }
     let (me, ve) = (m.escaped(), v.escaped());
-    match app
-        .store
-        .go_mod(Layout {
-            module: &me,
-            version: &ve,
-        })
-        .await
-    {
-        Ok(Some(b)) => reply::ok(TEXT, IMMUTABLE, b),
-        Ok(None) => reply::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "stored version lost its .mod",
-        ),
-        Err(e) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    let layout = Layout {
+        module: &me,
+        version: &ve,
+    };
+    match with_repair(app, m, v, || app.store.go_mod(layout)).await {
+        Ok(b) => reply::ok(TEXT, IMMUTABLE, b),
+        Err(r) => r,
     }
 }
 
 async fn zip(app: &Arc<App>, m: &ModulePath, v: &Version) -> Response {
-    if let Err(e) = app.ensure(m, v).await {
-        return reply::fill_error(&e);
-    }
     let (me, ve) = (m.escaped(), v.escaped());
-    match app
-        .store
-        .zip(Layout {
-            module: &me,
-            version: &ve,
-        })
-        .await
-    {
-        Ok(Some(z)) => {
+    let layout = Layout {
+        module: &me,
+        version: &ve,
+    };
+    match with_repair(app, m, v, || app.store.zip(layout)).await {
+        Ok(z) => {
             let mut r = reply::ok(ZIP, IMMUTABLE, Body::from_stream(z.stream));
             r.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(z.size));
             r
         }
-        Ok(None) => reply::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "stored version lost its .zip",
-        ),
-        Err(e) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(r) => r,
     }
+}
+
+/// Reads a file of a version, filling the version first if needed. A committed version whose
+/// file is gone from the bucket is filled again once (self-healing), not answered 500 forever.
+async fn with_repair<T, F, Fut>(
+    app: &Arc<App>,
+    m: &ModulePath,
+    v: &Version,
+    read: F,
+) -> Result<T, Response>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, StorageError>>,
+{
+    app.ensure(m, v).await.map_err(|e| reply::fill_error(&e))?;
+    let storage_error =
+        |e: StorageError| reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    if let Some(found) = read().await.map_err(storage_error)? {
+        return Ok(found);
+    }
+    app.repair(m, v).await.map_err(|e| reply::fill_error(&e))?;
+    read().await.map_err(storage_error)?.ok_or_else(|| {
+        reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "{}@{}: stored version lost a file and could not be restored",
+                m.as_str(),
+                v.as_str()
+            ),
+        )
+    })
 }
 
 /// `list`: upstream's tagged versions merged with storage's, no pseudo-versions, semver order.
 async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
     let me = m.escaped();
-    let stored = match stored_versions(&app.store, &me).await {
+    let stored = match app.store.stored_versions(&me).await {
         Ok(s) => s,
         Err(e) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let render = |upstream: &str| {
-        let mut text = String::new();
-        for v in merge_list(upstream, &stored) {
-            text.push_str(v.as_str());
-            text.push('\n');
-        }
-        reply::ok(TEXT, SHORT, text)
-    };
+    if !stored.is_empty() && app.list_checks.due(&me) {
+        // Off the request path: the derived list file only matters to file:// readers.
+        let (store, module, versions) = (app.store.clone(), me.to_string(), stored.clone());
+        tokio::spawn(async move {
+            match crate::fetch::list_file::repair_if_stale(&store, &module, &versions).await {
+                Ok(true) => tracing::info!(%module, "list file was missing versions; rebuilt"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(%module, error = %e, "could not check list file"),
+            }
+        });
+    }
+    let render = |upstream: &str| reply::ok(TEXT, SHORT, list_text(&merge_list(upstream, &stored)));
     if app.mode == NetworkMode::Offline {
         if stored.is_empty() {
             return reply::error(
@@ -166,8 +180,8 @@ async fn latest(app: &Arc<App>, m: &ModulePath) -> Response {
 async fn latest_stored(
     app: &Arc<App>,
     module_escaped: &str,
-) -> Result<Option<Bytes>, crate::storage::StorageError> {
-    let stored = stored_versions(&app.store, module_escaped).await?;
+) -> Result<Option<Bytes>, StorageError> {
+    let stored = app.store.stored_versions(module_escaped).await?;
     let best = merge_list("", &stored)
         .pop()
         .or_else(|| stored.iter().max().cloned());
@@ -207,19 +221,16 @@ async fn query(app: &Arc<App>, m: &ModulePath, q: &str) -> Response {
 /// Passes on an upstream `.info`/`@latest` answer after checking it names a canonical version
 /// that fits the module path's major version.
 fn info_reply(m: &ModulePath, body: &Bytes, cache: &'static str) -> Response {
-    #[derive(serde::Deserialize)]
-    struct Info {
-        #[serde(rename = "Version")]
-        version: String,
-    }
-    match serde_json::from_slice::<Info>(body) {
-        Ok(i) if Version::parse(&i.version).is_ok_and(|v| check_path_major(&v, m).is_ok()) => {
-            reply::ok(JSON, cache, body.clone())
-        }
-        _ => reply::error(
+    let fits = Info::parse(body)
+        .and_then(|i| i.canonical_version())
+        .is_ok_and(|v| check_path_major(&v, m).is_ok());
+    if fits {
+        reply::ok(JSON, cache, body.clone())
+    } else {
+        reply::error(
             StatusCode::BAD_GATEWAY,
             "upstream answered with an invalid version",
-        ),
+        )
     }
 }
 
@@ -230,16 +241,17 @@ async fn fetch_small(app: &Arc<App>, path: &str) -> Result<Bytes, UpstreamError>
         app.metrics.negative_cache_hits.inc();
         return Err(UpstreamError::NotFound(msg));
     }
-    let result =
-        match app.upstream.get(path).await {
-            Ok(resp) => read_limited(resp, MAX_SMALL_BODY).await.map_err(|reason| {
-                UpstreamError::Transport {
+    let result = match app.upstream.get(path).await {
+        Ok(resp) => {
+            read_limited(resp, MAX_SMALL_BODY)
+                .await
+                .map_err(|e| UpstreamError::Transport {
                     url: path.to_string(),
-                    reason,
-                }
-            }),
-            Err(e) => Err(e),
-        };
+                    reason: e.to_string(),
+                })
+        }
+        Err(e) => Err(e),
+    };
     if let Err(UpstreamError::NotFound(msg)) = &result {
         app.negative.put(path, msg);
     }

@@ -6,9 +6,9 @@
 
 use super::App;
 use super::reply::{self, IMMUTABLE, TEXT};
-use crate::fetch::fill::read_limited;
 use crate::module::{ModulePath, unescape_path};
 use crate::storage::sumdb_tile;
+use crate::upstream::read_limited;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;

@@ -1,8 +1,12 @@
 //! The HTTP client that walks the `GOPROXY` list.
 
+use super::body::read_limited;
 use super::goproxy_list::{Entry, FallThrough, Source};
 use reqwest::StatusCode;
 use std::time::Duration;
+
+/// Largest upstream error body read (its first line becomes the message).
+const MAX_ERROR_BODY: usize = 4 * 1024;
 
 /// Why upstream gave us nothing.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -61,17 +65,6 @@ impl Upstream {
     /// The shared HTTP client (for the checksum database).
     pub fn http(&self) -> &reqwest::Client {
         &self.http
-    }
-
-    /// The proxy base URLs of the list, in order.
-    pub fn proxy_urls(&self) -> Vec<String> {
-        self.entries
-            .iter()
-            .filter_map(|e| match &e.source {
-                Source::Url(u) => Some(u.clone()),
-                _ => None,
-            })
-            .collect()
     }
 
     /// GETs `path` (already escaped, no leading slash) from the first entry that has it,
@@ -137,7 +130,9 @@ impl Upstream {
         if status == StatusCode::OK {
             return Ok(resp);
         }
-        let body = first_line(&resp.text().await.unwrap_or_default());
+        // Error bodies are only shown as one line: read a few KiB at most.
+        let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+        let body = first_line(&String::from_utf8_lossy(&body));
         if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
             let msg = if body.is_empty() {
                 format!("{url}: {status}")

@@ -1,7 +1,9 @@
 //! Upstream: a `GOPROXY` list with the go command's own fall-through rules, over native HTTP.
 
+mod body;
 mod client;
 mod goproxy_list;
 
+pub use body::{BodyError, download_to, read_limited};
 pub use client::{Upstream, UpstreamError};
 pub use goproxy_list::{Entry, FallThrough, Source, parse_goproxy};

@@ -10,7 +10,7 @@ pub mod zipcheck;
 
 pub use h1::{hash_go_mod, hash_zip};
 pub use sumdb::{SumdbClient, SumdbRecord, SumdbSpec, VerifierKey};
-pub use zipcheck::{ZipSummary, check_zip, expected_go_mod};
+pub use zipcheck::{MAX_GO_MOD, MAX_LICENSE, MAX_ZIP_FILE, ZipSummary, check_zip, expected_go_mod};
 
 /// Why a module (or a checksum database answer) failed verification.
 ///

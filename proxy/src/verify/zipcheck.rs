@@ -268,11 +268,6 @@ fn check_file_path(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-const BAD_WINDOWS_NAMES: &[&str] = &[
-    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
-    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
-];
-
 fn check_elem(elem: &str) -> Result<(), String> {
     if elem.is_empty() {
         return Err("empty path element (absolute path or double slash)".into());
@@ -288,13 +283,10 @@ fn check_elem(elem: &str) -> Result<(), String> {
             return Err(format!("invalid char {c:?} in file path"));
         }
     }
-    let short = elem.split('.').next().unwrap_or(elem);
-    for bad in BAD_WINDOWS_NAMES {
-        if go_equal_fold(bad, short) {
-            return Err(format!(
-                "{short:?} disallowed as path element component on Windows"
-            ));
-        }
+    if let Some(short) = crate::module::windows_reserved_name(elem) {
+        return Err(format!(
+            "{short:?} disallowed as path element component on Windows"
+        ));
     }
     Ok(())
 }
@@ -315,10 +307,6 @@ fn str_to_fold(s: &str) -> String {
         return s.to_string();
     }
     s.chars().flat_map(char::to_lowercase).collect()
-}
-
-fn go_equal_fold(a: &str, b: &str) -> bool {
-    str_to_fold(a) == str_to_fold(b)
 }
 
 #[derive(Default)]

@@ -9,21 +9,26 @@ use base64::Engine as _;
 use super::lookup::{SumdbRecord, parse_lookup};
 use super::spec::SumdbSpec;
 use super::tlog;
+use crate::module::{unescape_path, unescape_version};
+use crate::upstream::{Entry, FallThrough, Source, read_limited};
 use crate::verify::VerifyError;
 
 /// Largest lookup answer read (real answers are a few hundred bytes).
 const MAX_LOOKUP_BODY: usize = 64 * 1024;
+/// Largest error body read from the database (only its first line is shown).
+const MAX_ERROR_BODY: usize = 4 * 1024;
 
 /// A checksum database client.
 ///
-/// The base URL is chosen like the `go` command does: an explicit URL in the spec is used as
-/// is; otherwise the first proxy (in order) whose `<proxy>/sumdb/<name>/supported` answers 200
-/// (404 and 410 mean "try the next one"; `direct` or `off` ends the search); otherwise
-/// `https://<name>`. The choice is made once and cached; a failed probe is not cached.
+/// The base URL is chosen like the `go` command does (modfetch `dbDial`): an explicit URL in the
+/// spec is used as is; otherwise the first proxy (in order) whose `<proxy>/sumdb/<name>/supported`
+/// answers 200 (404 and 410, or any error after a `|`, mean "try the next one"; `direct` or `off`
+/// ends the search); otherwise `https://<name>`. The choice is made once and cached; a failed
+/// probe is not cached.
 #[derive(Debug)]
 pub struct SumdbClient {
     spec: SumdbSpec,
-    proxies: Vec<String>,
+    proxies: Vec<Entry>,
     http: reqwest::Client,
     base: tokio::sync::OnceCell<String>,
     /// Largest verified signed tree seen (size, root): every later tree must be consistent
@@ -32,8 +37,8 @@ pub struct SumdbClient {
 }
 
 impl SumdbClient {
-    /// `proxies` are `GOPROXY` entries in order (base URLs, or `direct`/`off`).
-    pub fn new(spec: SumdbSpec, proxies: Vec<String>, http: reqwest::Client) -> Self {
+    /// `proxies` is the parsed `GOPROXY` list the proxy itself fetches from.
+    pub fn new(spec: SumdbSpec, proxies: Vec<Entry>, http: reqwest::Client) -> Self {
         SumdbClient {
             spec,
             proxies,
@@ -66,41 +71,39 @@ impl SumdbClient {
         if let Some(u) = &self.spec.url {
             return Ok(u.clone());
         }
-        for proxy in &self.proxies {
-            let proxy = proxy.trim().trim_end_matches('/');
-            if proxy == "direct" || proxy == "off" {
-                break;
-            }
+        for entry in &self.proxies {
+            let proxy = match &entry.source {
+                Source::Url(u) => u.trim_end_matches('/'),
+                Source::Direct | Source::Off => break,
+            };
             let lower = proxy.to_ascii_lowercase();
             if !(lower.starts_with("https://") || lower.starts_with("http://")) {
                 continue; // e.g. file:// proxies: cannot serve us
             }
             let base = format!("{proxy}/sumdb/{}", self.spec.name);
             let url = format!("{base}/supported");
-            let resp = self
-                .http
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?;
-            match resp.status() {
-                StatusCode::OK => return Ok(base),
-                StatusCode::NOT_FOUND | StatusCode::GONE => continue,
-                s => return Err(self.unavailable(format!("GET {url}: {s}"))),
+            let answer = match self.http.get(&url).send().await {
+                Ok(resp) => match resp.status() {
+                    StatusCode::OK => return Ok(base),
+                    StatusCode::NOT_FOUND | StatusCode::GONE => continue,
+                    s => Err(self.unavailable(format!("GET {url}: {s}"))),
+                },
+                Err(e) => Err(self.unavailable(format!("GET {url}: {e}"))),
+            };
+            if entry.fall_through == FallThrough::OnAnyError {
+                continue;
             }
+            return answer;
         }
         Ok(self.spec.direct_url())
     }
 
     /// Looks up `module@version` (both already case-escaped, as in proxy URLs) and returns the
-    /// database's hashes. The tree note's signature is verified when the spec has a verifier
-    /// key (`SumdbRecord::signature_verified` says whether it was).
-    ///
-    /// With a verifier key, the record is also proven to be in the signed tree: the tiles on its
-    /// path are fetched from `<base>/tile/...` and the root recomputed
-    /// (`SumdbRecord::inclusion_verified`); and the signed tree is checked to be consistent with
-    /// the largest tree this client has seen (in memory only, per process). Without a key
-    /// nothing is authenticated and both proofs are skipped.
+    /// database's hashes, authenticated: the tree note must carry the spec's key's signature,
+    /// the record must be proven in that signed tree (tiles on its path fetched from
+    /// `<base>/tile/...` and the root recomputed), and the tree must be consistent with the
+    /// largest tree this client has seen (in memory, per process). This holds whether the answer
+    /// came from the database itself or through an upstream proxy.
     ///
     /// 404 and 410 give [`VerifyError::NotInSumdb`]: the database does not know this version.
     pub async fn lookup(
@@ -108,40 +111,36 @@ impl SumdbClient {
         module_escaped: &str,
         version: &str,
     ) -> Result<SumdbRecord, VerifyError> {
-        let module = unescape(module_escaped).ok_or_else(|| VerifyError::MalformedLookup {
+        let module = unescape_path(module_escaped).map_err(|e| VerifyError::MalformedLookup {
             name: self.spec.name.clone(),
             module: module_escaped.to_string(),
             version: version.to_string(),
-            reason: "invalid escaped module path".into(),
+            reason: e.to_string(),
         })?;
-        let version_plain = unescape(version).ok_or_else(|| VerifyError::MalformedLookup {
-            name: self.spec.name.clone(),
-            module: module.clone(),
-            version: version.to_string(),
-            reason: "invalid escaped version".into(),
-        })?;
+        let version_plain =
+            unescape_version(version).map_err(|e| VerifyError::MalformedLookup {
+                name: self.spec.name.clone(),
+                module: module.clone(),
+                version: version.to_string(),
+                reason: e.to_string(),
+            })?;
         let base = self.base_url().await?;
         let url = format!("{base}/lookup/{module_escaped}@{version}");
-        let mut resp = self
+        let resp = self
             .http
             .get(&url)
             .send()
             .await
             .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?;
         let status = resp.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
+        let limit = if status == StatusCode::OK {
+            MAX_LOOKUP_BODY
+        } else {
+            MAX_ERROR_BODY
+        };
+        let body = read_limited(resp, limit)
             .await
-            .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?
-        {
-            if body.len() + chunk.len() > MAX_LOOKUP_BODY {
-                return Err(self.unavailable(format!(
-                    "GET {url}: answer larger than {MAX_LOOKUP_BODY} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .map_err(|e| self.unavailable(format!("GET {url}: answer {e}")))?;
         match status {
             StatusCode::OK => {
                 let mut rec = parse_lookup(
@@ -149,16 +148,14 @@ impl SumdbClient {
                     &self.spec.name,
                     &module,
                     &version_plain,
-                    self.spec.verifier_key.as_ref(),
+                    Some(&self.spec.verifier_key),
                 )?;
-                if rec.signature_verified {
-                    self.verify_inclusion(&rec, &module, &version_plain).await?;
-                    rec.inclusion_verified = true;
-                    let root = decode_hash(&rec.tree_hash).ok_or_else(|| {
-                        self.inconsistent(format!("bad tree hash {:?}", rec.tree_hash))
-                    })?;
-                    self.observe_tree(rec.tree_size, root).await?;
-                }
+                self.verify_inclusion(&rec, &module, &version_plain).await?;
+                rec.inclusion_verified = true;
+                let root = decode_hash(&rec.tree_hash).ok_or_else(|| {
+                    self.inconsistent(format!("bad tree hash {:?}", rec.tree_hash))
+                })?;
+                self.observe_tree(rec.tree_size, root).await?;
                 Ok(rec)
             }
             StatusCode::NOT_FOUND | StatusCode::GONE => Err(VerifyError::NotInSumdb {
@@ -280,10 +277,11 @@ impl SumdbClient {
                 .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?;
             let status = resp.status();
             if status != StatusCode::OK {
-                return Err(self.unavailable(format!("GET {url}: {status}")));
+                let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+                return Err(self.unavailable(format!("GET {url}: {status}: {}", first_line(&body))));
             }
-            let data = resp
-                .bytes()
+            // A tile is exactly its width of 32-byte hashes: read no more than that.
+            let data = read_limited(resp, tile.width as usize * 32)
                 .await
                 .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?;
             if data.len() != tile.width as usize * 32 {
@@ -319,45 +317,9 @@ fn first_line(body: &[u8]) -> String {
     }
 }
 
-/// Undoes the module path case encoding (`!a` is `A`); `None` for upper case, a `!` not followed
-/// by a lower-case letter, or non-ASCII.
-fn unescape(s: &str) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut bang = false;
-    for c in s.chars() {
-        if !c.is_ascii() || c.is_ascii_uppercase() {
-            return None;
-        }
-        if bang {
-            if !c.is_ascii_lowercase() {
-                return None;
-            }
-            out.push(c.to_ascii_uppercase());
-            bang = false;
-        } else if c == '!' {
-            bang = true;
-        } else {
-            out.push(c);
-        }
-    }
-    if bang { None } else { Some(out) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unescape_paths() {
-        assert_eq!(
-            unescape("github.com/!azure/go").as_deref(),
-            Some("github.com/Azure/go")
-        );
-        assert_eq!(unescape("a!").as_deref(), None);
-        assert_eq!(unescape("a!1").as_deref(), None);
-        assert_eq!(unescape("Abc").as_deref(), None);
-        assert_eq!(unescape("v1.0.0-!r!c1").as_deref(), Some("v1.0.0-RC1"));
-    }
 
     #[test]
     fn first_line_is_short() {

@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn committed_reference_is_current() {
-        let committed = include_str!("../../../docs/configuration.md");
+        let committed = include_str!("../../docs/configuration.md");
         assert!(
             committed == markdown(),
             "docs/configuration.md is stale: run \
