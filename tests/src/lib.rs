@@ -1,15 +1,20 @@
 //! Support code for the end-to-end tests: starting peers and the control plane.
 
+pub mod azurite;
 pub mod cluster;
 pub mod crd;
 pub mod diffgen;
+pub mod ferretdb;
+pub mod gcs;
 pub mod gocmd;
 pub mod gohelper;
 pub mod image;
 pub mod minio;
 pub mod modzip;
+pub mod peer;
 pub mod proxy;
 pub mod rawzip;
+pub mod rendered;
 pub mod sumdb;
 pub mod upstream;
 pub mod wait;

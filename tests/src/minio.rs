@@ -236,7 +236,7 @@ fn sigv4_authorization(r: &SigV4, payload_sha256: &str) -> String {
 }
 
 /// HMAC (RFC 2104) over SHA-256, whose block size is 64 bytes.
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     let mut block = [0u8; 64];
     if key.len() > 64 {
         block[..32].copy_from_slice(&Sha256::digest(key));

@@ -6,12 +6,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Where the proxy keeps modules: a bucket or a volume, the single source of truth for every
-/// module version it serves. Set exactly one of filesystem, s3, gcs or azure. Credentials
-/// always come from Secrets in the same namespace, never from this resource.
+/// module version it serves. Set exactly one of filesystem, s3, gcs, azure or mongodb.
+/// Credentials always come from Secrets in the same namespace, never from this resource.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[x_kube(validation = Rule::new(
-    "[has(self.filesystem), has(self.s3), has(self.gcs), has(self.azure)].filter(x, x).size() == 1"
-).message("set exactly one of storage.filesystem, storage.s3, storage.gcs or storage.azure"))]
+    "[has(self.filesystem), has(self.s3), has(self.gcs), has(self.azure), has(self.mongodb)].filter(x, x).size() == 1"
+).message("set exactly one of storage.filesystem, storage.s3, storage.gcs, storage.azure or storage.mongodb"))]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
     /// A PersistentVolumeClaim mounted into the proxy pods: one the operator creates
@@ -27,6 +27,9 @@ pub struct StorageSpec {
     /// An Azure Blob Storage container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure: Option<AzureStorage>,
+    /// A MongoDB database (objects as documents, large ones in chunks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mongodb: Option<MongoDbStorage>,
 }
 
 /// A volume for modules. Without existingClaim the operator creates a PersistentVolumeClaim
@@ -165,6 +168,40 @@ pub struct AzureCredentials {
     pub account_key_key: Option<String>,
 }
 
+/// A MongoDB database, or a server speaking its wire protocol.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = Rule::new(
+    "self.url.startsWith('mongodb://') && !self.url.contains('@')"
+).message("storage.mongodb.url is mongodb://host[:port][,host...]/database[?options], without credentials (they come from credentials.secretName)"))]
+#[serde(rename_all = "camelCase")]
+pub struct MongoDbStorage {
+    /// Connection string without credentials, e.g.
+    /// `mongodb://mongo-0.mongo.db.svc,mongo-1.mongo.db.svc/athens?replicaSet=rs0`. The
+    /// database defaults to `athens`; the proxy uses its collections `objects` and `chunks`.
+    /// `mongodb+srv://` is not supported.
+    #[schemars(length(min = 11))]
+    pub url: String,
+    /// User name and password from a Secret. Without it the proxy connects without
+    /// authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<MongoDbCredentials>,
+}
+
+/// Keys of a Secret holding MongoDB credentials.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MongoDbCredentials {
+    /// Name of the Secret in this namespace.
+    #[schemars(length(min = 1))]
+    pub secret_name: String,
+    /// Key holding the user name. Default `MONGODB_USERNAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_key: Option<String>,
+    /// Key holding the password. Default `MONGODB_PASSWORD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_key: Option<String>,
+}
+
 impl StorageSpec {
     /// Names of the Secrets this storage reads credentials from.
     pub fn secret_names(&self) -> Vec<&str> {
@@ -176,6 +213,9 @@ impl StorageSpec {
             v.push(c.secret_name.as_str());
         }
         if let Some(c) = self.azure.as_ref().and_then(|s| s.credentials.as_ref()) {
+            v.push(c.secret_name.as_str());
+        }
+        if let Some(c) = self.mongodb.as_ref().and_then(|s| s.credentials.as_ref()) {
             v.push(c.secret_name.as_str());
         }
         v

@@ -89,6 +89,9 @@ pub fn storage_config(storage: &StorageSpec) -> StorageConfig {
             }
         }
         bucket_url("az", &az.container, az.prefix.as_deref())
+    } else if let Some(m) = &storage.mongodb {
+        // Credentials reach the proxy as MONGODB_USERNAME/MONGODB_PASSWORD, not in the URL.
+        m.url.trim().to_string()
     } else {
         // Filesystem (the schema guarantees exactly one kind is set).
         format!("file://{STORAGE_DIR}")
@@ -164,6 +167,19 @@ mod tests {
         assert_eq!(c.url, "az://c/p/q");
         assert_eq!(c.options["account_name"], "acct");
         assert!(!c.options.contains_key("allow_http"));
+    }
+
+    #[test]
+    fn mongodb_url_is_rendered() {
+        let c = storage_config(&StorageSpec {
+            mongodb: Some(MongoDbStorage {
+                url: " mongodb://mongo.db.svc:27017/mods ".into(),
+                credentials: None,
+            }),
+            ..Default::default()
+        });
+        assert_eq!(c.url, "mongodb://mongo.db.svc:27017/mods");
+        assert!(c.options.is_empty());
     }
 
     #[test]

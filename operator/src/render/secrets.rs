@@ -11,6 +11,8 @@ pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 pub const AZURE_STORAGE_ACCOUNT_KEY: &str = "AZURE_STORAGE_ACCOUNT_KEY";
 pub const GCS_DEFAULT_KEY: &str = "service-account.json";
+pub const MONGODB_USERNAME: &str = "MONGODB_USERNAME";
+pub const MONGODB_PASSWORD: &str = "MONGODB_PASSWORD";
 
 /// One existing referenced Secret as the operator sees it: which version it is (for the
 /// pod-template hash) and which keys it has (for the preflight check). Values are not kept.
@@ -102,6 +104,24 @@ pub fn credentials(storage: &StorageSpec) -> Vec<Credential> {
             Delivery::Env(AZURE_STORAGE_ACCOUNT_KEY),
             false,
         ));
+    }
+    if let Some(c) = storage
+        .mongodb
+        .as_ref()
+        .and_then(|s| s.credentials.as_ref())
+    {
+        for (key, name) in [
+            (&c.username_key, MONGODB_USERNAME),
+            (&c.password_key, MONGODB_PASSWORD),
+        ] {
+            v.push(credential(
+                &c.secret_name,
+                key,
+                name,
+                Delivery::Env(name),
+                false,
+            ));
+        }
     }
     v
 }

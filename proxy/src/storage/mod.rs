@@ -6,6 +6,7 @@
 //! itself a working `GOPROXY=file://...`.
 
 mod layout;
+mod mongodb;
 mod open;
 mod store;
 

@@ -1,6 +1,7 @@
 //! Opening a backend from a storage URL.
 
 use super::StorageError;
+use super::mongodb::MongoStore;
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
@@ -11,8 +12,8 @@ use object_store::prefix::PrefixStore;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Opens `file:///abs/path`, `memory://`, `s3://bucket/prefix`, `gs://bucket/prefix` or
-/// `az://container/prefix`. Cloud credentials come from the environment (the builders'
+/// Opens `file:///abs/path`, `memory://`, `s3://bucket/prefix`, `gs://bucket/prefix`,
+/// `az://container/prefix` or `mongodb://host[:port][,host...]/database[?options]`. Cloud credentials come from the environment (the builders'
 /// `from_env`); `options` carries the non-secret settings by `object_store`'s key names.
 pub fn open(
     url: &str,
@@ -39,6 +40,9 @@ pub fn open(
             Ok(Arc::new(LocalFileSystem::new_with_prefix(rest)?))
         }
         "memory" => Ok(Arc::new(InMemory::new())),
+        "mongodb" | "mongodb+srv" => Ok(Arc::new(
+            MongoStore::new(url, options).map_err(|e| bad(e.to_string()))?,
+        )),
         "s3" | "gs" | "az" => {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
@@ -76,7 +80,7 @@ pub fn open(
             }
         }
         other => Err(bad(format!(
-            "unsupported scheme {other:?} (want file, memory, s3, gs or az)"
+            "unsupported scheme {other:?} (want file, memory, s3, gs, az or mongodb)"
         ))),
     }
 }
@@ -93,6 +97,12 @@ mod tests {
         assert!(open("no-scheme", &none).is_err());
         assert!(open("s3://", &none).is_err());
         assert!(open("memory://", &none).is_ok());
+        assert!(open("mongodb://", &none).is_err());
+        assert!(open("mongodb+srv://cluster.internal.test/db", &none).is_err());
+        // Opening checks the URL only; the client connects on first use.
+        assert!(open("mongodb://127.0.0.1:9/athens", &none).is_ok());
+        let one = BTreeMap::from([("region".to_string(), "x".to_string())]);
+        assert!(open("mongodb://127.0.0.1:9/athens", &one).is_err());
     }
 
     #[test]
