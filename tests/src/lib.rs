@@ -5,6 +5,8 @@ pub mod gocmd;
 pub mod minio;
 pub mod modzip;
 pub mod proxy;
+pub mod reliability;
 pub mod sumdb;
 pub mod upstream;
 pub mod wait;
+pub mod world;

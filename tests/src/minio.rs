@@ -28,6 +28,9 @@ pub struct MinioServer {
     pub bucket: String,
     pub region: String,
     child: Child,
+    bin: PathBuf,
+    /// API and console ports, kept for restarts.
+    ports: (u16, u16),
     _data: tempfile::TempDir,
 }
 
@@ -45,25 +48,7 @@ impl MinioServer {
         let data = tempfile::tempdir()?;
         let port = free_port()?;
         let console_port = free_port()?;
-        let log = std::fs::File::create(data.path().join("minio.log"))?;
-        let child = Command::new(&bin)
-            .arg("server")
-            .arg(data.path().join("data"))
-            .args(["--address", &format!("127.0.0.1:{port}")])
-            .args(["--console-address", &format!("127.0.0.1:{console_port}")])
-            // Keeps MinIO from creating ~/.minio/certs.
-            .arg("--certs-dir")
-            .arg(data.path().join("certs"))
-            .arg("--quiet")
-            .env("MINIO_ROOT_USER", ACCESS_KEY)
-            .env("MINIO_ROOT_PASSWORD", SECRET_KEY)
-            .env("MINIO_BROWSER", "off")
-            .env("MINIO_UPDATE", "off")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("running {}", bin.display()))?;
+        let child = spawn(&bin, data.path(), port, console_port)?;
         let mut server = MinioServer {
             endpoint: format!("http://127.0.0.1:{port}"),
             access_key: ACCESS_KEY.into(),
@@ -71,16 +56,40 @@ impl MinioServer {
             bucket: BUCKET.into(),
             region: REGION.into(),
             child,
+            bin,
+            ports: (port, console_port),
             _data: data,
         };
         server.wait_ready().await?;
-        let status = server
-            .s3_request(reqwest::Method::PUT, &format!("/{BUCKET}"))
-            .await?;
-        if !status.is_success() {
-            bail!("creating bucket {BUCKET}: HTTP {status}");
+        // Ready can come a moment before MinIO accepts writes (503 on a busy machine): retry.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = server
+                .s3_request(reqwest::Method::PUT, &format!("/{BUCKET}"))
+                .await?;
+            if status.is_success() {
+                return Ok(server);
+            }
+            if status != reqwest::StatusCode::SERVICE_UNAVAILABLE
+                || tokio::time::Instant::now() > deadline
+            {
+                bail!("creating bucket {BUCKET}: HTTP {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Ok(server)
+    }
+
+    /// `kill -9` the server, as a crash or a lost node would; its data stays for [`Self::restart`].
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and data (the bucket and objects survive).
+    pub async fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.child = spawn(&self.bin, self._data.path(), self.ports.0, self.ports.1)?;
+        self.wait_ready().await
     }
 
     async fn wait_ready(&mut self) -> Result<()> {
@@ -145,9 +154,34 @@ impl MinioServer {
 impl Drop for MinioServer {
     fn drop(&mut self) {
         // Our own child, by handle; the temp folder goes with `_data`.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
+}
+
+/// Runs `minio server` on `data` with the test credentials, logging to `data/minio.log`.
+fn spawn(bin: &Path, data: &Path, port: u16, console_port: u16) -> Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join("minio.log"))?;
+    Command::new(bin)
+        .arg("server")
+        .arg(data.join("data"))
+        .args(["--address", &format!("127.0.0.1:{port}")])
+        .args(["--console-address", &format!("127.0.0.1:{console_port}")])
+        // Keeps MinIO from creating ~/.minio/certs.
+        .arg("--certs-dir")
+        .arg(data.join("certs"))
+        .arg("--quiet")
+        .env("MINIO_ROOT_USER", ACCESS_KEY)
+        .env("MINIO_ROOT_PASSWORD", SECRET_KEY)
+        .env("MINIO_BROWSER", "off")
+        .env("MINIO_UPDATE", "off")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("running {}", bin.display()))
 }
 
 /// `$ATHENS_MINIO_BIN`, or whatever `tests/peers/minio-install` installs (cached after the first time).
