@@ -74,7 +74,8 @@ pub fn resolve_from_go_env(upstream: &mut UpstreamConfig) -> Result<(), super::C
         })?;
     }
     if upstream.sumdb.trim().is_empty() {
-        upstream.sumdb = go_env("GOSUMDB").unwrap_or_else(|| "off".into());
+        // Fail closed: with nothing configured, verify against the go command's own default.
+        upstream.sumdb = go_env("GOSUMDB").unwrap_or_else(|| super::DEFAULT_SUMDB.into());
     }
     Ok(())
 }

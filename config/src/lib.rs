@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The checksum database used when nothing is configured: the go command's default.
+pub const DEFAULT_SUMDB: &str = "sum.golang.org";
+
 /// Everything `athens-proxy` needs to run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -51,8 +54,11 @@ pub struct UpstreamConfig {
     /// through on any error), and the keywords `direct` and `off`. Empty: `$GOPROXY`, else
     /// `go env GOPROXY`.
     pub goproxy: String,
-    /// The checksum database, in `GOSUMDB` syntax (`name`, `name+key`, `name+key url`), or `off`.
-    /// Empty: `$GOSUMDB`, else `go env GOSUMDB`.
+    /// The checksum database, in `GOSUMDB` syntax (`name+hash+key`, optionally followed by a URL),
+    /// or `off`. A bare name needs a built-in key: only `sum.golang.org`'s, as in the go command;
+    /// any other database named without its key is refused at startup. Empty: `$GOSUMDB`, else
+    /// `go env GOSUMDB`, else `sum.golang.org`. `off` stores modules unverified and is logged as
+    /// a warning at startup and shown by `/version`.
     pub sumdb: String,
     /// Module path patterns (`GONOSUMDB`/`GOPRIVATE` glob syntax) that are never checked against
     /// or looked up in the checksum database.

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub singleflight_waits: IntCounter,
     /// Not-found answers served from the negative cache.
     pub negative_cache_hits: IntCounter,
+    /// Committed versions found with a lost `.zip` or `.mod` and filled again.
+    pub storage_repairs: IntCounter,
 }
 
 impl Metrics {
@@ -79,9 +81,14 @@ impl Metrics {
                 "Not-found answers served without asking upstream",
             )
             .expect("valid metric"),
+            storage_repairs: IntCounter::new(
+                "athens_storage_repairs_total",
+                "Committed versions whose lost .zip or .mod was filled again",
+            )
+            .expect("valid metric"),
             registry,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
             Box::new(m.requests.clone()),
             Box::new(m.request_seconds.clone()),
             Box::new(m.cache.clone()),
@@ -90,6 +97,7 @@ impl Metrics {
             Box::new(m.bytes_served.clone()),
             Box::new(m.singleflight_waits.clone()),
             Box::new(m.negative_cache_hits.clone()),
+            Box::new(m.storage_repairs.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

@@ -83,3 +83,108 @@ async fn go_sums_through_proxy_equal_direct_then_offline_then_file() {
     let from_folder = download(&GoEnv::new(&storage_url, "off"), &mods);
     assert_eq!(from_folder, direct);
 }
+
+/// The first http(s) proxy of the machine's GOPROXY list.
+fn first_proxy_url(list: &str) -> String {
+    list.split([',', '|'])
+        .map(str::trim)
+        .find(|e| e.starts_with("http"))
+        .expect("the machine's GOPROXY has an http(s) proxy")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let resp = reqwest::get(url).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+/// A copy of `zip` with one more file: what a lying upstream would send.
+fn with_extra_file(zip_bytes: &[u8], name: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut src = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut out);
+        for i in 0..src.len() {
+            w.raw_copy_file(src.by_index_raw(i).unwrap()).unwrap();
+        }
+        w.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(b"package uuid\n\nfunc init() { /* not what the author published */ }\n")
+            .unwrap();
+        w.finish().unwrap();
+    }
+    out.into_inner()
+}
+
+/// The settings the shipped image has: no --sumdb, no GOSUMDB, no go command on PATH. The
+/// proxy must then verify against the go command's default database with its built-in key, so
+/// a real public module whose zip an upstream altered is refused and never stored, while the
+/// genuine modules from the machine's upstream pass.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_no_settings_a_tampered_public_module_is_refused() {
+    let machine = first_proxy_url(&machine_goproxy());
+    let (module, version) = ("github.com/google/uuid", "v1.6.0");
+    let dir = tempfile::tempdir().unwrap();
+    let vdir = dir.path().join(module).join("@v");
+    std::fs::create_dir_all(&vdir).unwrap();
+    for ext in ["info", "mod", "zip"] {
+        let url = format!("{machine}/{module}/@v/{version}.{ext}");
+        let body = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+        let body = if ext == "zip" {
+            with_extra_file(&body, &format!("{module}@{version}/extra.go"))
+        } else {
+            body.to_vec()
+        };
+        std::fs::write(vdir.join(format!("{version}.{ext}")), body).unwrap();
+    }
+    let lying = athens_e2e::upstream::LocalUpstream::start(dir.path().to_path_buf()).await;
+
+    // The lying upstream first, the machine's next: the lying one has no /sumdb/, so the
+    // checksum database is reached through the machine's proxy, as the go command would.
+    let upstream = format!("{},{machine}", lying.url);
+    let proxy = ProxyProcess::start(
+        &["--storage", "memory://", "--upstream", &upstream],
+        &[("GOSUMDB", ""), ("PATH", "/usr/bin:/bin")],
+    );
+    let (status, body) = get(&format!("{}/version", proxy.url)).await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["checksum_database"],
+        athens_config::DEFAULT_SUMDB,
+        "{body}"
+    );
+    assert_eq!(v["verification"], "on", "{body}");
+
+    let zip_url = format!("{}/{module}/@v/{version}.zip", proxy.url);
+    let (status, body) = get(&zip_url).await;
+    assert_eq!(status, 502, "tampered zip must be refused: {body}");
+    assert!(body.contains("checksum mismatch"), "{body}");
+    let (status, _) = get(&format!("{}/{module}/@v/{version}.info", proxy.url)).await;
+    assert_ne!(status, 200, "nothing of the tampered version may be served");
+
+    // A genuine module through the same proxy (the lying upstream does not have it: 404 there,
+    // so the machine's upstream answers) is verified and served.
+    let (status, body) = get(&format!("{}/rsc.io/quote/@v/v1.5.2.zip", proxy.url)).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A database named without a key that is not built in is a configuration error at startup,
+/// as in the go command; `off` must be said explicitly.
+#[test]
+fn a_database_without_a_known_key_is_refused_at_startup() {
+    let out = std::process::Command::new(athens_e2e::proxy::proxy_bin())
+        .args(["--listen", "127.0.0.1:0", "--storage", "memory://"])
+        .args(["--upstream", "off", "--sumdb", "sumdb.example"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no verifier key for \"sumdb.example\""),
+        "{err}"
+    );
+}

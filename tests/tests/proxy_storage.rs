@@ -176,6 +176,7 @@ async fn library_rules(store: &Store) {
             zip.path(),
             Bytes::from_static(b"module example.com/rules\n"),
             Bytes::from_static(b"{\"Version\":\"v1.0.0\"}"),
+            "h1:rules",
         )
         .await
         .unwrap();
@@ -188,6 +189,7 @@ async fn library_rules(store: &Store) {
             zip.path(),
             Bytes::from_static(b"module example.com/rules\n"),
             Bytes::from_static(b"{}"),
+            "h1:rules",
         )
         .await
         .unwrap();

@@ -2,7 +2,7 @@
 
 use super::lease::{Acquired, try_acquire};
 use crate::metrics::Metrics;
-use crate::module::{Info, ModulePath, Version, list_text, merge_list};
+use crate::module::{Info, ModulePath, Version};
 use crate::policy::PrefixPatterns;
 use crate::storage::{Layout, StorageError, Store};
 use crate::upstream::{Upstream, UpstreamError, download_to, read_limited};
@@ -51,6 +51,12 @@ impl From<StorageError> for FillError {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Fill,
+    Repair,
+}
+
 /// Everything a fill needs.
 pub struct Filler {
     pub store: Store,
@@ -68,6 +74,23 @@ impl Filler {
     /// Makes the version exist in storage (fetching it unless it is there or another replica is
     /// fetching it) and returns its `.info`.
     pub async fn fill(&self, module: &ModulePath, version: &Version) -> Result<Bytes, FillError> {
+        self.with_lease(module, version, Purpose::Fill).await
+    }
+
+    /// Restores a committed version whose `.zip` or `.mod` is gone from the bucket (a lifecycle
+    /// rule, a clean-up, a partial restore): under the lease, if still broken, the version is
+    /// made invisible and filled again, and the new zip must have the `h1:` it was first
+    /// committed with (`.ziphash`), on top of the usual checks.
+    pub async fn repair(&self, module: &ModulePath, version: &Version) -> Result<Bytes, FillError> {
+        self.with_lease(module, version, Purpose::Repair).await
+    }
+
+    async fn with_lease(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        purpose: Purpose,
+    ) -> Result<Bytes, FillError> {
         let (m, v) = (module.escaped(), version.escaped());
         let layout = Layout {
             module: &m,
@@ -75,12 +98,19 @@ impl Filler {
         };
         let started = Instant::now();
         loop {
-            if let Some(info) = self.store.info(layout).await? {
+            if purpose == Purpose::Fill
+                && let Some(info) = self.store.info(layout).await?
+            {
                 return Ok(info);
             }
             match try_acquire(&self.store, &layout.lease(), &self.holder, self.lease_ttl).await? {
                 Acquired::Held(guard) => {
-                    let result = self.fetch_verify_store(module, version, layout).await;
+                    let result = match purpose {
+                        Purpose::Fill => {
+                            self.fetch_verify_store(module, version, layout, None).await
+                        }
+                        Purpose::Repair => self.repair_held(module, version, layout).await,
+                    };
                     guard.release().await;
                     let outcome = match &result {
                         Ok(_) => "stored",
@@ -105,9 +135,33 @@ impl Filler {
                         version.as_str()
                     )));
                 }
+                // Another replica holds the lease: for a repair, its fill is the repair, so
+                // waiting for it and then reading what it committed is enough.
                 Acquired::Busy => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
+    }
+
+    /// The repair itself, under the lease: another replica may have repaired it already.
+    async fn repair_held(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        layout: Layout<'_>,
+    ) -> Result<Bytes, FillError> {
+        self.store.forget(layout);
+        if let Some(info) = self.store.info(layout).await?
+            && self.store.has_files(layout).await?
+        {
+            return Ok(info);
+        }
+        let expect_h1 = self.store.ziphash(layout).await?;
+        tracing::warn!(module = %module.as_str(), version = %version.as_str(),
+            "stored version lost its .zip or .mod; filling it again");
+        self.metrics.storage_repairs.inc();
+        self.store.uncommit(layout).await?;
+        self.fetch_verify_store(module, version, layout, expect_h1)
+            .await
     }
 
     async fn fetch_verify_store(
@@ -115,6 +169,7 @@ impl Filler {
         module: &ModulePath,
         version: &Version,
         layout: Layout<'_>,
+        expect_h1: Option<String>,
     ) -> Result<Bytes, FillError> {
         let id = format!("{}@{}", module.as_str(), version.as_str());
         let base = format!("{}/@v/{}", layout.module, layout.version);
@@ -181,6 +236,15 @@ impl Filler {
             )));
         }
 
+        if let Some(want) = expect_h1
+            && want != summary.h1
+        {
+            return Err(FillError::Rejected(format!(
+                "{id}: upstream zip has {}, but it was stored with {want}",
+                summary.h1
+            )));
+        }
+
         if let Some(record) = record {
             record
                 .check(
@@ -194,7 +258,7 @@ impl Filler {
 
         tracing::debug!(%id, "verified; committing");
         self.store
-            .commit(layout, tmp.path(), go_mod, info.clone())
+            .commit(layout, tmp.path(), go_mod, info.clone(), &summary.h1)
             .await?;
         tracing::debug!(%id, "committed");
         if let Err(e) = self.refresh_list(layout.module).await {
@@ -208,12 +272,6 @@ impl Filler {
     /// `file://` GOPROXY. Concurrent writers may race; the next commit repairs it.
     async fn refresh_list(&self, module_escaped: &str) -> Result<(), StorageError> {
         let stored = self.store.stored_versions(module_escaped).await?;
-        let text = list_text(&merge_list("", &stored));
-        self.store
-            .replace_blob(
-                &crate::storage::layout_list_file(module_escaped),
-                Bytes::from(text),
-            )
-            .await
+        super::list_file::rewrite(&self.store, module_escaped, &stored).await
     }
 }

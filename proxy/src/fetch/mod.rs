@@ -2,6 +2,7 @@
 
 pub mod fill;
 pub mod lease;
+pub mod list_file;
 pub mod negative_cache;
 pub mod singleflight;
 

@@ -1,6 +1,7 @@
 //! Shared state for handlers, built once from the configuration.
 
 use crate::config::{Config, NetworkMode};
+use crate::fetch::list_file::ListChecks;
 use crate::fetch::negative_cache::NegativeCache;
 use crate::fetch::singleflight::{Group, Role};
 use crate::fetch::{FillError, Filler};
@@ -23,6 +24,11 @@ pub struct App {
     pub mode: NetworkMode,
     pub negative: NegativeCache,
     pub metrics: Arc<Metrics>,
+    /// The checksum database modules are verified against (its name), or `None` when
+    /// verification was turned off explicitly: shown by `/version`.
+    pub sumdb_name: Option<String>,
+    /// Rate limit for repairing derived list files from `list` requests.
+    pub list_checks: ListChecks,
 }
 
 impl App {
@@ -42,6 +48,13 @@ impl App {
         .map_err(anyhow::Error::msg)?;
         let sumdb = SumdbSpec::parse(&cfg.upstream.sumdb)?
             .map(|spec| SumdbClient::new(spec, entries, upstream.http().clone()));
+        let sumdb_name = sumdb.as_ref().map(|s| s.spec().name.clone());
+        if sumdb_name.is_none() {
+            tracing::warn!(
+                "checksum database verification is OFF (upstream.sumdb = \"off\"): modules are \
+                 stored and served without checking them against a checksum database"
+            );
+        }
         let metrics = Arc::new(Metrics::new());
         let tmp_dir = std::env::temp_dir();
         let filler = Arc::new(Filler {
@@ -66,6 +79,8 @@ impl App {
             mode: cfg.upstream.network_mode,
             negative: NegativeCache::new(Duration::from_secs(cfg.upstream.negative_cache_seconds)),
             metrics,
+            sumdb_name,
+            list_checks: ListChecks::new(Duration::from_secs(300)),
         })
     }
 
@@ -112,5 +127,22 @@ impl App {
             self.negative.put(&neg_key, msg);
         }
         result
+    }
+
+    /// Fills a committed version again whose `.zip` or `.mod` was lost from the bucket (see
+    /// [`Filler::repair`]); shares the single-flight slot of the version's fills.
+    pub async fn repair(
+        self: &Arc<Self>,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<Bytes, FillError> {
+        let key = (
+            module.escaped().into_owned(),
+            version.escaped().into_owned(),
+        );
+        let (filler, module, version) = (self.filler.clone(), module.clone(), version.clone());
+        let work = async move { filler.repair(&module, &version).await };
+        let failed = Err(FillError::Storage("the repair task failed".into()));
+        self.fills.run(key, work, failed).await.0
     }
 }

@@ -28,7 +28,13 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     )
 }
 
-pub async fn version() -> Response {
-    let body = serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }).to_string();
+/// The version, and whether modules are verified (no secrets: only the database's name).
+pub async fn version(State(app): State<Arc<App>>) -> Response {
+    let body = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "checksum_database": app.sumdb_name.as_deref().unwrap_or("off"),
+        "verification": if app.sumdb_name.is_some() { "on" } else { "off" },
+    })
+    .to_string();
     reply::ok(JSON, "no-store", body)
 }

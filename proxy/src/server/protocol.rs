@@ -46,52 +46,63 @@ pub async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri) -> Re
 }
 
 async fn go_mod(app: &Arc<App>, m: &ModulePath, v: &Version) -> Response {
-    if let Err(e) = app.ensure(m, v).await {
-        return reply::fill_error(&e);
-    }
     let (me, ve) = (m.escaped(), v.escaped());
-    match app
-        .store
-        .go_mod(Layout {
-            module: &me,
-            version: &ve,
-        })
-        .await
-    {
-        Ok(Some(b)) => reply::ok(TEXT, IMMUTABLE, b),
-        Ok(None) => reply::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "stored version lost its .mod",
-        ),
-        Err(e) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    let layout = Layout {
+        module: &me,
+        version: &ve,
+    };
+    match with_repair(app, m, v, || app.store.go_mod(layout)).await {
+        Ok(b) => reply::ok(TEXT, IMMUTABLE, b),
+        Err(r) => r,
     }
 }
 
 async fn zip(app: &Arc<App>, m: &ModulePath, v: &Version) -> Response {
-    if let Err(e) = app.ensure(m, v).await {
-        return reply::fill_error(&e);
-    }
     let (me, ve) = (m.escaped(), v.escaped());
-    match app
-        .store
-        .zip(Layout {
-            module: &me,
-            version: &ve,
-        })
-        .await
-    {
-        Ok(Some(z)) => {
+    let layout = Layout {
+        module: &me,
+        version: &ve,
+    };
+    match with_repair(app, m, v, || app.store.zip(layout)).await {
+        Ok(z) => {
             let mut r = reply::ok(ZIP, IMMUTABLE, Body::from_stream(z.stream));
             r.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(z.size));
             r
         }
-        Ok(None) => reply::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "stored version lost its .zip",
-        ),
-        Err(e) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(r) => r,
     }
+}
+
+/// Reads a file of a version, filling the version first if needed. A committed version whose
+/// file is gone from the bucket is filled again once (self-healing), not answered 500 forever.
+async fn with_repair<T, F, Fut>(
+    app: &Arc<App>,
+    m: &ModulePath,
+    v: &Version,
+    read: F,
+) -> Result<T, Response>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, StorageError>>,
+{
+    app.ensure(m, v).await.map_err(|e| reply::fill_error(&e))?;
+    let storage_error =
+        |e: StorageError| reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    if let Some(found) = read().await.map_err(storage_error)? {
+        return Ok(found);
+    }
+    app.repair(m, v).await.map_err(|e| reply::fill_error(&e))?;
+    read().await.map_err(storage_error)?.ok_or_else(|| {
+        reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "{}@{}: stored version lost a file and could not be restored",
+                m.as_str(),
+                v.as_str()
+            ),
+        )
+    })
 }
 
 /// `list`: upstream's tagged versions merged with storage's, no pseudo-versions, semver order.
@@ -101,6 +112,17 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
         Ok(s) => s,
         Err(e) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    if !stored.is_empty() && app.list_checks.due(&me) {
+        // Off the request path: the derived list file only matters to file:// readers.
+        let (store, module, versions) = (app.store.clone(), me.to_string(), stored.clone());
+        tokio::spawn(async move {
+            match crate::fetch::list_file::repair_if_stale(&store, &module, &versions).await {
+                Ok(true) => tracing::info!(%module, "list file was missing versions; rebuilt"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(%module, error = %e, "could not check list file"),
+            }
+        });
+    }
     let render = |upstream: &str| reply::ok(TEXT, SHORT, list_text(&merge_list(upstream, &stored)));
     if app.mode == NetworkMode::Offline {
         if stored.is_empty() {

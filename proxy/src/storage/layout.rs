@@ -17,6 +17,11 @@ impl Layout<'_> {
     pub fn zip(&self) -> String {
         format!("{}/@v/{}.zip", self.module, self.version)
     }
+    /// The zip's `h1:` hash, as the go command keeps it in its module cache: a lost zip is
+    /// only ever restored with bytes of this same hash.
+    pub fn ziphash(&self) -> String {
+        format!("{}/@v/{}.ziphash", self.module, self.version)
+    }
     /// Our own object: who is filling this version right now (see `fetch::lease`).
     pub fn lease(&self) -> String {
         format!("{}/@v/{}.lease", self.module, self.version)

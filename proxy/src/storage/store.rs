@@ -41,6 +41,14 @@ struct SmallCache {
 }
 
 impl SmallCache {
+    fn remove(&self, k: &str) {
+        if let Ok(mut m) = self.map.lock()
+            && let Some(v) = m.0.remove(k)
+        {
+            m.1 -= k.len() + v.len();
+        }
+    }
+
     fn get(&self, k: &str) -> Option<Bytes> {
         self.map.lock().ok()?.0.get(k).cloned()
     }
@@ -234,6 +242,40 @@ impl Store {
             .collect())
     }
 
+    /// Drops a version's `.info` and `.mod` from memory, so the next read asks the bucket.
+    pub fn forget(&self, l: Layout<'_>) {
+        self.small.remove(&l.info());
+        self.small.remove(&l.go_mod());
+    }
+
+    /// Makes a committed version invisible again (its `.info` marker removed, memory dropped),
+    /// so that a version whose `.zip` or `.mod` was lost can be filled anew. Only called under
+    /// the version's fill lease.
+    pub async fn uncommit(&self, l: Layout<'_>) -> Result<(), StorageError> {
+        self.forget(l);
+        self.delete_blob(&l.info()).await
+    }
+
+    /// The `h1:` hash the version's zip was committed with, when it was recorded.
+    pub async fn ziphash(&self, l: Layout<'_>) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .get_blob(&l.ziphash())
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string()))
+    }
+
+    /// Whether the version's `.zip` and `.mod` objects both exist in the bucket.
+    pub async fn has_files(&self, l: Layout<'_>) -> Result<bool, StorageError> {
+        for k in [l.zip(), l.go_mod()] {
+            match self.os.head(&key(&k)?).await {
+                Ok(_) => {}
+                Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(true)
+    }
+
     /// Stores a verified version: zip and mod first, `.info` last as the commit marker.
     ///
     /// The zip goes up as a multipart upload, which is atomic (no partial object is ever
@@ -246,23 +288,33 @@ impl Store {
         zip_file: &Path,
         go_mod: Bytes,
         info: Bytes,
+        zip_h1: &str,
     ) -> Result<Committed, StorageError> {
         if self.has_version(l).await? {
             return Ok(Committed::AlreadyThere);
         }
         self.upload_file(&l.zip(), zip_file).await?;
-        if !self.create_blob(&l.go_mod(), go_mod.clone()).await? {
-            // A crashed earlier attempt left it; it was verified the same way, but make sure.
-            let existing = self.get_blob(&l.go_mod()).await?;
-            if existing.as_ref() != Some(&go_mod) {
-                self.replace_blob(&l.go_mod(), go_mod).await?;
-            }
-        }
+        // A crashed earlier attempt may have left these; it was verified the same way, but
+        // make sure.
+        self.create_or_replace(&l.go_mod(), go_mod).await?;
+        self.create_or_replace(&l.ziphash(), Bytes::from(format!("{zip_h1}\n")))
+            .await?;
         if self.create_blob(&l.info(), info).await? {
             Ok(Committed::Written)
         } else {
             Ok(Committed::AlreadyThere)
         }
+    }
+
+    /// Writes a not-yet-visible object: create-only, replaced only if different bytes are there.
+    async fn create_or_replace(&self, k: &str, data: Bytes) -> Result<(), StorageError> {
+        if !self.create_blob(k, data.clone()).await? {
+            let existing = self.get_blob(k).await?;
+            if existing.as_ref() != Some(&data) {
+                self.replace_blob(k, data).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn upload_file(&self, k: &str, file: &Path) -> Result<(), StorageError> {
@@ -335,12 +387,14 @@ mod tests {
         let info = Bytes::from_static(br#"{"Version":"v1.0.0"}"#);
         let m = Bytes::from_static(b"module example.com/m\n");
         let r = store
-            .commit(l, &zip, m.clone(), info.clone())
+            .commit(l, &zip, m.clone(), info.clone(), "h1:test")
             .await
             .unwrap();
         assert_eq!(r, Committed::Written);
         assert_eq!(store.info(l).await.unwrap(), Some(info.clone()));
         assert_eq!(store.go_mod(l).await.unwrap(), Some(m.clone()));
+        assert_eq!(store.ziphash(l).await.unwrap().as_deref(), Some("h1:test"));
+        assert!(store.has_files(l).await.unwrap());
         let z = store.zip(l).await.unwrap().unwrap();
         assert_eq!(z.size, (3 * UPLOAD_CHUNK + 5) as u64);
         assert_eq!(
@@ -348,10 +402,33 @@ mod tests {
             vec!["v1.0.0".to_string()]
         );
         let again = store
-            .commit(l, &zip, m, Bytes::from_static(b"{}"))
+            .commit(l, &zip, m, Bytes::from_static(b"{}"), "h1:test")
             .await
             .unwrap();
         assert_eq!(again, Committed::AlreadyThere);
         assert_eq!(store.info(l).await.unwrap(), Some(info));
+    }
+
+    #[tokio::test]
+    async fn uncommit_hides_a_version_and_forgets_it_in_memory() {
+        let store = Store::new(Arc::new(InMemory::new()));
+        let l = layout();
+        let dir = tempfile::tempdir().unwrap();
+        let zip = dir.path().join("z");
+        std::fs::write(&zip, b"zip").unwrap();
+        let info = Bytes::from_static(br#"{"Version":"v1.0.0"}"#);
+        let m = Bytes::from_static(b"module example.com/m\n");
+        store.commit(l, &zip, m, info, "h1:x").await.unwrap();
+        // Warm the memory cache, then lose the zip behind the store's back.
+        assert!(store.go_mod(l).await.unwrap().is_some());
+        store.delete_blob(&l.zip()).await.unwrap();
+        assert!(!store.has_files(l).await.unwrap());
+        assert!(
+            store.has_version(l).await.unwrap(),
+            "memory still says committed"
+        );
+        store.uncommit(l).await.unwrap();
+        assert!(!store.has_version(l).await.unwrap());
+        assert!(store.info(l).await.unwrap().is_none());
     }
 }

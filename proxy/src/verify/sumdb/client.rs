@@ -99,14 +99,11 @@ impl SumdbClient {
     }
 
     /// Looks up `module@version` (both already case-escaped, as in proxy URLs) and returns the
-    /// database's hashes. The tree note's signature is verified when the spec has a verifier
-    /// key (`SumdbRecord::signature_verified` says whether it was).
-    ///
-    /// With a verifier key, the record is also proven to be in the signed tree: the tiles on its
-    /// path are fetched from `<base>/tile/...` and the root recomputed
-    /// (`SumdbRecord::inclusion_verified`); and the signed tree is checked to be consistent with
-    /// the largest tree this client has seen (in memory only, per process). Without a key
-    /// nothing is authenticated and both proofs are skipped.
+    /// database's hashes, authenticated: the tree note must carry the spec's key's signature,
+    /// the record must be proven in that signed tree (tiles on its path fetched from
+    /// `<base>/tile/...` and the root recomputed), and the tree must be consistent with the
+    /// largest tree this client has seen (in memory, per process). This holds whether the answer
+    /// came from the database itself or through an upstream proxy.
     ///
     /// 404 and 410 give [`VerifyError::NotInSumdb`]: the database does not know this version.
     pub async fn lookup(
@@ -151,16 +148,14 @@ impl SumdbClient {
                     &self.spec.name,
                     &module,
                     &version_plain,
-                    self.spec.verifier_key.as_ref(),
+                    Some(&self.spec.verifier_key),
                 )?;
-                if rec.signature_verified {
-                    self.verify_inclusion(&rec, &module, &version_plain).await?;
-                    rec.inclusion_verified = true;
-                    let root = decode_hash(&rec.tree_hash).ok_or_else(|| {
-                        self.inconsistent(format!("bad tree hash {:?}", rec.tree_hash))
-                    })?;
-                    self.observe_tree(rec.tree_size, root).await?;
-                }
+                self.verify_inclusion(&rec, &module, &version_plain).await?;
+                rec.inclusion_verified = true;
+                let root = decode_hash(&rec.tree_hash).ok_or_else(|| {
+                    self.inconsistent(format!("bad tree hash {:?}", rec.tree_hash))
+                })?;
+                self.observe_tree(rec.tree_size, root).await?;
                 Ok(rec)
             }
             StatusCode::NOT_FOUND | StatusCode::GONE => Err(VerifyError::NotInSumdb {

@@ -83,38 +83,71 @@ impl VerifierKey {
     }
 }
 
+/// Databases whose verifier key may be left out of `GOSUMDB`: the go command's own list
+/// (cmd/go/internal/modfetch/key.go), a published constant.
+const KNOWN_KEYS: &[(&str, &str)] = &[(
+    "sum.golang.org",
+    "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8",
+)];
+
+/// Names the go command rewrites before parsing (cmd/go `dbDial`): a mirror of a known
+/// database reachable where the original is not.
+const ALIASES: &[(&str, &str)] = &[(
+    "sum.golang.google.cn",
+    "sum.golang.org https://sum.golang.google.cn",
+)];
+
+/// The default when nothing is configured, as in the go command.
+pub use athens_config::DEFAULT_SUMDB as DEFAULT_GOSUMDB;
+
 /// A parsed `GOSUMDB` value (other than `off`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SumdbSpec {
     /// Database name (`host[/path]`), used in `/sumdb/<name>/` and as the note signer name.
     pub name: String,
-    /// The verifier key; `None` when only a name was given (we hard-code no database's key, so
-    /// signatures then cannot be checked).
-    pub verifier_key: Option<VerifierKey>,
+    /// The verifier key: given in `GOSUMDB`, or built in for a known database. There is no
+    /// spec without one: a database we cannot authenticate is refused, not hash-compared.
+    pub verifier_key: VerifierKey,
     /// Explicit database URL (`GOSUMDB="name+key URL"`), without a trailing slash.
     pub url: Option<String>,
 }
 
 impl SumdbSpec {
     /// Parses `off`, `<name>`, `<name>+<hash>+<key>`, or either of the last two followed by a
-    /// URL. `Ok(None)` means `off`.
+    /// URL, like the go command: a bare name must be a database whose key is built in.
+    /// `Ok(None)` means `off`.
     pub fn parse(value: &str) -> Result<Option<SumdbSpec>, VerifyError> {
         let bad = |r: &str| VerifyError::InvalidGosumdb {
             value: value.to_string(),
             reason: r.to_string(),
         };
-        let fields: Vec<&str> = value.split_whitespace().collect();
+        let trimmed = value.trim();
+        let resolved = ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == trimmed)
+            .map_or(trimmed, |(_, full)| full);
+        let fields: Vec<&str> = resolved.split_whitespace().collect();
         match fields.as_slice() {
             [] => Err(bad("empty")),
             ["off"] => Ok(None),
             [_, _, _, ..] => Err(bad("too many fields")),
             [key, rest @ ..] => {
-                let (name, verifier_key) = if key.contains('+') {
-                    let k = VerifierKey::parse(key)?;
-                    (k.name.clone(), Some(k))
+                let key = if key.contains('+') {
+                    key
                 } else {
-                    (key.to_string(), None)
+                    KNOWN_KEYS
+                        .iter()
+                        .find(|(name, _)| name == key)
+                        .map(|(_, k)| *k)
+                        .ok_or_else(|| {
+                            bad(&format!(
+                                "no verifier key for {key:?}: give name+hash+key (only the keys \
+                                 the go command knows are built in), or \"off\""
+                            ))
+                        })?
                 };
+                let verifier_key = VerifierKey::parse(key)?;
+                let name = verifier_key.name.clone();
                 check_db_name(&name).map_err(|r| bad(&r))?;
                 let url = match rest.first() {
                     None => None,
@@ -186,15 +219,21 @@ pub(crate) mod tests {
     #[test]
     fn parse_values() {
         assert_eq!(SumdbSpec::parse("off").unwrap(), None);
-        let s = SumdbSpec::parse("sumdb.test").unwrap().unwrap();
-        assert_eq!(s.name, "sumdb.test");
-        assert!(s.verifier_key.is_none() && s.url.is_none());
-        assert_eq!(s.direct_url(), "https://sumdb.test");
+        // The go command's default database gets its built-in key, as in cmd/go.
+        let s = SumdbSpec::parse(DEFAULT_GOSUMDB).unwrap().unwrap();
+        assert_eq!(s.name, DEFAULT_GOSUMDB);
+        assert_eq!(s.verifier_key.name, DEFAULT_GOSUMDB);
+        assert!(s.url.is_none());
+        assert_eq!(s.direct_url(), format!("https://{DEFAULT_GOSUMDB}"));
+        // Its alias is the same database (same key) at another URL.
+        let a = SumdbSpec::parse("sum.golang.google.cn").unwrap().unwrap();
+        assert_eq!(a.verifier_key, s.verifier_key);
+        assert_eq!(a.url.as_deref(), Some("https://sum.golang.google.cn"));
 
         let (k, _) = test_key("sumdb.test", 3);
         let s = SumdbSpec::parse(&k).unwrap().unwrap();
         assert_eq!(s.name, "sumdb.test");
-        assert_eq!(s.verifier_key.as_ref().unwrap().text, k);
+        assert_eq!(s.verifier_key.text, k);
 
         let s = SumdbSpec::parse(&format!("{k} http://127.0.0.1:1234/"))
             .unwrap()
@@ -202,8 +241,16 @@ pub(crate) mod tests {
         assert_eq!(s.url.as_deref(), Some("http://127.0.0.1:1234"));
         assert_eq!(s.direct_url(), "http://127.0.0.1:1234");
 
-        let s = SumdbSpec::parse("db.example/sub").unwrap().unwrap();
+        let (k, _) = test_key("db.example/sub", 4);
+        let s = SumdbSpec::parse(&k).unwrap().unwrap();
         assert_eq!(s.name, "db.example/sub");
+    }
+
+    #[test]
+    fn a_name_without_a_key_we_know_is_refused() {
+        let e = SumdbSpec::parse("sumdb.test").unwrap_err().to_string();
+        assert!(e.contains("no verifier key for \"sumdb.test\""), "{e}");
+        assert!(SumdbSpec::parse("sumdb.test https://sumdb.test").is_err());
     }
 
     #[test]
@@ -212,9 +259,7 @@ pub(crate) mod tests {
         for v in [
             "",
             "a b c",
-            "db.example/",
-            "/path",
-            "db.example?x",
+            "sumdb.test",
             "sumdb.test+00000000+AQ==",
             "sumdb.test+zz+AQ==",
         ] {
