@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
 """Renders the fault and load tests' JSON lines (ATHENS_RELIABILITY_OUT) as docs/reliability.md.
 
-Usage: render.py <records.jsonl> <meta.env>   (tests/reliability/report runs it)
+Usage: render.py docs/reliability.jsonl > docs/reliability.md   (tests/reliability/report runs it)
+The file holds one {"meta": {...}} line about the run and one line per test phase.
 """
 
 import json
 import sys
 
 
-def load(records_path, meta_path):
-    records = [json.loads(l) for l in open(records_path) if l.strip()]
-    meta = dict(l.rstrip("\n").split("=", 1) for l in open(meta_path) if "=" in l)
+def load(path):
+    lines = [json.loads(l) for l in open(path) if l.strip()]
+    meta = {}
+    for l in lines:
+        meta.update(l.get("meta", {}))
+    records = [l for l in lines if "meta" not in l]
+    # Grouped by test, phases in the order they ran.
+    records.sort(key=lambda r: r["test"])
     return records, meta
 
 
@@ -119,5 +125,5 @@ def render(records, meta):
 
 
 if __name__ == "__main__":
-    records, meta = load(sys.argv[1], sys.argv[2])
+    records, meta = load(sys.argv[1])
     print(render(records, meta))
