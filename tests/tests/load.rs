@@ -72,7 +72,7 @@ async fn hundred_go_clients_on_a_cold_proxy() {
             * world
                 .modules
                 .iter()
-                .map(|m| m.zip().len() as u64)
+                .map(|m| world.zip(m).len() as u64)
                 .sum::<u64>()
     );
     world.assert_fetched_once();
