@@ -34,6 +34,9 @@ pub struct Cli {
     /// Seconds to remember an upstream "not found".
     #[arg(long, env = "ATHENS_NEGATIVE_CACHE_SECONDS", value_name = "SECONDS")]
     pub negative_cache_seconds: Option<u64>,
+    /// Seconds to remember a failed fill (rejected by verification, upstream error).
+    #[arg(long, env = "ATHENS_FAILED_FILL_SECONDS", value_name = "SECONDS")]
+    pub failed_fill_seconds: Option<u64>,
     /// text or json.
     #[arg(long, env = "ATHENS_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -82,6 +85,9 @@ impl Cli {
         }
         if let Some(v) = self.negative_cache_seconds {
             cfg.upstream.negative_cache_seconds = v;
+        }
+        if let Some(v) = self.failed_fill_seconds {
+            cfg.upstream.failed_fill_seconds = v;
         }
         if let Some(v) = self.log_format {
             cfg.log.format = v;

@@ -4,7 +4,7 @@
 //! would use": `$GOPROXY`/`$GOSUMDB`, else `go env`. That keeps registry hosts out of our code and
 //! follows the user's own go settings.
 
-use super::{Config, LogConfig, NetworkMode, StorageConfig, UpstreamConfig};
+use super::{Config, LogConfig, NetworkMode, ServerConfig, StorageConfig, UpstreamConfig};
 use std::path::PathBuf;
 
 /// Where modules are stored with no configuration: `$XDG_DATA_HOME/athens-proxy/storage`,
@@ -25,6 +25,7 @@ impl Default for Config {
             listen: "127.0.0.1:3000".into(),
             storage: StorageConfig::default(),
             upstream: UpstreamConfig::default(),
+            server: ServerConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -52,6 +53,20 @@ impl Default for UpstreamConfig {
             retries: 2,
             negative_cache_seconds: 30,
             fill_lease_seconds: 60,
+            max_concurrent_fills: 32,
+            max_temp_bytes: 4 << 30,
+            failed_fill_seconds: 30,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout_seconds: 30,
+            max_connections: 4096,
+            // Inside Kubernetes' default 30 s grace period.
+            shutdown_seconds: 20,
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Where modules the storage lacks come from.
     pub upstream: UpstreamConfig,
+    /// Limits on client connections.
+    pub server: ServerConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -75,6 +77,29 @@ pub struct UpstreamConfig {
     /// is fetched once per cluster. A lease not renewed for this many seconds (its holder died)
     /// is taken over.
     pub fill_lease_seconds: u64,
+    /// Most fills (upstream fetch, verify, commit) running at once in this process; more wait.
+    pub max_concurrent_fills: usize,
+    /// Temporary disk for zips being fetched and verified, in bytes, across all fills. A fill
+    /// reserves the zip's size (the 500 MiB limit when upstream does not say); one that does
+    /// not fit is answered 503 at once rather than filling the disk.
+    pub max_temp_bytes: u64,
+    /// How long a failed fill (verification rejected, upstream error) is remembered, in seconds:
+    /// requests for that version meanwhile get the same error without fetching again (0
+    /// disables).
+    pub failed_fill_seconds: u64,
+}
+
+/// Client connections: nothing from outside is trusted for time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Seconds a client has to send a request's headers; also how long an idle keep-alive
+    /// connection stays open.
+    pub header_timeout_seconds: u64,
+    /// Most client connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// On SIGTERM: seconds in-flight requests get to finish before the process exits.
+    pub shutdown_seconds: u64,
 }
 
 /// What the proxy does when upstream is unreachable or failing.
@@ -193,6 +218,24 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "upstream.goproxy",
                 reason: "empty (use \"off\" for none)".into(),
+            });
+        }
+        let positive = [
+            (
+                "server.header_timeout_seconds",
+                self.server.header_timeout_seconds,
+            ),
+            ("server.max_connections", self.server.max_connections as u64),
+            (
+                "upstream.max_concurrent_fills",
+                self.upstream.max_concurrent_fills as u64,
+            ),
+            ("upstream.max_temp_bytes", self.upstream.max_temp_bytes),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid {
+                field,
+                reason: "must be greater than 0".into(),
             });
         }
         Ok(())

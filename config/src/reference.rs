@@ -15,6 +15,7 @@ pub const FLAGS: &[(&str, &str)] = &[
     ("upstream.nosum_patterns", "nosum"),
     ("upstream.network_mode", "network-mode"),
     ("upstream.negative_cache_seconds", "negative-cache-seconds"),
+    ("upstream.failed_fill_seconds", "failed-fill-seconds"),
     ("log.format", "log-format"),
 ];
 

@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller (kubeconfig from $KUBECONFIG or ~/.kube/config, else in-cluster).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the AthensProxy CustomResourceDefinition as YAML.
     Crd,
 }
@@ -38,9 +38,32 @@ struct RunArgs {
         default_value = "0.0.0.0:8080"
     )]
     http_addr: SocketAddr,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "ATHENS_OPERATOR_NAMESPACE")]
-    namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated (default: all namespaces). With a list, the
+    /// operator needs permissions only in those namespaces (the chart's `watchNamespaces`).
+    #[arg(
+        long,
+        visible_alias = "namespace",
+        env = "ATHENS_OPERATOR_WATCH_NAMESPACES",
+        value_delimiter = ','
+    )]
+    watch_namespaces: Vec<String>,
+    /// Images proxies may run, by prefix, comma-separated (default: any). End a registry or
+    /// repository prefix with `/` or `:` so `registry.example/team` does not match
+    /// `registry.example/team-b`. A proxy whose image does not match is Degraded, not run.
+    #[arg(
+        long,
+        env = "ATHENS_OPERATOR_ALLOWED_IMAGE_PREFIXES",
+        value_delimiter = ','
+    )]
+    allowed_image_prefixes: Vec<String>,
+    /// ServiceAccounts proxies may run as, comma-separated (default: any). A proxy naming
+    /// another is Degraded, not run; a proxy naming none runs without a token.
+    #[arg(
+        long,
+        env = "ATHENS_OPERATOR_ALLOWED_SERVICE_ACCOUNTS",
+        value_delimiter = ','
+    )]
+    allowed_service_accounts: Vec<String>,
     /// The cluster's DNS domain, used in status.url.
     #[arg(
         long,
@@ -73,6 +96,8 @@ struct RunArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Idempotent; see the rustls entry in Cargo.toml.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
         Command::Crd => {
             print!("{}", athens_operator::crd::crd_yaml());
@@ -81,7 +106,7 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(run(args)),
+            .block_on(run(*args)),
     }
 }
 
@@ -94,6 +119,17 @@ fn init_tracing(format: &str) {
     } else {
         builder.init();
     }
+}
+
+/// A comma-separated list from a flag or the environment, without blanks (an empty variable,
+/// as a chart renders for an empty list, is no entries).
+fn non_empty(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn default_identity() -> String {
@@ -152,6 +188,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics.clone(),
         Settings {
             cluster_domain: args.cluster_domain.clone(),
+            allowed_image_prefixes: non_empty(&args.allowed_image_prefixes),
+            allowed_service_accounts: non_empty(&args.allowed_service_accounts),
         },
         Duration::from_secs(args.resync_seconds.max(1)),
     ));
@@ -199,7 +237,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let _ = stop_tx.send(());
         lost_leadership
     });
-    reconcile::run(ctx, args.namespace.clone(), async move {
+    let namespaces = non_empty(&args.watch_namespaces);
+    tracing::info!(?namespaces, "watching (empty: all namespaces)");
+    reconcile::run(ctx, namespaces, async move {
         let _ = stop_rx.await;
     })
     .await;

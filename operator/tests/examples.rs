@@ -2,7 +2,8 @@
 //! Secrets it references (so it applies as it is). The cluster tests apply them for real.
 
 use athens_operator::crd::AthensProxy;
-use athens_operator::render::{SecretData, check_secrets, desired};
+use athens_operator::reconcile::check_secrets;
+use athens_operator::render::{SecretVersion, Secrets, credentials, desired};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -46,16 +47,20 @@ fn one_example_per_storage_kind() {
 #[test]
 fn examples_render_and_include_their_secrets() {
     for (file, docs) in examples() {
-        let mut secrets = SecretData::new();
+        let mut secrets = Secrets::new();
         for d in docs.iter().filter(|d| d["kind"] == "Secret") {
             let name = d["metadata"]["name"].as_str().unwrap().to_string();
-            let data = d["stringData"]
+            let keys = d["stringData"]
                 .as_object()
                 .unwrap_or_else(|| panic!("{file}: Secret {name} without stringData"))
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap().as_bytes().to_vec()))
+                .keys()
+                .cloned()
                 .collect();
-            secrets.insert(name, data);
+            let version = SecretVersion {
+                keys,
+                ..Default::default()
+            };
+            secrets.insert(name, version);
         }
         let proxies: Vec<_> = docs.iter().filter(|d| d["kind"] == "AthensProxy").collect();
         assert_eq!(proxies.len(), 1, "{file}: one AthensProxy per example");
@@ -64,7 +69,9 @@ fn examples_render_and_include_their_secrets() {
                 serde_json::from_value(d.clone()).unwrap_or_else(|e| panic!("{file}: {e}"));
             p.metadata.namespace = Some("examples".into());
             p.metadata.uid = Some("uid".into());
-            check_secrets(&p.spec.storage, &secrets).unwrap_or_else(|e| panic!("{file}: {e}"));
+            if let Some(e) = check_secrets(&credentials(&p.spec.storage), &secrets) {
+                panic!("{file}: {e}");
+            }
             let d = desired(&p, &secrets).unwrap();
             let toml = &d.config_map.data.as_ref().unwrap()["config.toml"];
             athens_config::Config::from_toml(toml, &file)

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub negative_cache_hits: IntCounter,
     /// Committed versions found with a lost `.zip` or `.mod` and filled again.
     pub storage_repairs: IntCounter,
+    /// Requests answered from the memory of a recently failed fill, without fetching again.
+    pub failed_fill_hits: IntCounter,
 }
 
 impl Metrics {
@@ -86,9 +88,14 @@ impl Metrics {
                 "Committed versions whose lost .zip or .mod was filled again",
             )
             .expect("valid metric"),
+            failed_fill_hits: IntCounter::new(
+                "athens_failed_fill_hits_total",
+                "Requests answered with a recently failed fill's error without fetching again",
+            )
+            .expect("valid metric"),
             registry,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
             Box::new(m.requests.clone()),
             Box::new(m.request_seconds.clone()),
             Box::new(m.cache.clone()),
@@ -98,6 +105,7 @@ impl Metrics {
             Box::new(m.singleflight_waits.clone()),
             Box::new(m.negative_cache_hits.clone()),
             Box::new(m.storage_repairs.clone()),
+            Box::new(m.failed_fill_hits.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

@@ -4,7 +4,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// A running checksum database; killed on drop.
@@ -74,23 +73,7 @@ impl Drop for SumdbServer {
     }
 }
 
-/// Builds tests/sumdb once per test process (go's build cache makes later builds instant).
+/// Builds tests/sumdb once per test process.
 pub fn binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("sumdb");
-        let out = std::env::temp_dir().join(format!("athens-e2e-sumdb-{}", std::process::id()));
-        let status = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&out)
-            .arg(".")
-            .current_dir(&src)
-            .env("GOWORK", "off")
-            .env("GOFLAGS", "-mod=mod")
-            .status()
-            .expect("running go build for tests/sumdb");
-        assert!(status.success(), "go build of tests/sumdb failed");
-        out
-    })
-    .clone()
+    crate::gohelper::binary("sumdb")
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use athens_e2e::cluster::{TestCluster, TestNamespace};
 use athens_e2e::wait::{poll, repo, wait_ready, workspace_bin};
-use athens_operator::crd::AthensProxy;
+use athens_operator::crd::{AthensProxy, DEGRADED};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -266,12 +266,127 @@ async fn apply_crd(client: &Client, crd: &serde_json::Value) -> Result<()> {
     .await
 }
 
+/// A kubeconfig (written under `dir`) and a client with a token of ServiceAccount `sa`, from the
+/// TokenRequest API: what the operator pod would authenticate as.
+async fn service_account_kubeconfig(
+    admin: &Client,
+    ns: &str,
+    sa: &str,
+    dir: &std::path::Path,
+) -> Result<(std::path::PathBuf, Client)> {
+    let token = Api::<ServiceAccount>::namespaced(admin.clone(), ns)
+        .create_token_request(
+            sa,
+            &PostParams::default(),
+            &TokenRequest {
+                spec: TokenRequestSpec {
+                    audiences: vec![],
+                    expiration_seconds: Some(3600),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await?
+        .status
+        .context("TokenRequest has no status")?
+        .token;
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, TestCluster::get().token_kubeconfig(&token)?)?;
+    let client = Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(&path)?,
+            &KubeConfigOptions::default(),
+        )
+        .await?,
+    )?;
+    Ok((path, client))
+}
+
+/// `kubectl auth can-i <args>` as the identity in `kubeconfig`: "yes" or "no".
+fn can_i(kubeconfig: &std::path::Path, args: &[&str]) -> Result<String> {
+    let mut cmd = tool("kubectl", &["auth", "can-i"]);
+    cmd.args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    Ok(String::from_utf8_lossy(&cmd.output()?.stdout)
+        .trim()
+        .to_string())
+}
+
 struct Child(std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// `athens-operator run` as the identity in `kubeconfig`, logging to a file under `dir`, with
+/// leader election on the chart's Lease (`fullname` in the release namespace `ns`), as the
+/// chart's Deployment sets it.
+struct OperatorRun {
+    _child: Child,
+    log_path: std::path::PathBuf,
+}
+
+impl OperatorRun {
+    fn start(
+        kubeconfig: &std::path::Path,
+        dir: &std::path::Path,
+        (ns, fullname): (&str, &str),
+        args: &[&str],
+    ) -> Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log_path = dir.join("operator.log");
+        let log = std::fs::File::create(&log_path)?;
+        let child = Command::new(workspace_bin("athens-operator")?)
+            .arg("run")
+            .args(args)
+            .args([
+                "--lease-namespace",
+                ns,
+                "--lease-name",
+                fullname,
+                "--identity",
+                "chart-test",
+                "--http-addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        Ok(Self {
+            _child: Child(child),
+            log_path,
+        })
+    }
+
+    /// `e` with the last lines of the operator's log.
+    fn with_log(&self, e: anyhow::Error) -> anyhow::Error {
+        let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(12).collect();
+        e.context(format!(
+            "operator log (last lines, newest first):\n{}",
+            tail.join("\n")
+        ))
+    }
+
+    /// The API server refused the operator nothing it tried.
+    fn assert_never_refused(&self) -> Result<()> {
+        let log = std::fs::read_to_string(&self.log_path)?;
+        assert!(
+            !log.contains("forbidden") && !log.contains("Forbidden"),
+            "the operator was refused something:\n{log}"
+        );
+        Ok(())
     }
 }
 
@@ -339,73 +454,18 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
         )?;
     }
 
-    // The chart ServiceAccount's credentials, from the TokenRequest API.
-    let token = Api::<ServiceAccount>::namespaced(admin.clone(), n)
-        .create_token_request(
-            &fullname,
-            &PostParams::default(),
-            &TokenRequest {
-                spec: TokenRequestSpec {
-                    audiences: vec![],
-                    expiration_seconds: Some(3600),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .await?
-        .status
-        .context("TokenRequest has no status")?
-        .token;
-    let dir = tempfile::tempdir()?;
-    let sa_kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&sa_kubeconfig, TestCluster::get().token_kubeconfig(&token)?)?;
-    let sa_client = Client::try_from(
-        kube::Config::from_custom_kubeconfig(
-            Kubeconfig::read_from(&sa_kubeconfig)?,
-            &KubeConfigOptions::default(),
-        )
-        .await?,
-    )?;
-
-    // The operator binary, as that ServiceAccount, leader election on (the chart's Lease name
-    // and namespace, as the chart's Deployment sets them). Watching only this namespace keeps it
+    // The operator binary, as the chart's ServiceAccount. Watching only this namespace keeps it
     // away from other tests' proxies; cluster-wide list/watch is checked below.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let log_path = dir.path().join("operator.log");
-    let log = std::fs::File::create(&log_path)?;
-    let operator = Child(
-        Command::new(workspace_bin("athens-operator")?)
-            .args([
-                "run",
-                "--namespace",
-                n,
-                "--lease-namespace",
-                n,
-                "--lease-name",
-                &fullname,
-                "--identity",
-                "chart-test",
-                "--http-addr",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .env("KUBECONFIG", &sa_kubeconfig)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?,
-    );
-    let with_log = |e: anyhow::Error| {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(12).collect();
-        e.context(format!(
-            "operator log (last lines, newest first):\n{}",
-            tail.join("\n")
-        ))
-    };
+    let dir = tempfile::tempdir()?;
+    let (sa_kubeconfig, sa_client) =
+        service_account_kubeconfig(&admin, n, &fullname, dir.path()).await?;
+    let operator = OperatorRun::start(
+        &sa_kubeconfig,
+        dir.path(),
+        (n, &fullname),
+        &["--namespace", n],
+    )?;
+    let with_log = |e| operator.with_log(e);
     run(
         tool(
             "kubectl",
@@ -443,22 +503,10 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
         lease.spec.and_then(|s| s.holder_identity).as_deref(),
         Some("chart-test")
     );
-    let log = std::fs::read_to_string(&log_path)?;
-    assert!(
-        !log.contains("forbidden") && !log.contains("Forbidden"),
-        "the operator was refused something:\n{log}"
-    );
+    operator.assert_never_refused()?;
 
     // What the chart grants and refuses, asked as the ServiceAccount.
-    let can_i = |args: &[&str]| {
-        let mut cmd = tool("kubectl", &["auth", "can-i"]);
-        cmd.args(args)
-            .env("KUBECONFIG", &sa_kubeconfig)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        cmd.output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
+    let can_i = |args: &[&str]| can_i(&sa_kubeconfig, args);
     for granted in [
         &["watch", "athensproxies.athens.dev", "--all-namespaces"][..],
         &["patch", "deployments.apps", "-n", "default"],
@@ -564,5 +612,159 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
         claim.is_some_and(|c| c.metadata.deletion_timestamp.is_none()),
         "uninstall deleted the claim"
     );
+    ns.cleanup().await
+}
+
+/// A namespace-scoped install (`watchNamespaces`): Roles in the watched namespace instead of a
+/// ClusterRole. The operator, as the chart's ServiceAccount, reconciles a proxy there to Ready,
+/// leaves other namespaces alone, and cannot read Secrets outside; the chart's limits reach it.
+#[tokio::test]
+async fn chart_with_watch_namespaces_confines_the_operator_to_them() -> Result<()> {
+    let ns = TestNamespace::new("chart-ns").await?;
+    let watched = TestNamespace::new("chart-watched").await?;
+    let other = TestNamespace::new("chart-other").await?;
+    let admin = ns.client();
+    let (n, w, o) = (ns.name(), watched.name(), other.name());
+    let release = n.to_string();
+    let fullname = format!("{release}-athens-operator");
+    let chart = chart();
+    // The CRD is shared by the tests on this cluster: applied, not owned by this release.
+    apply_crd(&admin, &crd_value()?).await?;
+    let values = [
+        "--set",
+        "crd.install=false",
+        "--set-json",
+        &format!(r#"watchNamespaces=["{w}"]"#),
+        "--set-json",
+        r#"allowedServiceAccounts=["builder"]"#,
+    ];
+    let mut template = tool("helm", &["template", &release, &chart, "--namespace", n]);
+    template.args(values);
+    let rendered = run(template, None)?;
+    let docs = yaml_docs(&rendered)?;
+    let kinds: Vec<(&str, &str)> = docs
+        .iter()
+        .filter_map(|d| Some((d["kind"].as_str()?, d["metadata"]["namespace"].as_str()?)))
+        .collect();
+    assert!(kinds.contains(&("Role", w)) && kinds.contains(&("RoleBinding", w)));
+    assert!(
+        !docs
+            .iter()
+            .any(|d| d["kind"] == "ClusterRole" || d["kind"] == "ClusterRoleBinding"),
+        "a namespace-scoped install rendered cluster-wide RBAC"
+    );
+    let mut install = tool("helm", &["install", &release, &chart, "--namespace", n]);
+    install.args(values);
+    run(install, None)?;
+    let d = Api::<Deployment>::namespaced(admin.clone(), n)
+        .get(&fullname)
+        .await?;
+    let env = d
+        .spec
+        .and_then(|s| s.template.spec)
+        .context("pod")?
+        .containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    let env_value = |name: &str| {
+        env.iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+    };
+    assert_eq!(
+        env_value("ATHENS_OPERATOR_WATCH_NAMESPACES").as_deref(),
+        Some(w)
+    );
+    let limit = env_value("ATHENS_OPERATOR_ALLOWED_SERVICE_ACCOUNTS").unwrap_or_default();
+    assert_eq!(limit, "builder");
+
+    let dir = tempfile::tempdir()?;
+    let (sa_kubeconfig, sa_client) =
+        service_account_kubeconfig(&admin, n, &fullname, dir.path()).await?;
+    let operator = OperatorRun::start(
+        &sa_kubeconfig,
+        dir.path(),
+        (n, &fullname),
+        &[
+            "--watch-namespaces",
+            w,
+            "--allowed-service-accounts",
+            &limit,
+        ],
+    )?;
+    let example = repo().join("examples/s3.yaml");
+    for target in [w, o] {
+        run(
+            tool(
+                "kubectl",
+                &["apply", "-n", target, "-f", &example.to_string_lossy()],
+            ),
+            None,
+        )?;
+    }
+    let outside = r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"outside"},
+        "spec":{"serviceAccountName":"admin","storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"}}}"#;
+    run(
+        tool("kubectl", &["apply", "-n", w, "-f", "-"]),
+        Some(outside),
+    )?;
+    let in_watched: Api<AthensProxy> = Api::namespaced(admin.clone(), w);
+    wait_ready(TIMEOUT, &in_watched, "gomods-s3")
+        .await
+        .map_err(|e| operator.with_log(e))?;
+    poll(TIMEOUT, "ServiceAccountNotAllowed", || async {
+        let p = in_watched.get("outside").await?;
+        Ok(p.status
+            .and_then(|s| s.condition(DEGRADED).cloned())
+            .is_some_and(|c| c.status == "True" && c.reason == "ServiceAccountNotAllowed"))
+    })
+    .await
+    .map_err(|e| operator.with_log(e))?;
+    assert!(
+        Api::<Deployment>::namespaced(admin.clone(), w)
+            .get_opt("outside")
+            .await?
+            .is_none()
+    );
+    operator.assert_never_refused()?;
+    // The proxy in the namespace not watched was never touched.
+    let untouched = Api::<AthensProxy>::namespaced(admin.clone(), o)
+        .get("gomods-s3")
+        .await?;
+    assert!(untouched.status.is_none(), "{:?}", untouched.status);
+
+    for granted in [
+        &["get", "secrets", "-n", w][..],
+        &["watch", "athensproxies.athens.dev", "-n", w],
+        &["patch", "deployments.apps", "-n", w],
+    ] {
+        assert_eq!(can_i(&sa_kubeconfig, granted)?, "yes", "{granted:?}");
+    }
+    for refused in [
+        &["get", "secrets", "-n", o][..],
+        &["list", "secrets", "--all-namespaces"],
+        &["watch", "athensproxies.athens.dev", "--all-namespaces"],
+        &["patch", "deployments.apps", "-n", o],
+    ] {
+        assert_eq!(can_i(&sa_kubeconfig, refused)?, "no", "{refused:?}");
+    }
+    // And for real: the Secret next door cannot be read.
+    match Api::<Secret>::namespaced(sa_client, o)
+        .get("gomods-s3")
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        other => {
+            bail!("reading a Secret outside the watched namespaces: expected 403, got {other:?}")
+        }
+    }
+    drop(operator);
+    run(
+        tool("helm", &["uninstall", &release, "--namespace", n]),
+        None,
+    )?;
+    other.cleanup().await?;
+    watched.cleanup().await?;
     ns.cleanup().await
 }

@@ -15,7 +15,7 @@ use athens_e2e::wait::{poll, repo, wait_ready, workspace_bin};
 use athens_operator::crd::{AthensProxy, DEGRADED, READY};
 use athens_operator::metrics::Metrics;
 use athens_operator::reconcile::{self, Context};
-use athens_operator::render::{CONFIG_HASH_ANNOTATION, Settings};
+use athens_operator::render::{Settings, template_hash};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
@@ -58,6 +58,7 @@ struct Operator {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     metrics: Metrics,
+    ctx: std::sync::Arc<Context>,
 }
 
 impl Operator {
@@ -77,8 +78,8 @@ impl Operator {
         ));
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(reconcile::run(
-            ctx,
-            Some(ns.name().to_string()),
+            ctx.clone(),
+            vec![ns.name().to_string()],
             async move {
                 let _ = rx.await;
             },
@@ -87,6 +88,7 @@ impl Operator {
             stop: Some(tx),
             task,
             metrics,
+            ctx,
         })
     }
 
@@ -172,18 +174,6 @@ fn condition(p: &AthensProxy, type_: &str) -> Option<(String, String, String)> {
         .as_ref()?
         .condition(type_)
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn template_hash(d: &Deployment) -> Option<String> {
-    d.spec
-        .as_ref()?
-        .template
-        .metadata
-        .as_ref()?
-        .annotations
-        .as_ref()?
-        .get(CONFIG_HASH_ANNOTATION)
-        .cloned()
 }
 
 /// Applies one example file as it is and waits for its proxy to be Ready with a URL.
@@ -430,11 +420,7 @@ async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
-    poll(TIMEOUT, "Degraded SecretNotFound", || async {
-        let p = proxy(&api, "gomods-s3").await?;
-        Ok(condition(&p, DEGRADED).is_some_and(|(s, r, _)| s == "True" && r == "SecretNotFound"))
-    })
-    .await?;
+    degraded_for(&api, "gomods-s3", "SecretNotFound").await?;
     let p = proxy(&api, "gomods-s3").await?;
     assert_eq!(condition(&p, READY).map(|c| c.0), Some("False".into()));
     // No Deployment whose pods could not start.
@@ -445,20 +431,7 @@ async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
             .is_none()
     );
     // A Warning Event says why.
-    let c = ns.client();
-    let n = ns.name().to_string();
-    poll(TIMEOUT, "a SecretNotFound Warning Event", || {
-        let (c, n) = (c.clone(), n.clone());
-        async move {
-            let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(c, &n);
-            let list = events.list(&Default::default()).await?;
-            Ok(list.items.iter().any(|e| {
-                e.reason.as_deref() == Some("SecretNotFound")
-                    && e.type_.as_deref() == Some("Warning")
-            }))
-        }
-    })
-    .await?;
+    warning_event(&ns, "SecretNotFound").await?;
     // No hot loop: a handful of reconciles in a few seconds, not hundreds.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let text = op.metrics.render();
@@ -485,6 +458,102 @@ async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
     wait_ready(TIMEOUT, &api, "gomods-s3").await?;
     let p = proxy(&api, "gomods-s3").await?;
     assert_eq!(condition(&p, DEGRADED).map(|c| c.0), Some("False".into()));
+    op.stop().await;
+    ns.cleanup().await
+}
+
+/// Polls until a Warning Event with `reason` is published in `ns`.
+async fn warning_event(ns: &TestNamespace, reason: &str) -> Result<()> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(ns.client(), ns.name());
+    poll(TIMEOUT, &format!("a {reason} Warning Event"), || async {
+        let list = events.list(&Default::default()).await?;
+        Ok(list
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some("Warning")))
+    })
+    .await
+}
+
+/// Polls until `name` is Degraded for `reason`; returns the condition's message.
+async fn degraded_for(api: &Api<AthensProxy>, name: &str, reason: &str) -> Result<String> {
+    poll(TIMEOUT, &format!("{name} Degraded {reason}"), || async {
+        let p = proxy(api, name).await?;
+        Ok(condition(&p, DEGRADED).is_some_and(|(s, r, _)| s == "True" && r == reason))
+    })
+    .await?;
+    let p = proxy(api, name).await?;
+    Ok(condition(&p, DEGRADED).map(|c| c.2).unwrap_or_default())
+}
+
+/// An object the operator did not create, under a name it would use, is neither adopted nor
+/// changed nor deleted: the proxy is Degraded (NameConflict) until the user clears the name.
+#[tokio::test]
+async fn unowned_objects_are_never_adopted_or_deleted() -> Result<()> {
+    let ns = TestNamespace::new("conflict").await?;
+    let op = Operator::start(&ns, Duration::from_secs(30)).await?;
+    let c = ns.client();
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), ns.name());
+    let theirs: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "gomods-s3-config"}, "data": {"belongs": "to someone else"}
+    }))?;
+    let theirs = cms.create(&PostParams::default(), &theirs).await?;
+    kubectl_apply_file(ns.name(), &repo().join("examples/s3.yaml"))?;
+    let api: Api<AthensProxy> = Api::namespaced(c.clone(), ns.name());
+    let message = degraded_for(&api, "gomods-s3", "NameConflict").await?;
+    assert!(
+        message.contains("ConfigMap \"gomods-s3-config\"") && message.contains("no controller"),
+        "{message}"
+    );
+    warning_event(&ns, "NameConflict").await?;
+    let now = cms.get("gomods-s3-config").await?;
+    assert_eq!(now.resource_version(), theirs.resource_version(), "changed");
+    assert!(now.owner_references().is_empty(), "adopted");
+    let deployments: Api<Deployment> = Api::namespaced(c.clone(), ns.name());
+    assert!(deployments.get_opt("gomods-s3").await?.is_none());
+
+    // The user removes it: the proxy gets its own ConfigMap and becomes Ready.
+    cms.delete("gomods-s3-config", &DeleteParams::default())
+        .await?;
+    let p = wait_ready(TIMEOUT, &api, "gomods-s3").await?;
+    let ours = cms.get("gomods-s3-config").await?;
+    assert_eq!(
+        ours.owner_references().first().map(|o| o.uid.clone()),
+        p.uid()
+    );
+
+    // Deleting a proxy in conflict leaves the other object as it was, and the operator keeps
+    // no state for the deleted proxy.
+    let svcs: Api<Service> = Api::namespaced(c.clone(), ns.name());
+    let theirs: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "second"}, "spec": {"ports": [{"port": 80}]}
+    }))?;
+    let theirs = svcs.create(&PostParams::default(), &theirs).await?;
+    let second = r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"second"},
+        "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"}}}"#;
+    let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(second))?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let message = degraded_for(&api, "second", "NameConflict").await?;
+    assert!(message.contains("Service \"second\""), "{message}");
+    assert!(
+        op.ctx.tracked_proxies() >= 1,
+        "a failing proxy has backoff state"
+    );
+    api.delete("second", &DeleteParams::background()).await?;
+    poll(TIMEOUT, "the proxy to be gone and forgotten", || async {
+        Ok(api.get_opt("second").await?.is_none() && op.ctx.tracked_proxies() == 0)
+    })
+    .await?;
+    // Give the garbage collector time it would need to act on an adopted object.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = svcs.get("second").await?;
+    assert_eq!(now.uid(), theirs.uid());
+    assert_eq!(now.resource_version(), theirs.resource_version());
+    assert!(cms.get_opt("second-config").await?.is_none());
     op.stop().await;
     ns.cleanup().await
 }
@@ -747,7 +816,7 @@ async fn operator_binary_elects_a_leader_and_serves_metrics() -> Result<()> {
 /// module through it.
 #[tokio::test]
 async fn rendered_pod_runs_the_real_proxy_and_go_downloads_through_it() -> Result<()> {
-    use athens_operator::render::{SecretData, desired};
+    use athens_operator::render::{Secrets, desired};
     let upstream = std::env::var("GOPROXY")
         .ok()
         .filter(|v| !v.is_empty())
@@ -764,7 +833,7 @@ async fn rendered_pod_runs_the_real_proxy_and_go_downloads_through_it() -> Resul
     p.metadata.namespace = Some("local".into());
     p.metadata.uid = Some("local".into());
     p.spec.upstream.goproxy = upstream;
-    let d = desired(&p, &SecretData::new())?;
+    let d = desired(&p, &Secrets::new())?;
 
     let root = tempfile::tempdir()?;
     let pod = d

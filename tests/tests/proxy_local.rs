@@ -178,7 +178,7 @@ async fn tampered_zip_is_refused_and_never_stored() {
     assert_ne!(evil.zip(), m.zip());
     world.upstream.fault(".zip", Fault::Body(evil.zip()));
     let storage = tempfile::tempdir().unwrap();
-    let proxy = world.proxy(storage.path(), &[]);
+    let proxy = world.proxy(storage.path(), &["--failed-fill-seconds", "2"]);
 
     let (s, ct, _, body) = get(&format!("{}/example.com/hello/@v/v1.0.0.zip", proxy.url)).await;
     let body = String::from_utf8_lossy(&body).to_string();
@@ -191,8 +191,17 @@ async fn tampered_zip_is_refused_and_never_stored() {
             .all(|p| !p.to_string_lossy().ends_with(".info")),
         "nothing committed"
     );
-    // The genuine zip is accepted once upstream serves it.
+    // The failure is remembered briefly: asking again does not download the bad zip again.
+    let zip_hits = world.upstream.hits("example.com/hello/@v/v1.0.0.zip");
     world.upstream.clear_faults();
+    let (s, _, _, body) = get(&format!("{}/example.com/hello/@v/v1.0.0.zip", proxy.url)).await;
+    assert_eq!(s, 502, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        world.upstream.hits("example.com/hello/@v/v1.0.0.zip"),
+        zip_hits
+    );
+    // The genuine zip is accepted once upstream serves it and the memory has expired.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let (s, _, _, body) = get(&format!("{}/example.com/hello/@v/v1.0.0.zip", proxy.url)).await;
     assert_eq!((s, body), (200, m.zip()));
 }

@@ -86,7 +86,7 @@ async fn a_restored_zip_must_match_the_hash_it_was_stored_with() {
         storage.path(),
         &upstream.url,
         &sumdb.gosumdb(),
-        &["--nosum", "corp.example"],
+        &["--nosum", "corp.example", "--failed-fill-seconds", "0"],
     );
     let base = format!("{}/corp.example/lib/@v/v1.0.0", p.url);
     assert_eq!(get(&format!("{base}.zip")).await, (200, m.zip()));

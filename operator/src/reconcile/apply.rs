@@ -1,9 +1,13 @@
 //! Server-side apply under one field manager, and deletion of children no longer wanted.
 
 use super::Error;
-use crate::render::FIELD_MANAGER;
+use super::preflight::controlled_by;
+use super::report::Applied;
+use crate::render::{Desired, FIELD_MANAGER, Meta, claim_name, template_hash};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::{Resource, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde::{Serialize, de::DeserializeOwned};
 use std::fmt::Debug;
 
@@ -31,11 +35,7 @@ where
     let Some(existing) = api.get_opt(name).await? else {
         return Ok(false);
     };
-    let owned = existing
-        .owner_references()
-        .iter()
-        .any(|o| o.uid == owner_uid && o.controller == Some(true));
-    if !owned {
+    if !controlled_by(existing.meta(), owner_uid) {
         return Ok(false);
     }
     match api.delete(name, &DeleteParams::background()).await {
@@ -43,4 +43,50 @@ where
         Err(kube::Error::Api(s)) if s.is_not_found() => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Applies every desired child of one proxy (preflight found no problem), deletes a claim the
+/// operator made that the spec no longer uses, and says what changed.
+pub async fn children(
+    client: &Client,
+    meta: &Meta,
+    desired: &Desired,
+    before: Option<&Deployment>,
+) -> Result<(Deployment, Applied), Error> {
+    let ns = meta.namespace.as_str();
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    apply(
+        &Api::<ConfigMap>::namespaced(client.clone(), ns),
+        &desired.config_map,
+    )
+    .await?;
+    let mut deleted_claim = None;
+    match &desired.pvc {
+        Some(pvc) => {
+            apply(&pvcs, pvc).await?;
+        }
+        None => {
+            let claim = claim_name(&meta.name);
+            if delete_if_owned(&pvcs, &claim, &meta.owner.uid).await? {
+                deleted_claim = Some(claim);
+            }
+        }
+    }
+    let after = apply(
+        &Api::<Deployment>::namespaced(client.clone(), ns),
+        &desired.deployment,
+    )
+    .await?;
+    apply(
+        &Api::<Service>::namespaced(client.clone(), ns),
+        &desired.service,
+    )
+    .await?;
+    let applied = Applied {
+        created: before.is_none(),
+        old_hash: before.and_then(template_hash),
+        new_hash: template_hash(&after),
+        deleted_claim,
+    };
+    Ok((after, applied))
 }

@@ -2,12 +2,12 @@
 
 use super::{Context, error_policy, reconcile};
 use crate::crd::AthensProxy;
-use futures::{StreamExt, future};
+use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::controller::{Config as ControllerConfig, Controller, Error as ControllerError};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
@@ -27,8 +27,27 @@ where
     }
 }
 
-/// Runs the controller until `shutdown` resolves. `namespace`: watch one namespace, or all.
+/// Runs the controller until `shutdown` resolves: over all namespaces when `namespaces` is
+/// empty, else one controller per listed namespace (so the operator needs no cluster-wide
+/// permission: every list, watch and read is namespaced). All share `ctx`.
 pub async fn run(
+    ctx: Arc<Context>,
+    namespaces: Vec<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let shutdown = shutdown.shared();
+    if namespaces.is_empty() {
+        return run_one(ctx, None, shutdown).await;
+    }
+    future::join_all(
+        namespaces
+            .into_iter()
+            .map(|ns| run_one(ctx.clone(), Some(ns), shutdown.clone())),
+    )
+    .await;
+}
+
+async fn run_one(
     ctx: Arc<Context>,
     namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -46,6 +65,7 @@ pub async fn run(
     // A Secret change (metadata only: its resourceVersion) triggers every proxy that references
     // it, so a rotated credential rolls the pods. Secret contents are never cached.
     let store = controller.store();
+    let state = ctx.clone();
     controller
         .watches(
             api::<PartialObjectMeta<Secret>>(&client, ns),
@@ -56,6 +76,12 @@ pub async fn run(
         .for_each(|res| {
             match res {
                 Ok((obj, _)) => tracing::debug!(proxy = %obj, "reconciled"),
+                // A deleted proxy. Only failing proxies have state, and each has a retry
+                // pending: that retry finds nothing, and the state goes.
+                Err(ControllerError::ObjectNotFound(obj)) => {
+                    state.forget(obj.namespace.as_deref(), &obj.name);
+                    tracing::debug!(proxy = %obj, "deleted");
+                }
                 Err(e) => tracing::debug!(error = %e, "reconcile did not finish"),
             }
             future::ready(())

@@ -1,5 +1,6 @@
 //! The next `status` as a pure function of what the reconciler observed.
 
+use super::preflight::Problem;
 use crate::crd::{AthensProxyStatus, DEGRADED, PROGRESSING, READY};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -11,8 +12,8 @@ pub struct Observed<'a> {
     pub generation: Option<i64>,
     /// The proxy's Deployment as the API server last returned it, if it exists.
     pub deployment: Option<&'a Deployment>,
-    /// Why the spec cannot be applied, if it cannot: (reason, message).
-    pub problem: Option<(String, String)>,
+    /// Why the spec cannot be applied, if it cannot.
+    pub problem: Option<Problem>,
     /// In-cluster URL of the Service.
     pub url: String,
     /// Label selector of the pods.
@@ -107,8 +108,8 @@ pub fn next_status(
 }
 
 fn conditions(r: Option<&Rollout>, obs: &Observed<'_>) -> Vec<Cond> {
-    let problem = obs.problem.as_ref();
-    let ready = match (r, problem) {
+    let problem = obs.problem.as_ref().map(|p| (p.reason(), p.to_string()));
+    let ready = match (r, &problem) {
         (None, Some((reason, message))) => cond(READY, false, reason, message.clone()),
         (None, None) => cond(
             READY,
@@ -170,7 +171,7 @@ fn conditions(r: Option<&Rollout>, obs: &Observed<'_>) -> Vec<Cond> {
             ),
         },
     };
-    let degraded = match (problem, r.and_then(|r| r.failure.as_ref())) {
+    let degraded = match (&problem, r.and_then(|r| r.failure.as_ref())) {
         (Some((reason, message)), _) => cond(DEGRADED, true, reason, message.clone()),
         (None, Some((reason, message))) => cond(DEGRADED, true, reason, message.clone()),
         (None, None) => cond(DEGRADED, false, "AsExpected", "the spec is applied"),
@@ -278,10 +279,7 @@ mod tests {
     #[test]
     fn problem_is_degraded() {
         let mut o = obs(None);
-        o.problem = Some((
-            "SecretNotFound".into(),
-            "Secret \"x\" does not exist".into(),
-        ));
+        o.problem = Some(Problem::SecretNotFound { secret: "x".into() });
         let s = next_status(None, &o, &t(1));
         assert!(s.is_true(DEGRADED));
         assert_eq!(s.condition(DEGRADED).unwrap().reason, "SecretNotFound");

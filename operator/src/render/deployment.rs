@@ -1,9 +1,6 @@
 //! The Deployment of proxy pods: hardened, probed, rolled when the configuration changes.
 
-use super::secrets::{
-    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AZURE_STORAGE_ACCOUNT_KEY,
-    GCS_DEFAULT_KEY,
-};
+use super::secrets::{Credential, Delivery, GCS_DEFAULT_KEY, credentials};
 use super::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONTAINER_PORT, DEFAULT_IMAGE, GCS_KEY_DIR,
     Meta, STORAGE_DIR, TMP_DIR, claim_name, config_map_name, pvc::access_modes, selector_labels,
@@ -25,6 +22,11 @@ pub const RUN_AS: i64 = 65532;
 /// Name of the proxy container.
 pub const CONTAINER: &str = "athens-proxy";
 
+/// The image the pods run: `spec.image`, else the one released with this operator.
+pub fn image(spec: &AthensProxySpec) -> String {
+    spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.into())
+}
+
 /// Deployment `<name>`. `hash` goes on the pod template so a change rolls the pods.
 pub fn deployment(meta: &Meta, spec: &AthensProxySpec, hash: &str) -> Deployment {
     let selector = selector_labels(&meta.name);
@@ -36,7 +38,7 @@ pub fn deployment(meta: &Meta, spec: &AthensProxySpec, hash: &str) -> Deployment
     let (volumes, mounts) = volumes(meta, spec);
     let container = Container {
         name: CONTAINER.into(),
-        image: Some(spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.into())),
+        image: Some(image(spec)),
         image_pull_policy: spec.image_pull_policy.clone(),
         args: Some(vec![
             "--config".into(),
@@ -187,32 +189,11 @@ fn from_secret(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
     }
 }
 
-/// Environment: scratch locations, and credentials by reference to the user's Secrets.
+/// Environment: scratch locations, settings of the backend, and credentials by reference to
+/// the user's Secrets (exactly one backend is set, so this keeps each backend's order).
 fn env(spec: &AthensProxySpec) -> Vec<EnvVar> {
     let mut env = vec![value("HOME", TMP_DIR), value("TMPDIR", TMP_DIR)];
     let st = &spec.storage;
-    if let Some(c) = st.s3.as_ref().and_then(|s| s.credentials.as_ref()) {
-        let s = &c.secret_name;
-        let key = |k: &Option<String>, d: &str| k.clone().unwrap_or_else(|| d.to_string());
-        env.push(from_secret(
-            AWS_ACCESS_KEY_ID,
-            s,
-            &key(&c.access_key_id_key, AWS_ACCESS_KEY_ID),
-            false,
-        ));
-        env.push(from_secret(
-            AWS_SECRET_ACCESS_KEY,
-            s,
-            &key(&c.secret_access_key_key, AWS_SECRET_ACCESS_KEY),
-            false,
-        ));
-        env.push(from_secret(
-            AWS_SESSION_TOKEN,
-            s,
-            &key(&c.session_token_key, AWS_SESSION_TOKEN),
-            true,
-        ));
-    }
     if st.gcs.as_ref().is_some_and(|g| g.credentials.is_some()) {
         env.push(value(
             "GOOGLE_SERVICE_ACCOUNT",
@@ -221,17 +202,10 @@ fn env(spec: &AthensProxySpec) -> Vec<EnvVar> {
     }
     if let Some(az) = &st.azure {
         env.push(value("AZURE_STORAGE_ACCOUNT_NAME", &az.account));
-        if let Some(c) = &az.credentials {
-            let key = c
-                .account_key_key
-                .clone()
-                .unwrap_or_else(|| AZURE_STORAGE_ACCOUNT_KEY.to_string());
-            env.push(from_secret(
-                AZURE_STORAGE_ACCOUNT_KEY,
-                &c.secret_name,
-                &key,
-                false,
-            ));
+    }
+    for c in credentials(st) {
+        if let Delivery::Env(name) = c.delivery {
+            env.push(from_secret(name, &c.secret, &c.key, c.optional));
         }
     }
     env
@@ -282,29 +256,33 @@ fn volumes(meta: &Meta, spec: &AthensProxySpec) -> (Vec<Volume>, Vec<VolumeMount
         });
         mounts.push(mount("storage", STORAGE_DIR, false));
     }
-    if let Some(c) = spec
-        .storage
-        .gcs
-        .as_ref()
-        .and_then(|g| g.credentials.as_ref())
-    {
-        volumes.push(Volume {
-            name: "gcs-credentials".into(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(c.secret_name.clone()),
-                items: Some(vec![KeyToPath {
-                    key: c.key.clone().unwrap_or_else(|| GCS_DEFAULT_KEY.into()),
-                    path: GCS_DEFAULT_KEY.into(),
-                    mode: None,
-                }]),
-                default_mode: Some(0o440),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        mounts.push(mount("gcs-credentials", GCS_KEY_DIR, true));
+    for c in credentials(&spec.storage) {
+        if let Delivery::File(file) = c.delivery {
+            volumes.push(secret_file_volume(&c, file));
+            mounts.push(mount(CREDENTIALS_VOLUME, GCS_KEY_DIR, true));
+        }
     }
     (volumes, mounts)
+}
+
+/// The one credentials file volume (the GCS key), mounted at [`GCS_KEY_DIR`].
+const CREDENTIALS_VOLUME: &str = "gcs-credentials";
+
+fn secret_file_volume(c: &Credential, file: &str) -> Volume {
+    Volume {
+        name: CREDENTIALS_VOLUME.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(c.secret.clone()),
+            items: Some(vec![KeyToPath {
+                key: c.key.clone(),
+                path: file.into(),
+                mode: None,
+            }]),
+            default_mode: Some(0o440),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 fn non_empty<T: Clone>(v: &[T]) -> Option<Vec<T>> {
@@ -338,9 +316,7 @@ mod tests {
 
     #[test]
     fn hardened_probed_container() {
-        let d = desired(&proxy(fs()), &SecretData::new())
-            .unwrap()
-            .deployment;
+        let d = desired(&proxy(fs()), &Secrets::new()).unwrap().deployment;
         let c = &pod(&d).containers[0];
         assert_eq!(c.image.as_deref(), Some(DEFAULT_IMAGE));
         assert_eq!(
@@ -381,9 +357,7 @@ mod tests {
 
     #[test]
     fn filesystem_mounts_claim_and_recreates() {
-        let d = desired(&proxy(fs()), &SecretData::new())
-            .unwrap()
-            .deployment;
+        let d = desired(&proxy(fs()), &Secrets::new()).unwrap().deployment;
         let spec = d.spec.as_ref().unwrap();
         assert_eq!(
             spec.strategy.as_ref().unwrap().type_.as_deref(),
@@ -402,9 +376,7 @@ mod tests {
 
     #[test]
     fn s3_credentials_come_from_the_secret() {
-        let d = desired(&proxy(s3()), &SecretData::new())
-            .unwrap()
-            .deployment;
+        let d = desired(&proxy(s3()), &Secrets::new()).unwrap().deployment;
         let id = env_of(&d, "AWS_ACCESS_KEY_ID").unwrap();
         assert!(id.value.is_none());
         let r = id
@@ -457,7 +429,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let d = desired(&proxy(st), &SecretData::new()).unwrap().deployment;
+        let d = desired(&proxy(st), &Secrets::new()).unwrap().deployment;
         assert_eq!(
             env_of(&d, "GOOGLE_SERVICE_ACCOUNT")
                 .unwrap()
@@ -490,7 +462,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let d = desired(&proxy(st), &SecretData::new()).unwrap().deployment;
+        let d = desired(&proxy(st), &Secrets::new()).unwrap().deployment;
         assert_eq!(
             env_of(&d, "AZURE_STORAGE_ACCOUNT_NAME")
                 .unwrap()
@@ -524,7 +496,7 @@ mod tests {
                 when_unsatisfiable: "ScheduleAnyway".into(),
                 ..Default::default()
             });
-        let d = desired(&p, &SecretData::new()).unwrap().deployment;
+        let d = desired(&p, &Secrets::new()).unwrap().deployment;
         let spec = d.spec.as_ref().unwrap();
         assert_eq!(spec.replicas, Some(3));
         let meta = spec.template.metadata.as_ref().unwrap();
@@ -549,7 +521,7 @@ mod tests {
 
     #[test]
     fn spec_and_secret_changes_change_the_template_hash() {
-        let hash = |p: &AthensProxy, s: &SecretData| {
+        let hash = |p: &AthensProxy, s: &Secrets| {
             desired(p, s)
                 .unwrap()
                 .deployment
@@ -563,14 +535,18 @@ mod tests {
                 .clone()
         };
         let p = proxy(s3());
-        let none = SecretData::new();
+        let none = Secrets::new();
         let base = hash(&p, &none);
         let mut p2 = p.clone();
         p2.spec.upstream.goproxy = "off".into();
         assert_ne!(base, hash(&p2, &none));
-        let rotated = SecretData::from([(
+        let rotated = Secrets::from([(
             "s3-creds".to_string(),
-            BTreeMap::from([("AWS_SECRET_ACCESS_KEY".to_string(), b"new".to_vec())]),
+            SecretVersion {
+                uid: "u".into(),
+                resource_version: "2".into(),
+                keys: ["AWS_SECRET_ACCESS_KEY".to_string()].into(),
+            },
         )]);
         assert_ne!(base, hash(&p, &rotated));
         let mut p3 = p.clone();

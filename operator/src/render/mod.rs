@@ -12,10 +12,10 @@ mod service;
 
 pub use config::{proxy_config, storage_config};
 pub use configmap::config_map;
-pub use deployment::deployment;
-pub use hash::config_hash;
+pub use deployment::{deployment, image};
+pub use hash::{config_hash, template_hash};
 pub use pvc::{claim_name, persistent_volume_claim, wants_pvc};
-pub use secrets::{SecretData, SpecProblem, check_secrets};
+pub use secrets::{Credential, Delivery, SecretVersion, Secrets, credentials};
 pub use service::service;
 
 use crate::crd::AthensProxy;
@@ -60,17 +60,23 @@ pub struct Desired {
     pub pvc: Option<PersistentVolumeClaim>,
 }
 
-/// Settings of this operator installation that shape what it renders.
+/// Settings of this operator installation that shape what it renders and what it accepts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// DNS domain of the cluster, for `status.url`.
     pub cluster_domain: String,
+    /// Images a proxy may run, by prefix (empty: any image).
+    pub allowed_image_prefixes: Vec<String>,
+    /// ServiceAccounts a proxy may run as, by name (empty: any).
+    pub allowed_service_accounts: Vec<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             cluster_domain: "cluster.local".into(),
+            allowed_image_prefixes: Vec::new(),
+            allowed_service_accounts: Vec::new(),
         }
     }
 }
@@ -82,9 +88,9 @@ pub enum RenderError {
     MissingMetadata(&'static str),
 }
 
-/// All desired objects. `secrets` holds the data of the Secrets the spec references (by name);
-/// it only feeds the pod-template hash, so a rotated credential rolls the pods.
-pub fn desired(proxy: &AthensProxy, secrets: &SecretData) -> Result<Desired, RenderError> {
+/// All desired objects. `secrets` holds the versions of the Secrets the spec references (by
+/// name); it only feeds the pod-template hash, so a rotated credential rolls the pods.
+pub fn desired(proxy: &AthensProxy, secrets: &Secrets) -> Result<Desired, RenderError> {
     let meta = Meta::of(proxy)?;
     let config = proxy_config(&proxy.spec);
     let toml = config.to_toml();
@@ -259,7 +265,7 @@ mod tests {
 
     #[test]
     fn children_are_owned_and_labelled() {
-        let d = desired(&proxy(fs()), &SecretData::new()).unwrap();
+        let d = desired(&proxy(fs()), &Secrets::new()).unwrap();
         for meta in [
             &d.config_map.metadata,
             &d.deployment.metadata,
@@ -280,8 +286,8 @@ mod tests {
     #[test]
     fn rendering_is_deterministic() {
         let p = proxy(s3());
-        let a = desired(&p, &SecretData::new()).unwrap();
-        let b = desired(&p, &SecretData::new()).unwrap();
+        let a = desired(&p, &Secrets::new()).unwrap();
+        let b = desired(&p, &Secrets::new()).unwrap();
         assert_eq!(a, b);
     }
 
@@ -290,7 +296,7 @@ mod tests {
         let mut p = proxy(fs());
         p.metadata.uid = None;
         assert_eq!(
-            desired(&p, &SecretData::new()),
+            desired(&p, &Secrets::new()),
             Err(RenderError::MissingMetadata("uid"))
         );
     }

@@ -70,7 +70,7 @@ mod tests {
 
     #[test]
     fn created_claim_defaults() {
-        let d = desired(&proxy(fs()), &SecretData::new()).unwrap();
+        let d = desired(&proxy(fs()), &Secrets::new()).unwrap();
         let pvc = d.pvc.unwrap();
         assert_eq!(pvc.metadata.name.as_deref(), Some("gomods-storage"));
         let spec = pvc.spec.unwrap();
@@ -89,14 +89,9 @@ mod tests {
             existing_claim: Some("mine".into()),
             ..Default::default()
         });
+        assert!(desired(&proxy(st), &Secrets::new()).unwrap().pvc.is_none());
         assert!(
-            desired(&proxy(st), &SecretData::new())
-                .unwrap()
-                .pvc
-                .is_none()
-        );
-        assert!(
-            desired(&proxy(s3()), &SecretData::new())
+            desired(&proxy(s3()), &Secrets::new())
                 .unwrap()
                 .pvc
                 .is_none()

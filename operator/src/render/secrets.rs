@@ -1,10 +1,9 @@
-//! Referenced Secrets: which keys the pods read, and whether the Secrets can satisfy them.
+//! Referenced Secrets: each credential resolved once (Secret, key, default, how the pod reads
+//! it), so the preflight check and the pod spec can never disagree; and what the operator keeps
+//! of a Secret (its identity and key names, never its values).
 
 use crate::crd::StorageSpec;
-use std::collections::BTreeMap;
-
-/// Data of the referenced Secrets that exist: Secret name → key → value.
-pub type SecretData = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Default key names, which are also the environment variables the proxy reads.
 pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
@@ -13,87 +12,164 @@ pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 pub const AZURE_STORAGE_ACCOUNT_KEY: &str = "AZURE_STORAGE_ACCOUNT_KEY";
 pub const GCS_DEFAULT_KEY: &str = "service-account.json";
 
-/// A spec the cluster cannot satisfy as it is: reported as `Degraded`, never applied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct SpecProblem {
-    /// CamelCase reason for the condition and the Event.
-    pub reason: &'static str,
-    pub message: String,
+/// One existing referenced Secret as the operator sees it: which version it is (for the
+/// pod-template hash) and which keys it has (for the preflight check). Values are not kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SecretVersion {
+    pub uid: String,
+    pub resource_version: String,
+    pub keys: BTreeSet<String>,
 }
 
-/// The (Secret, key) pairs the pods need; optional keys (a session token) are left out.
-pub fn required_keys(storage: &StorageSpec) -> Vec<(String, String)> {
+/// The referenced Secrets that exist, by name.
+pub type Secrets = BTreeMap<String, SecretVersion>;
+
+/// How the pod reads a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// As this environment variable.
+    Env(&'static str),
+    /// As this file name in the credentials directory (a mounted Secret volume).
+    File(&'static str),
+}
+
+/// One credential the pods read from a Secret of their namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub secret: String,
+    pub key: String,
+    pub delivery: Delivery,
+    /// An optional credential (a session token) may be absent from the Secret.
+    pub optional: bool,
+}
+
+fn credential(
+    secret: &str,
+    key: &Option<String>,
+    default: &'static str,
+    delivery: Delivery,
+    optional: bool,
+) -> Credential {
+    Credential {
+        secret: secret.to_string(),
+        key: key.clone().unwrap_or_else(|| default.to_string()),
+        delivery,
+        optional,
+    }
+}
+
+/// Every credential of `storage`, in the order the pod spec lists them.
+pub fn credentials(storage: &StorageSpec) -> Vec<Credential> {
     let mut v = Vec::new();
     if let Some(c) = storage.s3.as_ref().and_then(|s| s.credentials.as_ref()) {
-        let key = |k: &Option<String>, d: &str| k.clone().unwrap_or_else(|| d.to_string());
-        v.push((
-            c.secret_name.clone(),
-            key(&c.access_key_id_key, AWS_ACCESS_KEY_ID),
+        let s = c.secret_name.as_str();
+        v.push(credential(
+            s,
+            &c.access_key_id_key,
+            AWS_ACCESS_KEY_ID,
+            Delivery::Env(AWS_ACCESS_KEY_ID),
+            false,
         ));
-        v.push((
-            c.secret_name.clone(),
-            key(&c.secret_access_key_key, AWS_SECRET_ACCESS_KEY),
+        v.push(credential(
+            s,
+            &c.secret_access_key_key,
+            AWS_SECRET_ACCESS_KEY,
+            Delivery::Env(AWS_SECRET_ACCESS_KEY),
+            false,
+        ));
+        v.push(credential(
+            s,
+            &c.session_token_key,
+            AWS_SESSION_TOKEN,
+            Delivery::Env(AWS_SESSION_TOKEN),
+            true,
         ));
     }
     if let Some(c) = storage.gcs.as_ref().and_then(|s| s.credentials.as_ref()) {
-        v.push((
-            c.secret_name.clone(),
-            c.key.clone().unwrap_or_else(|| GCS_DEFAULT_KEY.to_string()),
+        v.push(credential(
+            &c.secret_name,
+            &c.key,
+            GCS_DEFAULT_KEY,
+            Delivery::File(GCS_DEFAULT_KEY),
+            false,
         ));
     }
     if let Some(c) = storage.azure.as_ref().and_then(|s| s.credentials.as_ref()) {
-        v.push((
-            c.secret_name.clone(),
-            c.account_key_key
-                .clone()
-                .unwrap_or_else(|| AZURE_STORAGE_ACCOUNT_KEY.to_string()),
+        v.push(credential(
+            &c.secret_name,
+            &c.account_key_key,
+            AZURE_STORAGE_ACCOUNT_KEY,
+            Delivery::Env(AZURE_STORAGE_ACCOUNT_KEY),
+            false,
         ));
     }
     v
-}
-
-/// Checks that every referenced Secret exists and has the keys the pods will read.
-pub fn check_secrets(storage: &StorageSpec, secrets: &SecretData) -> Result<(), SpecProblem> {
-    for (name, key) in required_keys(storage) {
-        let Some(data) = secrets.get(&name) else {
-            return Err(SpecProblem {
-                reason: "SecretNotFound",
-                message: format!("Secret {name:?} referenced by spec.storage does not exist"),
-            });
-        };
-        if !data.contains_key(&key) {
-            return Err(SpecProblem {
-                reason: "SecretKeyNotFound",
-                message: format!("Secret {name:?} has no key {key:?}"),
-            });
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
     use super::*;
+    use crate::crd::{AzureCredentials, AzureStorage, GcsCredentials, GcsStorage};
 
     #[test]
-    fn missing_secret_and_key() {
-        let st = s3();
-        let err = check_secrets(&st, &SecretData::new()).unwrap_err();
-        assert_eq!(err.reason, "SecretNotFound");
-        let mut data = SecretData::new();
-        data.insert(
-            "s3-creds".into(),
-            BTreeMap::from([(AWS_ACCESS_KEY_ID.to_string(), b"a".to_vec())]),
+    fn defaults_and_overrides() {
+        let mut st = s3();
+        let c = credentials(&st);
+        let keys: Vec<_> = c.iter().map(|c| (c.key.as_str(), c.optional)).collect();
+        assert_eq!(
+            keys,
+            [
+                (AWS_ACCESS_KEY_ID, false),
+                (AWS_SECRET_ACCESS_KEY, false),
+                (AWS_SESSION_TOKEN, true)
+            ]
         );
-        let err = check_secrets(&st, &data).unwrap_err();
-        assert_eq!(err.reason, "SecretKeyNotFound");
-        assert!(err.message.contains(AWS_SECRET_ACCESS_KEY));
-        data.get_mut("s3-creds")
-            .unwrap()
-            .insert(AWS_SECRET_ACCESS_KEY.into(), b"b".to_vec());
-        check_secrets(&st, &data).unwrap();
-        check_secrets(&fs(), &SecretData::new()).unwrap();
+        assert!(c.iter().all(|c| c.secret == "s3-creds"));
+        let creds = st.s3.as_mut().unwrap().credentials.as_mut().unwrap();
+        creds.secret_access_key_key = Some("secret".into());
+        assert_eq!(credentials(&st)[1].key, "secret");
+        assert_eq!(
+            credentials(&st)[1].delivery,
+            Delivery::Env(AWS_SECRET_ACCESS_KEY)
+        );
+        assert!(credentials(&fs()).is_empty());
+    }
+
+    #[test]
+    fn gcs_is_a_file_and_azure_an_env_var() {
+        let gcs = StorageSpec {
+            gcs: Some(GcsStorage {
+                bucket: "b".into(),
+                prefix: None,
+                credentials: Some(GcsCredentials {
+                    secret_name: "g".into(),
+                    key: None,
+                }),
+            }),
+            ..Default::default()
+        };
+        let c = &credentials(&gcs)[0];
+        assert_eq!(
+            (c.key.as_str(), c.delivery),
+            (GCS_DEFAULT_KEY, Delivery::File(GCS_DEFAULT_KEY))
+        );
+        let az = StorageSpec {
+            azure: Some(AzureStorage {
+                account: "a".into(),
+                container: "c".into(),
+                credentials: Some(AzureCredentials {
+                    secret_name: "az".into(),
+                    account_key_key: Some("k".into()),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let c = &credentials(&az)[0];
+        assert_eq!(
+            (c.secret.as_str(), c.key.as_str(), c.delivery),
+            ("az", "k", Delivery::Env(AZURE_STORAGE_ACCOUNT_KEY))
+        );
     }
 }

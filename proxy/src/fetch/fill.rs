@@ -1,5 +1,6 @@
 //! Fetching one module version from upstream, verifying it, and committing it to storage.
 
+use super::budget::DiskBudget;
 use super::lease::{Acquired, try_acquire};
 use crate::metrics::Metrics;
 use crate::module::{Info, ModulePath, Version};
@@ -33,6 +34,23 @@ pub enum FillError {
     /// The bucket failed.
     #[error("{0}")]
     Storage(String),
+    /// This process has no room for the fill now (temporary disk); a retry may succeed.
+    #[error("{0}")]
+    Busy(String),
+}
+
+impl super::negative_cache::Weigh for FillError {
+    fn weight(&self) -> usize {
+        self.to_string().len()
+    }
+}
+
+impl FillError {
+    /// Failures worth remembering for a short while: asking again soon would only repeat them
+    /// (and the download). Not-found has its own memory; storage and busy are about us.
+    pub fn is_remembered(&self) -> bool {
+        matches!(self, Self::Rejected(_) | Self::Upstream(_))
+    }
 }
 
 impl From<UpstreamError> for FillError {
@@ -68,6 +86,10 @@ pub struct Filler {
     pub holder: String,
     pub lease_ttl: Duration,
     pub metrics: Arc<Metrics>,
+    /// Fills running at once in this process (`upstream.max_concurrent_fills`).
+    pub slots: Arc<tokio::sync::Semaphore>,
+    /// Temporary disk for zips being fetched and verified (`upstream.max_temp_bytes`).
+    pub temp_budget: Arc<DiskBudget>,
 }
 
 impl Filler {
@@ -103,6 +125,13 @@ impl Filler {
             {
                 return Ok(info);
             }
+            // A slot first, then the lease: waiting for a slot while holding the lease would
+            // stall other replicas too.
+            let _slot = self
+                .slots
+                .acquire()
+                .await
+                .map_err(|_| FillError::Storage("fill slots closed".into()))?;
             match try_acquire(&self.store, &layout.lease(), &self.holder, self.lease_ttl).await? {
                 Acquired::Held(guard) => {
                     let result = match purpose {
@@ -201,9 +230,20 @@ impl Filler {
         };
         let fetch_zip = async {
             let resp = self.upstream.get(&format!("{base}.zip")).await?;
-            download_to(resp, tmp.path(), MAX_ZIP_FILE)
+            // Reserve the zip's size on temp disk: what upstream declares, else the limit.
+            let size = resp
+                .content_length()
+                .unwrap_or(MAX_ZIP_FILE)
+                .min(MAX_ZIP_FILE);
+            let reservation = self.temp_budget.try_reserve(size).ok_or_else(|| {
+                FillError::Busy(format!(
+                    "{id}: temporary disk for downloads is in use by other fills; try again"
+                ))
+            })?;
+            download_to(resp, tmp.path(), size)
                 .await
-                .map_err(|e| FillError::Rejected(format!("{id}: .zip: {e}")))
+                .map_err(|e| FillError::Rejected(format!("{id}: .zip: {e}")))?;
+            Ok::<_, FillError>(reservation)
         };
         let lookup = async {
             match sumdb {
@@ -217,7 +257,7 @@ impl Filler {
         };
         let (info, go_mod, zipped, record) = tokio::join!(fetch_info, fetch_mod, fetch_zip, lookup);
         let (info, go_mod) = (info?, go_mod?);
-        zipped?;
+        let _reservation = zipped?;
         let record = record?;
 
         tracing::debug!(%id, "zip downloaded");

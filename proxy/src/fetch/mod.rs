@@ -1,5 +1,6 @@
 //! Filling storage from upstream: once per version, verified before anything is stored.
 
+pub mod budget;
 pub mod fill;
 pub mod lease;
 pub mod list_file;

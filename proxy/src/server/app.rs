@@ -1,8 +1,9 @@
 //! Shared state for handlers, built once from the configuration.
 
 use crate::config::{Config, NetworkMode};
+use crate::fetch::budget::DiskBudget;
 use crate::fetch::list_file::ListChecks;
-use crate::fetch::negative_cache::NegativeCache;
+use crate::fetch::negative_cache::{NegativeCache, TtlCache};
 use crate::fetch::singleflight::{Group, Role};
 use crate::fetch::{FillError, Filler};
 use crate::metrics::Metrics;
@@ -23,6 +24,8 @@ pub struct App {
     pub fills: Group<(String, String), Result<Bytes, FillError>>,
     pub mode: NetworkMode,
     pub negative: NegativeCache,
+    /// Recently failed fills (rejected by verification, upstream errors) by version.
+    pub failed: TtlCache<FillError>,
     pub metrics: Arc<Metrics>,
     /// The checksum database modules are verified against (its name), or `None` when
     /// verification was turned off explicitly: shown by `/version`.
@@ -70,6 +73,10 @@ impl App {
             ),
             lease_ttl: Duration::from_secs(cfg.upstream.fill_lease_seconds.max(1)),
             metrics: metrics.clone(),
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                cfg.upstream.max_concurrent_fills.max(1),
+            )),
+            temp_budget: DiskBudget::new(cfg.upstream.max_temp_bytes),
         });
         Ok(Self {
             store,
@@ -78,6 +85,7 @@ impl App {
             fills: Group::default(),
             mode: cfg.upstream.network_mode,
             negative: NegativeCache::new(Duration::from_secs(cfg.upstream.negative_cache_seconds)),
+            failed: TtlCache::new(Duration::from_secs(cfg.upstream.failed_fill_seconds)),
             metrics,
             sumdb_name,
             list_checks: ListChecks::new(Duration::from_secs(300)),
@@ -116,6 +124,10 @@ impl App {
             self.metrics.negative_cache_hits.inc();
             return Err(FillError::NotFound(msg));
         }
+        if let Some(e) = self.failed.get(&neg_key) {
+            self.metrics.failed_fill_hits.inc();
+            return Err(e);
+        }
         let (filler, module, version) = (self.filler.clone(), module.clone(), version.clone());
         let work = async move { filler.fill(&module, &version).await };
         let failed = Err(FillError::Storage("the fill task failed".into()));
@@ -123,8 +135,10 @@ impl App {
         if role == Role::Waiter {
             self.metrics.singleflight_waits.inc();
         }
-        if let Err(FillError::NotFound(msg)) = &result {
-            self.negative.put(&neg_key, msg);
+        match &result {
+            Err(FillError::NotFound(msg)) => self.negative.put(&neg_key, msg.clone()),
+            Err(e) if e.is_remembered() => self.failed.put(&neg_key, e.clone()),
+            _ => {}
         }
         result
     }

@@ -253,7 +253,7 @@ async fn fetch_small(app: &Arc<App>, path: &str) -> Result<Bytes, UpstreamError>
         Err(e) => Err(e),
     };
     if let Err(UpstreamError::NotFound(msg)) = &result {
-        app.negative.put(path, msg);
+        app.negative.put(path, msg.clone());
     }
     result
 }

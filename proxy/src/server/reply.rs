@@ -63,5 +63,6 @@ pub fn fill_error(e: &FillError) -> Response {
             error(StatusCode::BAD_GATEWAY, format!("verification failed: {m}"))
         }
         FillError::Storage(m) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("storage: {m}")),
+        FillError::Busy(m) => error(StatusCode::SERVICE_UNAVAILABLE, m),
     }
 }

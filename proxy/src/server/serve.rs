@@ -1,8 +1,24 @@
 //! Binding, serving, and shutting down cleanly.
+//!
+//! Connections are run here rather than by `axum::serve` so that every one is bounded in time
+//! and number: a client that never finishes its headers (slowloris) or idles on a keep-alive is
+//! closed after `server.header_timeout_seconds`; past `server.max_connections` a connection is
+//! answered 503 and closed; on SIGTERM in-flight requests get `server.shutdown_seconds`.
 
 use super::{App, router};
 use crate::config::Config;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// What a connection over the limit is told before it is closed.
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+content-length: 28\r\nconnection: close\r\nretry-after: 1\r\n\r\ntoo many connections; retry\n";
 
 /// Serves until SIGTERM or Ctrl-C. Prints the `GOPROXY=` line (with the real port when
 /// `listen` asked for port 0) once the socket is bound, so scripts and tests can wait for it.
@@ -15,9 +31,64 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
     tracing::info!(%addr, storage = %cfg.storage.url, upstream = %cfg.upstream.goproxy,
         mode = ?cfg.upstream.network_mode, "athens-proxy serving");
     println!("GOPROXY=http://{addr}");
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+
+    let limits = &cfg.server;
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_timeout_seconds));
+    http.http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(limits.header_timeout_seconds));
+    let service = router(app);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(shutdown_signal());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                limit = limits.max_connections,
+                "connection limit reached; answering 503"
+            );
+            let _ = stream.try_write(BUSY);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http
+            .serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service.clone()),
+            )
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let deadline = Duration::from_secs(limits.shutdown_seconds);
+    tracing::info!(?deadline, "shutting down: finishing in-flight requests");
+    if tokio::time::timeout(deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open at the shutdown deadline; exiting anyway");
+    }
     Ok(())
 }
 

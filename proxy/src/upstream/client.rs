@@ -53,6 +53,7 @@ impl Upstream {
             .connect_timeout(timeout)
             .read_timeout(timeout)
             .user_agent(concat!("athens-proxy/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::custom(same_origin_redirects))
             .build()
             .map_err(|e| format!("building HTTP client: {e}"))?;
         Ok(Self {
@@ -147,6 +148,36 @@ impl Upstream {
             body,
         })
     }
+}
+
+/// Most redirects followed for one request.
+const MAX_REDIRECTS: usize = 10;
+
+/// Redirects are followed only to the same scheme, host and port as the URL first asked: an
+/// upstream must not be able to send the proxy (and any credentials it holds) elsewhere.
+fn same_origin_redirects(attempt: reqwest::redirect::Attempt<'_>) -> reqwest::redirect::Action {
+    let origin = |u: &reqwest::Url| {
+        (
+            u.scheme().to_string(),
+            u.host_str().map(str::to_ascii_lowercase),
+            u.port_or_known_default(),
+        )
+    };
+    let Some(first) = attempt.previous().first() else {
+        return attempt.follow();
+    };
+    if attempt.previous().len() > MAX_REDIRECTS {
+        return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+    }
+    if origin(first) != origin(attempt.url()) {
+        let to = format!(
+            "{}://{}",
+            attempt.url().scheme(),
+            attempt.url().host_str().unwrap_or("")
+        );
+        return attempt.error(format!("refusing a redirect to another host ({to})"));
+    }
+    attempt.follow()
 }
 
 /// The first non-empty line, bounded, for error messages shown to users.

@@ -9,6 +9,7 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
+use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
 
 use super::VerifyError;
 use super::h1::{Hash1Builder, hash_go_mod as h1_go_mod, sha256_reader};
@@ -20,6 +21,10 @@ pub const MAX_ZIP_FILE: u64 = 500 << 20;
 pub const MAX_GO_MOD: u64 = 16 << 20;
 /// Largest LICENSE file accepted (x/mod `zip.MaxLICENSE`).
 pub const MAX_LICENSE: u64 = 16 << 20;
+/// Most entries a module zip may have. Not an x/mod rule (a deliberate difference): the zip
+/// reader holds the whole central directory in memory, and a 500 MiB zip of empty entries
+/// would be millions of them. The largest real modules have tens of thousands of files.
+pub const MAX_ZIP_ENTRIES: u64 = 200_000;
 
 /// What [`check_zip`] learned about a valid module zip.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +62,13 @@ pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary,
             "module zip file is too large ({zip_size} bytes; limit is {MAX_ZIP_FILE} bytes)"
         )));
     }
+    if let Some(n) = declared_entries(&file)
+        && n > MAX_ZIP_ENTRIES
+    {
+        return Err(invalid(format!(
+            "module zip has {n} entries; limit is {MAX_ZIP_ENTRIES}"
+        )));
+    }
     let mut archive = zip::ZipArchive::new(BufReader::with_capacity(64 * 1024, file))
         .map_err(|e| invalid(format!("not a valid zip file: {e}")))?;
     if archive.has_duplicate_names() {
@@ -69,10 +81,6 @@ pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary,
     let mut go_mod = None;
     let mut files = 0usize;
     let mut total = 0u64;
-    // Declared sizes of everything we read, directory entries included: x/mod does not count
-    // directory entries toward the limit, but dirhash hashes their content, so a directory
-    // entry with a huge declared size must not make us decompress without bound.
-    let mut read_total = 0u64;
 
     for i in 0..archive.len() {
         let mut entry = archive
@@ -92,14 +100,7 @@ pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary,
             )));
         };
         let declared = entry.size();
-        if MAX_ZIP_FILE - read_total >= declared {
-            read_total += declared;
-        } else {
-            return Err(invalid(format!(
-                "total uncompressed size of module contents too large (max size is {MAX_ZIP_FILE} bytes)"
-            )));
-        }
-        let is_dir = rel.ends_with('/');
+        let is_dir = full.ends_with('/');
         if !rel.is_empty() {
             let name = rel.strip_suffix('/').unwrap_or(rel);
             check_file_path(name).map_err(|r| invalid(format!("{full}: {r}")))?;
@@ -141,8 +142,22 @@ pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary,
             }
         }
 
-        // Hash every entry as stored, directories included, like dirhash.HashZip. Read at most
-        // one byte more than declared so a lying header cannot make us read without bound.
+        // Hash every entry as stored, directories included, like dirhash.HashZip. Go's
+        // archive/zip opens a directory entry as empty whatever bytes it stores, and fails if
+        // it declares a non-zero size (so the go command's hash fails): directories are never
+        // read here.
+        if is_dir {
+            if declared != 0 {
+                return Err(invalid(format!(
+                    "{full}: directory entry declares {declared} bytes of content"
+                )));
+            }
+            hash.add_digest(&full, Sha256::digest([]).into())
+                .map_err(|r| invalid(format!("{full}: {r}")))?;
+            continue;
+        }
+        // Read at most one byte more than declared (declared sizes of files are bounded by the
+        // total limit above) so a lying header cannot make us read without bound.
         let mut limited = (&mut entry).take(declared.saturating_add(1));
         let (digest, n) = if rel == "go.mod" {
             let mut content = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
@@ -291,22 +306,80 @@ fn check_elem(elem: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// x/mod `fileNameOK`.
+/// The entry count the zip's end-of-central-directory record declares (zip64 included), read
+/// before the central directory itself is loaded. `None` when there is no such record: the
+/// zip reader then reports the zip as invalid.
+fn declared_entries(file: &std::fs::File) -> Option<u64> {
+    use std::io::{Seek, SeekFrom};
+    const EOCD: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
+    const ZIP64_LOCATOR: [u8; 4] = [0x50, 0x4b, 0x06, 0x07];
+    const ZIP64_EOCD: [u8; 4] = [0x50, 0x4b, 0x06, 0x06];
+    let mut f = file;
+    let len = f.metadata().ok()?.len();
+    // The record is 22 bytes plus a comment of at most 64 KiB, at the very end.
+    let tail_len = len.min(22 + 65_535 + 20);
+    let mut tail = vec![0u8; tail_len as usize];
+    f.seek(SeekFrom::Start(len - tail_len)).ok()?;
+    f.read_exact(&mut tail).ok()?;
+    let at = (0..tail.len().saturating_sub(21))
+        .rev()
+        .find(|&i| tail[i..i + 4] == EOCD)?;
+    let count = u64::from(u16::from_le_bytes([tail[at + 10], tail[at + 11]]));
+    if count != 0xFFFF {
+        return Some(count);
+    }
+    // Zip64: the locator sits just before the record and points at the zip64 record.
+    let loc = at.checked_sub(20)?;
+    if tail[loc..loc + 4] != ZIP64_LOCATOR {
+        return Some(count);
+    }
+    let offset = u64::from_le_bytes(tail[loc + 8..loc + 16].try_into().ok()?);
+    let mut rec = [0u8; 40];
+    f.seek(SeekFrom::Start(offset)).ok()?;
+    f.read_exact(&mut rec).ok()?;
+    (rec[..4] == ZIP64_EOCD).then(|| u64::from_le_bytes(rec[32..40].try_into().unwrap_or_default()))
+}
+
+/// x/mod `fileNameOK`: outside ASCII, Go's `unicode.IsLetter` (general category L). Rust's
+/// `is_alphabetic` would also let through combining marks (U+0345, Devanagari vowel signs),
+/// letter numbers (U+2160) and circled letters (U+24B6), which x/mod rejects.
+///
+/// Deliberate difference: the category tables are a newer Unicode version than Go's (15.0 in
+/// Go 1.26), so letters added since then pass here and fail in the go command.
 fn file_name_ok(c: char) -> bool {
     if c.is_ascii() {
         c.is_ascii_alphanumeric() || "!#$%&()+,-.=@[]^_{}~ ".contains(c)
     } else {
-        c.is_alphabetic()
+        c.general_category_group() == GeneralCategoryGroup::Letter
     }
 }
 
-/// Case folding for collision checks (x/mod `strToFold`), approximated with Unicode lower-casing
-/// for non-ASCII names.
+/// A key such that two names have the same key exactly when Go's `strings.EqualFold` says they
+/// are equal (x/mod `strToFold`, which maps each rune to the smallest of its `unicode.SimpleFold`
+/// orbit). Here each character maps to the lower case of its upper case, keeping the character
+/// where either mapping is not a single character (ß, İ). Checked against Go's tables for every
+/// code point: the orbits agree except for the dotless ı, which upper-cases to I but does not
+/// fold with it in Go, and letters newer than Go's Unicode version (deliberate, see
+/// [`file_name_ok`]). Plain lower-casing would miss ſ/s, ς/σ and K/k (Kelvin sign).
 fn str_to_fold(s: &str) -> String {
     if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
         return s.to_string();
     }
-    s.chars().flat_map(char::to_lowercase).collect()
+    s.chars().map(fold_char).collect()
+}
+
+fn fold_char(c: char) -> char {
+    fn single(mut it: impl Iterator<Item = char>) -> Option<char> {
+        match (it.next(), it.next()) {
+            (Some(x), None) => Some(x),
+            _ => None,
+        }
+    }
+    if c == '\u{131}' {
+        return c;
+    }
+    let upper = single(c.to_uppercase()).unwrap_or(c);
+    single(upper.to_lowercase()).unwrap_or(upper)
 }
 
 #[derive(Default)]
@@ -397,6 +470,38 @@ mod tests {
         assert_eq!(s.uncompressed, 21 + 10 + 12);
         assert_eq!(s.h1, expected_h1(entries));
         assert_eq!(s.h1, super::super::hash_zip(z.path()).unwrap());
+    }
+
+    #[test]
+    fn too_many_entries_are_refused_before_the_directory_is_read() {
+        let z = make_zip(&[("example.com/m@v1.0.0/a.go", b"package m\n")]);
+        assert_eq!(declared_entries(z.as_file()), Some(1));
+        // Claim more entries than the limit in the end record (zip64, as a real zip with that
+        // many entries would): refused before the central directory is loaded.
+        let mut bytes = std::fs::read(z.path()).unwrap();
+        let eocd = bytes.len() - 22;
+        let dir_size = u32::from_le_bytes(bytes[eocd + 12..eocd + 16].try_into().unwrap());
+        let dir_offset = u32::from_le_bytes(bytes[eocd + 16..eocd + 20].try_into().unwrap());
+        let zip64_at = eocd as u64;
+        let mut rec = vec![0x50, 0x4b, 0x06, 0x06];
+        rec.extend_from_slice(&44u64.to_le_bytes());
+        rec.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        rec.extend_from_slice(&(MAX_ZIP_ENTRIES + 1).to_le_bytes());
+        rec.extend_from_slice(&(MAX_ZIP_ENTRIES + 1).to_le_bytes());
+        rec.extend_from_slice(&u64::from(dir_size).to_le_bytes());
+        rec.extend_from_slice(&u64::from(dir_offset).to_le_bytes());
+        let mut loc = vec![0x50, 0x4b, 0x06, 0x07, 0, 0, 0, 0];
+        loc.extend_from_slice(&zip64_at.to_le_bytes());
+        loc.extend_from_slice(&1u32.to_le_bytes());
+        let mut end = bytes.split_off(eocd);
+        end[8..12].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+        bytes.extend(rec);
+        bytes.extend(loc);
+        bytes.extend(end);
+        std::fs::write(z.path(), &bytes).unwrap();
+        assert_eq!(declared_entries(z.as_file()), Some(MAX_ZIP_ENTRIES + 1));
+        let e = check_zip(z.path(), M, V).unwrap_err().to_string();
+        assert!(e.contains("entries; limit is"), "{e}");
     }
 
     #[test]
@@ -515,16 +620,70 @@ mod tests {
         let err = check_zip(z.path(), M, V).unwrap_err().to_string();
         assert!(err.contains("total uncompressed size"), "{err}");
 
-        // A directory entry cannot be used to make us read without bound either.
-        let z = make_zip(&[("example.com/m@v1.0.0/d/", b"")]);
-        patch_declared_size(z.path(), 600 << 20);
-        let err = check_zip(z.path(), M, V).unwrap_err().to_string();
-        assert!(err.contains("total uncompressed size"), "{err}");
+        // A directory entry that declares content is refused (Go's archive/zip fails to open
+        // it, so dirhash fails), whatever the size: it cannot make us read either.
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let mut w = zip::ZipWriter::new(f.reopen().unwrap());
+        w.start_file("example.com/m@v1.0.0/d/", SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(b"content").unwrap();
+        w.finish().unwrap();
+        let err = check_zip(f.path(), M, V).unwrap_err().to_string();
+        assert!(err.contains("directory entry declares 7 bytes"), "{err}");
+        for size in [7, 600 << 20] {
+            let z = make_zip(&[("example.com/m@v1.0.0/d/", b"")]);
+            patch_declared_size(z.path(), size);
+            let err = check_zip(z.path(), M, V).unwrap_err().to_string();
+            assert!(err.contains("directory entry declares"), "{err}");
+        }
 
         // Content longer than declared is refused.
         let z = make_zip(&[("example.com/m@v1.0.0/a.go", b"0123456789")]);
         patch_declared_size(z.path(), 3);
         assert!(check_zip(z.path(), M, V).is_err());
+    }
+
+    #[test]
+    fn file_names_allow_letters_only_outside_ascii() {
+        // Letters (general category L) pass, as in Go's unicode.IsLetter.
+        for ok in ["é.go", "日本.go", "ǅ.go", "ß", "ı"] {
+            assert_eq!(check_elem(ok), Ok(()), "{ok:?}");
+        }
+        // Alphabetic but not letters: combining marks, letter numbers, circled letters.
+        for bad in [
+            "a\u{345}.go",
+            "क\u{93e}.go",
+            "\u{2160}.go",
+            "\u{24b6}.go",
+            "a\u{301}",
+            "😀",
+        ] {
+            assert!(check_elem(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn case_folding_matches_go_simple_fold() {
+        // Same key exactly when Go's strings.EqualFold says equal.
+        let same = [
+            ("A.go", "a.go"),
+            ("K", "\u{212a}"),
+            ("s", "ſ"),
+            ("σ", "ς"),
+            ("Σ", "ς"),
+            ("ß", "ẞ"),
+            ("ǅ", "ǆ"),
+            ("Ǆ", "ǅ"),
+            ("\u{345}", "ι"),
+            ("Å", "\u{212b}"),
+        ];
+        for (a, b) in same {
+            assert_eq!(str_to_fold(a), str_to_fold(b), "{a:?} {b:?}");
+        }
+        let different = [("ı", "i"), ("ı", "I"), ("İ", "i"), ("ß", "ss"), ("a", "b")];
+        for (a, b) in different {
+            assert_ne!(str_to_fold(a), str_to_fold(b), "{a:?} {b:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,390 @@
+//! Preflight: everything that must hold before anything is applied. The operator's policy, the
+//! referenced Secrets and keys, an existing claim, and that no object the operator would write
+//! belongs to someone else. Reads only; the checks themselves are pure functions.
+
+use super::Error;
+use crate::crd::AthensProxy;
+use crate::render::{
+    Credential, Meta, SecretVersion, Secrets, Settings, claim_name, config_map_name, credentials,
+    image, wants_pvc,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Api, Client};
+
+/// Why a spec cannot be applied as it is: reported as `Degraded` (reason and message), published
+/// as a Warning Event, retried with backoff; nothing is applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error(
+        "image {image:?} is not allowed: this operator runs only images starting with {allowed:?}"
+    )]
+    ImageNotAllowed { image: String, allowed: Vec<String> },
+    #[error(
+        "serviceAccountName {name:?} is not allowed: this operator runs proxies only as {allowed:?} (or with no ServiceAccount)"
+    )]
+    ServiceAccountNotAllowed { name: String, allowed: Vec<String> },
+    #[error("Secret {secret:?} referenced by spec.storage does not exist")]
+    SecretNotFound { secret: String },
+    #[error("Secret {secret:?} has no key {key:?}")]
+    SecretKeyNotFound { secret: String, key: String },
+    #[error("PersistentVolumeClaim {claim:?} (storage.filesystem.existingClaim) does not exist")]
+    ClaimNotFound { claim: String },
+    #[error(
+        "{replicas} replicas need a ReadWriteMany volume, but PersistentVolumeClaim {claim:?} allows {modes:?}"
+    )]
+    ClaimNotShared {
+        claim: String,
+        replicas: i32,
+        modes: Vec<String>,
+    },
+    #[error(
+        "{kind} {name:?} already exists and is not controlled by this AthensProxy ({owner}); the operator leaves it alone: delete or rename it, or rename the AthensProxy"
+    )]
+    NameConflict {
+        kind: &'static str,
+        name: String,
+        /// Who controls it, in words.
+        owner: String,
+    },
+}
+
+impl Problem {
+    /// CamelCase reason for the condition, the Event and the failure metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Problem::ImageNotAllowed { .. } => "ImageNotAllowed",
+            Problem::ServiceAccountNotAllowed { .. } => "ServiceAccountNotAllowed",
+            Problem::SecretNotFound { .. } => "SecretNotFound",
+            Problem::SecretKeyNotFound { .. } => "SecretKeyNotFound",
+            Problem::ClaimNotFound { .. } => "ClaimNotFound",
+            Problem::ClaimNotShared { .. } => "ClaimNotShared",
+            Problem::NameConflict { .. } => "NameConflict",
+        }
+    }
+}
+
+/// What preflight read, and the first problem found (if any).
+#[derive(Debug, Default)]
+pub struct Preflight {
+    /// The proxy's Deployment, if it exists and is this proxy's.
+    pub deployment: Option<Deployment>,
+    /// Versions of the referenced Secrets that exist.
+    pub secrets: Secrets,
+    pub problem: Option<Problem>,
+}
+
+/// Reads what the checks need and runs them; stops at the first problem.
+pub async fn run(
+    client: &Client,
+    proxy: &AthensProxy,
+    meta: &Meta,
+    settings: &Settings,
+) -> Result<Preflight, Error> {
+    let mut out = Preflight::default();
+    let ns = meta.namespace.as_str();
+    // The Deployment is read in any case: its rollout feeds the status even when degraded.
+    let deployment = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get_opt(&meta.name)
+        .await?;
+    match deployment {
+        Some(d) if !controlled_by(&d.metadata, &meta.owner.uid) => {
+            out.problem = Some(conflict("Deployment", &d.metadata));
+            return Ok(out);
+        }
+        d => out.deployment = d,
+    }
+    out.problem = check_policy(proxy, settings);
+    if out.problem.is_some() {
+        return Ok(out);
+    }
+    out.secrets = read_secrets(client, ns, proxy).await?;
+    out.problem = check_secrets(&credentials(&proxy.spec.storage), &out.secrets);
+    if out.problem.is_none() {
+        out.problem = check_existing_claim(client, ns, proxy).await?;
+    }
+    if out.problem.is_none() {
+        out.problem = name_conflict(client, proxy, meta).await?;
+    }
+    Ok(out)
+}
+
+/// The administrator's limits on what a proxy may run (see `--allowed-image-prefixes` and
+/// `--allowed-service-accounts`); an empty list allows anything.
+pub fn check_policy(proxy: &AthensProxy, settings: &Settings) -> Option<Problem> {
+    let image = image(&proxy.spec);
+    let prefixes = &settings.allowed_image_prefixes;
+    if !prefixes.is_empty() && !prefixes.iter().any(|p| image.starts_with(p.as_str())) {
+        return Some(Problem::ImageNotAllowed {
+            image,
+            allowed: prefixes.clone(),
+        });
+    }
+    let allowed = &settings.allowed_service_accounts;
+    // No serviceAccountName: the namespace's default account, with no token mounted.
+    match &proxy.spec.service_account_name {
+        Some(name) if !allowed.is_empty() && !allowed.contains(name) => {
+            Some(Problem::ServiceAccountNotAllowed {
+                name: name.clone(),
+                allowed: allowed.clone(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Every required credential's Secret exists and has its key (an optional one may be absent).
+pub fn check_secrets(credentials: &[Credential], secrets: &Secrets) -> Option<Problem> {
+    credentials
+        .iter()
+        .filter(|c| !c.optional)
+        .find_map(|c| match secrets.get(&c.secret) {
+            None => Some(Problem::SecretNotFound {
+                secret: c.secret.clone(),
+            }),
+            Some(s) if !s.keys.contains(&c.key) => Some(Problem::SecretKeyNotFound {
+                secret: c.secret.clone(),
+                key: c.key.clone(),
+            }),
+            Some(_) => None,
+        })
+}
+
+/// Whether `meta` has a controller owner reference to the owner with `uid`.
+pub fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid && o.controller == Some(true))
+}
+
+/// A name conflict with the existing object `meta` of `kind`.
+pub fn conflict(kind: &'static str, meta: &ObjectMeta) -> Problem {
+    let controller = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
+    let owner = match controller {
+        Some(o) => format!("it is controlled by {} {:?}", o.kind, o.name),
+        None => "it has no controller".to_string(),
+    };
+    Problem::NameConflict {
+        kind,
+        name: meta.name.clone().unwrap_or_default(),
+        owner,
+    }
+}
+
+/// The first child name (other than the Deployment's, read above) taken by an object this
+/// proxy does not control. Metadata only: their contents are not the operator's business.
+async fn name_conflict(
+    client: &Client,
+    proxy: &AthensProxy,
+    meta: &Meta,
+) -> Result<Option<Problem>, Error> {
+    let ns = meta.namespace.as_str();
+    let uid = meta.owner.uid.as_str();
+    let found = |m: Option<ObjectMeta>, kind| {
+        m.filter(|m| !controlled_by(m, uid))
+            .map(|m| conflict(kind, &m))
+    };
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get_metadata_opt(&config_map_name(&meta.name))
+        .await?;
+    if let Some(p) = found(cm.map(|m| m.metadata), "ConfigMap") {
+        return Ok(Some(p));
+    }
+    let svc = Api::<Service>::namespaced(client.clone(), ns)
+        .get_metadata_opt(&meta.name)
+        .await?;
+    if let Some(p) = found(svc.map(|m| m.metadata), "Service") {
+        return Ok(Some(p));
+    }
+    if wants_pvc(&proxy.spec) {
+        let pvc = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+            .get_metadata_opt(&claim_name(&meta.name))
+            .await?;
+        return Ok(found(pvc.map(|m| m.metadata), "PersistentVolumeClaim"));
+    }
+    Ok(None)
+}
+
+/// Reads the Secrets the spec references: identity and key names; absent ones are left out.
+async fn read_secrets(client: &Client, ns: &str, proxy: &AthensProxy) -> Result<Secrets, Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let mut out = Secrets::new();
+    for name in proxy.spec.storage.secret_names() {
+        if let Some(s) = api.get_opt(name).await? {
+            let version = SecretVersion {
+                uid: s.metadata.uid.unwrap_or_default(),
+                resource_version: s.metadata.resource_version.unwrap_or_default(),
+                keys: s.data.unwrap_or_default().into_keys().collect(),
+            };
+            out.insert(name.to_string(), version);
+        }
+    }
+    Ok(out)
+}
+
+/// An existing claim must exist, and be shareable when there is more than one replica.
+async fn check_existing_claim(
+    client: &Client,
+    ns: &str,
+    proxy: &AthensProxy,
+) -> Result<Option<Problem>, Error> {
+    let Some(claim) = proxy
+        .spec
+        .storage
+        .filesystem
+        .as_ref()
+        .and_then(|f| f.existing_claim.as_deref())
+    else {
+        return Ok(None);
+    };
+    let pvc = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+        .get_opt(claim)
+        .await?;
+    Ok(claim_problem(claim, pvc.as_ref(), proxy.spec.replicas))
+}
+
+/// What is wrong with existing claim `claim` (`pvc`, if it exists) for `replicas` replicas.
+pub fn claim_problem(
+    claim: &str,
+    pvc: Option<&PersistentVolumeClaim>,
+    replicas: i32,
+) -> Option<Problem> {
+    let Some(pvc) = pvc else {
+        return Some(Problem::ClaimNotFound {
+            claim: claim.to_string(),
+        });
+    };
+    let modes = pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.access_modes.clone())
+        .unwrap_or_default();
+    (replicas > 1 && !modes.iter().any(|m| m == "ReadWriteMany")).then(|| Problem::ClaimNotShared {
+        claim: claim.to_string(),
+        replicas,
+        modes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::testing::{fs, proxy, s3};
+    use k8s_openapi::api::core::v1::PersistentVolumeClaimSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn secret(keys: &[&str]) -> SecretVersion {
+        SecretVersion {
+            uid: "u".into(),
+            resource_version: "1".into(),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn missing_secret_and_key() {
+        let creds = credentials(&s3());
+        let err = check_secrets(&creds, &Secrets::new()).unwrap();
+        assert_eq!(err.reason(), "SecretNotFound");
+        let mut data = Secrets::from([("s3-creds".to_string(), secret(&["AWS_ACCESS_KEY_ID"]))]);
+        let err = check_secrets(&creds, &data).unwrap();
+        assert_eq!(err.reason(), "SecretKeyNotFound");
+        assert!(err.to_string().contains("AWS_SECRET_ACCESS_KEY"));
+        // The session token is optional.
+        data.insert(
+            "s3-creds".into(),
+            secret(&["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]),
+        );
+        assert_eq!(check_secrets(&creds, &data), None);
+        assert_eq!(check_secrets(&credentials(&fs()), &Secrets::new()), None);
+    }
+
+    #[test]
+    fn policy_limits_image_and_service_account() {
+        let mut settings = Settings::default();
+        let mut p = proxy(fs());
+        p.spec.service_account_name = Some("builder".into());
+        assert_eq!(check_policy(&p, &settings), None, "no limits by default");
+
+        settings.allowed_image_prefixes = vec!["registry.internal.test/athens/".into()];
+        let err = check_policy(&p, &settings).unwrap();
+        assert_eq!(err.reason(), "ImageNotAllowed");
+        assert!(err.to_string().contains("athens-proxy:"), "{err}");
+        p.spec.image = Some("registry.internal.test/athens/proxy:1".into());
+        assert_eq!(check_policy(&p, &settings), None);
+
+        settings.allowed_service_accounts = vec!["athens".into()];
+        let err = check_policy(&p, &settings).unwrap();
+        assert_eq!(err.reason(), "ServiceAccountNotAllowed");
+        assert!(err.to_string().contains("\"builder\""), "{err}");
+        p.spec.service_account_name = None;
+        assert_eq!(check_policy(&p, &settings), None, "no account, no token");
+        p.spec.service_account_name = Some("athens".into());
+        assert_eq!(check_policy(&p, &settings), None);
+    }
+
+    fn owned(uid: &str, controller: bool) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("gomods-config".into()),
+            owner_references: Some(vec![OwnerReference {
+                kind: "Thing".into(),
+                name: "other".into(),
+                uid: uid.into(),
+                controller: Some(controller),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_a_controller_reference_with_our_uid_counts() {
+        assert!(controlled_by(&owned("me", true), "me"));
+        assert!(!controlled_by(&owned("me", false), "me"));
+        assert!(!controlled_by(&owned("them", true), "me"));
+        assert!(!controlled_by(&ObjectMeta::default(), "me"));
+        let p = conflict("ConfigMap", &owned("them", true));
+        assert_eq!(p.reason(), "NameConflict");
+        let text = p.to_string();
+        assert!(text.contains("ConfigMap \"gomods-config\""), "{text}");
+        assert!(text.contains("controlled by Thing \"other\""), "{text}");
+        let unowned = ObjectMeta {
+            name: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(
+            conflict("Service", &unowned)
+                .to_string()
+                .contains("no controller")
+        );
+    }
+
+    #[test]
+    fn existing_claim_must_exist_and_be_shared_for_replicas() {
+        assert_eq!(
+            claim_problem("data", None, 1).map(|p| p.reason()),
+            Some("ClaimNotFound")
+        );
+        let pvc = |mode: &str| PersistentVolumeClaim {
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec![mode.into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(claim_problem("data", Some(&pvc("ReadWriteOnce")), 1), None);
+        let p = claim_problem("data", Some(&pvc("ReadWriteOnce")), 2).unwrap();
+        assert_eq!(p.reason(), "ClaimNotShared");
+        assert!(
+            p.to_string()
+                .starts_with("2 replicas need a ReadWriteMany volume")
+        );
+        assert_eq!(claim_problem("data", Some(&pvc("ReadWriteMany")), 2), None);
+    }
+}
