@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 const PAYLOAD: usize = 256 << 10;
 
 /// Proxy settings for the upstream fault cases: short timeouts so a stuck upstream costs
-/// seconds, one retry so storms are retried but not forever, short leases.
-const FAST: &str = "timeout_seconds = 1\nretries = 1\nfill_lease_seconds = 2\n";
+/// seconds, one retry so storms are retried but not forever, short leases, and failed fills
+/// not remembered, so the "after" phase sees recovery at once rather than after the memory.
+const FAST: &str =
+    "timeout_seconds = 1\nretries = 1\nfill_lease_seconds = 2\nfailed_fill_seconds = 0\n";
 
 /// What an upstream fault case expects while the fault is on.
 #[derive(PartialEq)]
