@@ -13,8 +13,13 @@ pub struct GoEnv {
 
 impl GoEnv {
     pub fn new(goproxy: &str, gosumdb: &str) -> Self {
+        Self::new_in(&std::env::temp_dir(), goproxy, gosumdb)
+    }
+
+    /// Like [`GoEnv::new`], with the sandbox under `parent`.
+    pub fn new_in(parent: &Path, goproxy: &str, gosumdb: &str) -> Self {
         Self {
-            root: tempfile::tempdir().expect("tempdir"),
+            root: tempfile::tempdir_in(parent).expect("tempdir"),
             goproxy: goproxy.into(),
             gosumdb: gosumdb.into(),
             extra: Vec::new(),

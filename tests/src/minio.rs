@@ -30,6 +30,10 @@ pub struct MinioServer {
     /// Trusts the server's certificate when it serves HTTPS.
     client: reqwest::Client,
     child: Child,
+    bin: PathBuf,
+    /// Address, API and console ports, kept for restarts.
+    ip: IpAddr,
+    ports: (u16, u16),
     _data: tempfile::TempDir,
 }
 
@@ -65,28 +69,7 @@ impl MinioServer {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let port = free_port(ip)?;
         let console_port = free_port(ip)?;
-        let log = std::fs::File::create(data.path().join("minio.log"))?;
-        let child = Command::new(&bin)
-            .arg("server")
-            .arg(data.path().join("data"))
-            .args(["--address", &SocketAddr::new(ip, port).to_string()])
-            .args([
-                "--console-address",
-                &SocketAddr::new(ip, console_port).to_string(),
-            ])
-            // Keeps MinIO from creating ~/.minio/certs.
-            .arg("--certs-dir")
-            .arg(data.path().join("certs"))
-            .arg("--quiet")
-            .env("MINIO_ROOT_USER", ACCESS_KEY)
-            .env("MINIO_ROOT_PASSWORD", SECRET_KEY)
-            .env("MINIO_BROWSER", "off")
-            .env("MINIO_UPDATE", "off")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("running {}", bin.display()))?;
+        let child = spawn(&bin, data.path(), ip, (port, console_port))?;
         let mut server = MinioServer {
             endpoint: format!("{scheme}://{}", SocketAddr::new(ip, port)),
             access_key: ACCESS_KEY.into(),
@@ -95,6 +78,9 @@ impl MinioServer {
             region: REGION.into(),
             client: client.build()?,
             child,
+            bin,
+            ip,
+            ports: (port, console_port),
             _data: data,
         };
         server.wait_ready().await?;
@@ -115,6 +101,19 @@ impl MinioServer {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// `kill -9` the server, as a crash or a lost node would; its data stays for [`Self::restart`].
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and data (the bucket and objects survive).
+    pub async fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.child = spawn(&self.bin, self._data.path(), self.ip, self.ports)?;
+        self.wait_ready().await
     }
 
     async fn wait_ready(&mut self) -> Result<()> {
@@ -180,9 +179,37 @@ impl MinioServer {
 impl Drop for MinioServer {
     fn drop(&mut self) {
         // Our own child, by handle; the temp folder goes with `_data`.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
+}
+
+/// Runs `minio server` on `data` with the test credentials, logging to `data/minio.log`.
+fn spawn(bin: &Path, data: &Path, ip: IpAddr, (port, console_port): (u16, u16)) -> Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join("minio.log"))?;
+    Command::new(bin)
+        .arg("server")
+        .arg(data.join("data"))
+        .args(["--address", &SocketAddr::new(ip, port).to_string()])
+        .args([
+            "--console-address",
+            &SocketAddr::new(ip, console_port).to_string(),
+        ])
+        // Keeps MinIO from creating ~/.minio/certs.
+        .arg("--certs-dir")
+        .arg(data.join("certs"))
+        .arg("--quiet")
+        .env("MINIO_ROOT_USER", ACCESS_KEY)
+        .env("MINIO_ROOT_PASSWORD", SECRET_KEY)
+        .env("MINIO_BROWSER", "off")
+        .env("MINIO_UPDATE", "off")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("running {}", bin.display()))
 }
 
 /// `$ATHENS_MINIO_BIN`, or whatever `tests/peers/minio-install` installs (cached after the first time).
