@@ -61,6 +61,7 @@ async fn run_one(
         .owns(api::<ConfigMap>(&client, ns), owned.clone())
         .owns(api::<PersistentVolumeClaim>(&client, ns), owned)
         .with_config(ControllerConfig::default().concurrency(8))
+        .trigger_backoff(TriggerBackoff::default())
         .graceful_shutdown_on(shutdown);
     // A Secret change (metadata only: its resourceVersion) triggers every proxy that references
     // it, so a rotated credential rolls the pods. Secret contents are never cached.
@@ -89,6 +90,42 @@ async fn run_one(
         .await;
 }
 
+/// Backoff for the controller's watches. kube-runtime puts one backoff on all of them merged, so
+/// when every watch fails at once (an API server restart, an expired resourceVersion: 410) each
+/// error grows the same delay; with the default 30 s cap the operator sat idle for minutes
+/// after etcd compaction. Capped at 5 s, recovery takes seconds, and a failing API server is
+/// still asked at most every 5 s per error.
+struct TriggerBackoff {
+    next: std::time::Duration,
+}
+
+const TRIGGER_BACKOFF_START: std::time::Duration = std::time::Duration::from_millis(500);
+const TRIGGER_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Default for TriggerBackoff {
+    fn default() -> Self {
+        Self {
+            next: TRIGGER_BACKOFF_START,
+        }
+    }
+}
+
+impl Iterator for TriggerBackoff {
+    type Item = std::time::Duration;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let now = self.next;
+        self.next = (now * 2).min(TRIGGER_BACKOFF_MAX);
+        Some(now)
+    }
+}
+
+impl kube::runtime::utils::Backoff for TriggerBackoff {
+    fn reset(&mut self) {
+        self.next = TRIGGER_BACKOFF_START;
+    }
+}
+
 fn referencing(
     store: &Store<AthensProxy>,
     secret: &PartialObjectMeta<Secret>,
@@ -101,4 +138,19 @@ fn referencing(
         .filter(|p| p.namespace() == ns && p.spec.storage.secret_names().contains(&name.as_str()))
         .map(|p| ObjectRef::from_obj(&*p))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::utils::Backoff as _;
+
+    #[test]
+    fn trigger_backoff_doubles_to_its_cap_and_resets() {
+        let mut b = TriggerBackoff::default();
+        let first: Vec<u64> = b.by_ref().take(6).map(|d| d.as_millis() as u64).collect();
+        assert_eq!(first, [500, 1000, 2000, 4000, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.next(), Some(TRIGGER_BACKOFF_START));
+    }
 }
