@@ -39,6 +39,10 @@ pub fn markdown() -> String {
     let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
     let mut rows = Vec::new();
     walk(&schema, &schema, &defaults, "", &mut rows);
+    // Key order, not schema order: serde_json's map order depends on whether some other crate
+    // in the same build turned on its `preserve_order` feature, which would make this file
+    // differ between `cargo run -p athens-proxy` and a workspace build.
+    rows.sort_by(|a, b| a.key.cmp(&b.key));
 
     let mut out = String::from(
         "# athens-proxy configuration reference\n\n\
@@ -59,7 +63,7 @@ pub fn markdown() -> String {
         ));
     }
     out.push_str(
-        "\nTables: `[storage]`, `[storage.options]`, `[upstream]`, `[log]`; for example\n\n\
+        "\nTables: `[storage]`, `[storage.options]`, `[upstream]`, `[server]`, `[log]`; for example\n\n\
          ```toml\nlisten = \"0.0.0.0:3000\"\n\n[storage]\nurl = \"s3://go-modules/cluster-a\"\n\n\
          [storage.options]\nregion = \"us-east-1\"\n\n[upstream]\ngoproxy = \"https://proxy.internal.example\"\n\
          network_mode = \"fallback\"\n```\n",

@@ -60,8 +60,9 @@ pub fn parse(text: &str) -> Result<FirstProxy, ParseError> {
     let name = name.ok_or(ParseError::Missing("name"))?;
     let namespace = typed.metadata.namespace.filter(|n| !n.is_empty());
     let namespace = namespace.ok_or(ParseError::Missing("namespace"))?;
-    // serde_json's maps are sorted, so equal values hash equal whatever their key order.
-    let hash = format!("{:x}", Sha256::digest(object.to_string().as_bytes()));
+    // Equal values must hash equal whatever their key order. serde_json's maps keep insertion
+    // order when any crate in the build enables its `preserve_order` feature, so sort first.
+    let hash = format!("{:x}", Sha256::digest(canonical(&object).as_bytes()));
     object["metadata"]["annotations"][APPLIED_ANNOTATION] = hash.clone().into();
     Ok(FirstProxy {
         namespace,
@@ -69,6 +70,26 @@ pub fn parse(text: &str) -> Result<FirstProxy, ParseError> {
         object,
         hash,
     })
+}
+
+/// JSON text of `v` with every object's keys in sorted order.
+fn canonical(v: &serde_json::Value) -> String {
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                serde_json::Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(v).to_string()
 }
 
 /// What [`ensure_once`] did.

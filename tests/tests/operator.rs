@@ -343,7 +343,7 @@ async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> 
             "two storage kinds",
             r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"two"},
                "spec":{"storage":{"filesystem":{},"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"}}}"#,
-            "set exactly one of storage.filesystem, storage.s3, storage.gcs or storage.azure",
+            "set exactly one of storage.filesystem, storage.s3, storage.gcs, storage.azure or storage.mongodb",
         ),
         (
             "no storage kind",
