@@ -515,6 +515,25 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), n);
     let deployment = deployments.get(&fullname).await?;
     assert!(crds.get_opt(CRD_NAME).await?.is_some());
+    // The install returns once the CRD object exists; its resource path is served only once the
+    // API server has established it (before that a GET is a bare "404 page not found").
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let crd = crds.get(CRD_NAME).await?;
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        if established {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("CRD {CRD_NAME} not Established within {TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let proxies: Api<AthensProxy> = Api::namespaced(admin.clone(), n);
     assert!(
         proxies.get_opt("first").await?.is_none(),
