@@ -139,13 +139,8 @@ async fn go_command_downloads_with_signed_sums_through_the_proxy() {
     // Key only: the go command finds the database through the proxy's /sumdb/ endpoint.
     let go = GoEnv::new(&proxy.url, &world.sumdb.key);
     let work = tempfile::tempdir().unwrap();
-    let args: Vec<String> = mods
-        .iter()
-        .map(|m| format!("{}@{}", m.path, m.version))
-        .collect();
-    let mut cmd = vec!["mod", "download", "-json"];
-    cmd.extend(args.iter().map(String::as_str));
-    let out = go.run_ok(work.path(), &cmd);
+    let wanted: Vec<(&str, &str)> = mods.iter().map(|m| (&*m.path, &*m.version)).collect();
+    let out = go.download(work.path(), &wanted);
     for m in &mods {
         assert!(out.contains(&format!("\"Path\": \"{}\"", m.path)), "{out}");
     }
@@ -153,7 +148,7 @@ async fn go_command_downloads_with_signed_sums_through_the_proxy() {
 
     // The storage folder alone works as GOPROXY=file://, with the checksum database off.
     let go2 = GoEnv::new(&format!("file://{}", storage.path().display()), "off");
-    let out2 = go2.run_ok(work.path(), &cmd);
+    let out2 = go2.download(work.path(), &wanted);
     let sums = |s: &str| {
         s.lines()
             .filter(|l| l.contains("\"Sum\"") || l.contains("\"GoModSum\""))

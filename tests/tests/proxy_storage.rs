@@ -152,13 +152,8 @@ async fn suite(backend: Backend) {
     // database (found through the proxy's /sumdb/ endpoint).
     let go = GoEnv::new(&proxy.url, &sumdb.key);
     let work = tempfile::tempdir().unwrap();
-    let args: Vec<String> = mods
-        .iter()
-        .map(|m| format!("{}@{}", m.path, m.version))
-        .collect();
-    let mut cmd = vec!["mod", "download", "-json"];
-    cmd.extend(args.iter().map(String::as_str));
-    let out = go.run_ok(work.path(), &cmd);
+    let wanted: Vec<(&str, &str)> = mods.iter().map(|m| (&*m.path, &*m.version)).collect();
+    let out = go.download(work.path(), &wanted);
     assert_eq!(out.matches("\"Sum\": \"h1:").count(), mods.len(), "{out}");
     assert!(!out.contains("\"Error\""), "{out}");
 
