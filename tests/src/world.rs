@@ -10,6 +10,7 @@ use crate::reliability::{Outcome, Tally};
 use crate::sumdb::SumdbServer;
 use crate::upstream::LocalUpstream;
 use athens_proxy::module::escape_version;
+use athens_proxy::upstream::error_chain;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -480,15 +481,4 @@ fn first_line(s: &str) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .to_string()
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }

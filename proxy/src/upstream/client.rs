@@ -210,7 +210,8 @@ fn first_line(text: &str) -> String {
     line.chars().take(300).collect()
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources on one line, as `a: b: c` (reqwest's own `Display` stops at the top).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
