@@ -37,6 +37,18 @@ pub struct Cli {
     /// Seconds to remember a failed fill (rejected by verification, upstream error).
     #[arg(long, env = "ATHENS_FAILED_FILL_SECONDS", value_name = "SECONDS")]
     pub failed_fill_seconds: Option<u64>,
+    /// Athens filter file (include/exclude/direct rules by module path).
+    #[arg(long, env = "ATHENS_FILTER_FILE", value_name = "FILE")]
+    pub filter_file: Option<String>,
+    /// Where `D` rules of the filter file redirect to.
+    #[arg(long, env = "ATHENS_GLOBAL_ENDPOINT", value_name = "URL")]
+    pub global_endpoint: Option<String>,
+    /// sync, async, redirect, async_redirect, none, file:PATH or custom:BASE64 (Athens's HCL).
+    #[arg(long, env = "ATHENS_DOWNLOAD_MODE", value_name = "MODE")]
+    pub download_mode: Option<String>,
+    /// Where redirect download modes send clients.
+    #[arg(long, env = "ATHENS_DOWNLOAD_URL", value_name = "URL")]
+    pub download_url: Option<String>,
     /// text or json.
     #[arg(long, env = "ATHENS_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -88,6 +100,18 @@ impl Cli {
         }
         if let Some(v) = self.failed_fill_seconds {
             cfg.upstream.failed_fill_seconds = v;
+        }
+        if let Some(v) = &self.filter_file {
+            cfg.policy.filter_file = v.clone();
+        }
+        if let Some(v) = &self.global_endpoint {
+            cfg.policy.global_endpoint = v.clone();
+        }
+        if let Some(v) = &self.download_mode {
+            cfg.policy.download_mode = v.clone();
+        }
+        if let Some(v) = &self.download_url {
+            cfg.policy.download_url = v.clone();
         }
         if let Some(v) = self.log_format {
             cfg.log.format = v;

@@ -4,7 +4,9 @@
 //! would use": `$GOPROXY`/`$GOSUMDB`, else `go env`. That keeps registry hosts out of our code and
 //! follows the user's own go settings.
 
-use super::{Config, LogConfig, NetworkMode, ServerConfig, StorageConfig, UpstreamConfig};
+use super::{
+    Config, LogConfig, NetworkMode, PolicyConfig, ServerConfig, StorageConfig, UpstreamConfig,
+};
 use std::path::PathBuf;
 
 /// Where modules are stored with no configuration: `$XDG_DATA_HOME/athens-proxy/storage`,
@@ -27,6 +29,19 @@ impl Default for Config {
             upstream: UpstreamConfig::default(),
             server: ServerConfig::default(),
             log: LogConfig::default(),
+            policy: PolicyConfig::default(),
+        }
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            filter_file: String::new(),
+            global_endpoint: String::new(),
+            download_mode: "sync".into(),
+            download_url: String::new(),
+            reload_seconds: 5,
         }
     }
 }

@@ -34,6 +34,31 @@ pub struct Config {
     pub server: ServerConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Athens filter file and download modes: which modules are served, and what a miss does.
+    pub policy: PolicyConfig,
+}
+
+/// Athens's `FilterFile`/`GlobalEndpoint` and `DownloadMode`/`DownloadURL`, same file formats.
+/// Files named here are re-read when they change; a bad new file is logged and the last good
+/// one stays in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// An Athens filter file: `+ path [versions]` include, `- path [versions]` exclude (403),
+    /// `D path` direct (303 to `global_endpoint` + the request path), a bare sign sets the
+    /// default; the deepest matching path rule wins. Empty: everything is included.
+    pub filter_file: String,
+    /// Where `D` rules send clients (a GOPROXY URL, e.g. the public module mirror).
+    pub global_endpoint: String,
+    /// What a storage miss of `.info`/`.mod`/`.zip` does: `sync` (fetch now), `async` (404 now,
+    /// fetch in the background), `redirect` (301 to `download_url` + the request path),
+    /// `async_redirect`, `none` (404); or `file:PATH` / `custom:BASE64` with Athens's HCL
+    /// (`mode`, `downloadURL`, `download "<pattern>" { mode = ... }` blocks, first match wins).
+    pub download_mode: String,
+    /// Where redirect modes send clients, unless the HCL names its own `downloadURL`.
+    pub download_url: String,
+    /// How often the filter and download-mode files are checked for changes, in seconds.
+    pub reload_seconds: u64,
 }
 
 /// The bucket: the single source of truth for every module version served.
@@ -247,6 +272,7 @@ impl Config {
                 self.upstream.max_concurrent_fills as u64,
             ),
             ("upstream.max_temp_bytes", self.upstream.max_temp_bytes),
+            ("policy.reload_seconds", self.policy.reload_seconds),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid {

@@ -17,6 +17,10 @@ pub const FLAGS: &[(&str, &str)] = &[
     ("upstream.negative_cache_seconds", "negative-cache-seconds"),
     ("upstream.failed_fill_seconds", "failed-fill-seconds"),
     ("log.format", "log-format"),
+    ("policy.filter_file", "filter-file"),
+    ("policy.global_endpoint", "global-endpoint"),
+    ("policy.download_mode", "download-mode"),
+    ("policy.download_url", "download-url"),
 ];
 
 /// Defaults that depend on the machine, shown the way the user reads them.

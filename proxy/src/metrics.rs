@@ -28,6 +28,11 @@ pub struct Metrics {
     pub storage_repairs: IntCounter,
     /// Requests answered from the memory of a recently failed fill, without fetching again.
     pub failed_fill_hits: IntCounter,
+    /// Filter and download-mode decisions: `kind` (`filter`, `download`) and `decision`
+    /// (`include`, `exclude`, `direct`; `sync`, `async`, `redirect`, `async_redirect`, `none`).
+    pub policy_decisions: IntCounterVec,
+    /// Reloads of the filter and download-mode files by `result` (`ok`, `refused`).
+    pub policy_reloads: IntCounterVec,
 }
 
 impl Metrics {
@@ -93,9 +98,25 @@ impl Metrics {
                 "Requests answered with a recently failed fill's error without fetching again",
             )
             .expect("valid metric"),
+            policy_decisions: IntCounterVec::new(
+                Opts::new(
+                    "athens_policy_decisions_total",
+                    "Filter and download-mode decisions by kind and decision",
+                ),
+                &["kind", "decision"],
+            )
+            .expect("valid metric"),
+            policy_reloads: IntCounterVec::new(
+                Opts::new(
+                    "athens_policy_reloads_total",
+                    "Reloads of changed filter and download-mode files by result",
+                ),
+                &["result"],
+            )
+            .expect("valid metric"),
             registry,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
             Box::new(m.requests.clone()),
             Box::new(m.request_seconds.clone()),
             Box::new(m.cache.clone()),
@@ -106,6 +127,8 @@ impl Metrics {
             Box::new(m.negative_cache_hits.clone()),
             Box::new(m.storage_repairs.clone()),
             Box::new(m.failed_fill_hits.clone()),
+            Box::new(m.policy_decisions.clone()),
+            Box::new(m.policy_reloads.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

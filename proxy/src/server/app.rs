@@ -1,5 +1,6 @@
 //! Shared state for handlers, built once from the configuration.
 
+use super::policy::Policy;
 use crate::config::{Config, NetworkMode};
 use crate::fetch::budget::DiskBudget;
 use crate::fetch::list_file::ListChecks;
@@ -9,6 +10,7 @@ use crate::fetch::{FillError, Filler};
 use crate::metrics::Metrics;
 use crate::module::{ModulePath, Version};
 use crate::policy::PrefixPatterns;
+use crate::policy::download::Mode;
 use crate::storage::{Layout, Store};
 use crate::upstream::{NetrcLine, Upstream, parse_goproxy, parse_netrc};
 use crate::verify::sumdb::{SumdbClient, SumdbSpec};
@@ -32,6 +34,19 @@ pub struct App {
     pub sumdb_name: Option<String>,
     /// Rate limit for repairing derived list files from `list` requests.
     pub list_checks: ListChecks,
+    /// The filter file and download modes in force (reloaded when their files change).
+    pub policy: Arc<Policy>,
+}
+
+/// Why a module file is not answered from storage, beyond a failed fill: what the download
+/// mode said to do on a miss.
+#[derive(Debug)]
+pub enum MissAnswer {
+    Fill(FillError),
+    /// `redirect`/`async_redirect`: 301 to this URL.
+    Redirect(String),
+    /// `async`/`none`: 404 with this reason.
+    NotNow(String),
 }
 
 impl App {
@@ -60,6 +75,7 @@ impl App {
             );
         }
         let metrics = Arc::new(Metrics::new());
+        let policy = Arc::new(Policy::load(&cfg.policy, metrics.clone())?);
         let tmp_dir = std::env::temp_dir();
         let filler = Arc::new(Filler {
             store: store.clone(),
@@ -90,6 +106,7 @@ impl App {
             metrics,
             sumdb_name,
             list_checks: ListChecks::new(Duration::from_secs(300)),
+            policy,
         })
     }
 
@@ -100,19 +117,99 @@ impl App {
         module: &ModulePath,
         version: &Version,
     ) -> Result<Bytes, FillError> {
-        let (m, v) = (
-            module.escaped().into_owned(),
-            version.escaped().into_owned(),
-        );
+        if let Some(info) = self.lookup(module, version).await? {
+            return Ok(info);
+        }
+        self.fill_missing(module, version).await
+    }
+
+    /// [`App::ensure`] for a client's request of `request_path`, with the download mode deciding
+    /// what a miss does.
+    pub async fn ensure_for(
+        self: &Arc<Self>,
+        module: &ModulePath,
+        version: &Version,
+        request_path: &str,
+    ) -> Result<Bytes, MissAnswer> {
+        if let Some(info) = self
+            .lookup(module, version)
+            .await
+            .map_err(MissAnswer::Fill)?
+        {
+            return Ok(info);
+        }
+        if self.mode == NetworkMode::Offline {
+            return self
+                .fill_missing(module, version)
+                .await
+                .map_err(MissAnswer::Fill);
+        }
+        let d = self.policy.download(module.as_str());
+        let shown = format!("{}@{}", module.as_str(), version.as_str());
+        let redirect =
+            || MissAnswer::Redirect(format!("{}{request_path}", d.url.trim_end_matches('/')));
+        match d.mode {
+            Mode::Sync => self
+                .fill_missing(module, version)
+                .await
+                .map_err(MissAnswer::Fill),
+            Mode::None => Err(MissAnswer::NotNow(format!(
+                "{shown}: not in storage, and this proxy's download mode for it is none"
+            ))),
+            Mode::Redirect => Err(redirect()),
+            Mode::Async => {
+                self.fill_in_background(module, version);
+                Err(MissAnswer::NotNow(format!(
+                    "{shown}: not in storage yet; fetching it in the background (download mode \
+                     async), retry shortly"
+                )))
+            }
+            Mode::AsyncRedirect => {
+                self.fill_in_background(module, version);
+                Err(redirect())
+            }
+        }
+    }
+
+    /// The stored `.info`, counting the lookup.
+    async fn lookup(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<Option<Bytes>, FillError> {
+        let (m, v) = (module.escaped(), version.escaped());
         let layout = Layout {
             module: &m,
             version: &v,
         };
-        if let Some(info) = self.store.info(layout).await? {
-            self.metrics.cache.with_label_values(&["hit"]).inc();
-            return Ok(info);
-        }
-        self.metrics.cache.with_label_values(&["miss"]).inc();
+        let found = self.store.info(layout).await?;
+        let result = if found.is_some() { "hit" } else { "miss" };
+        self.metrics.cache.with_label_values(&[result]).inc();
+        Ok(found)
+    }
+
+    /// Fills a version storage lacks, in the background; the single-flight slot is shared, so a
+    /// client asking meanwhile waits for the same fill.
+    fn fill_in_background(self: &Arc<Self>, module: &ModulePath, version: &Version) {
+        let (app, module, version) = (self.clone(), module.clone(), version.clone());
+        tokio::spawn(async move {
+            if let Err(e) = app.fill_missing(&module, &version).await {
+                tracing::warn!(module = module.as_str(), version = version.as_str(), error = %e,
+                    "background fill failed");
+            }
+        });
+    }
+
+    /// Fills a version storage lacks: offline? remembered failure? else one fill, shared.
+    async fn fill_missing(
+        self: &Arc<Self>,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<Bytes, FillError> {
+        let (m, v) = (
+            module.escaped().into_owned(),
+            version.escaped().into_owned(),
+        );
         if self.mode == NetworkMode::Offline {
             return Err(FillError::NotFound(format!(
                 "{}@{}: not in storage (offline mode)",

@@ -3,12 +3,13 @@
 mod app;
 mod health;
 mod observe;
+mod policy;
 mod protocol;
 mod reply;
 mod serve;
 mod sumdb;
 
-pub use app::App;
+pub use app::{App, MissAnswer};
 pub use serve::serve;
 
 use axum::Router;

@@ -7,6 +7,7 @@ use crate::module::{
     Info, ModulePath, Request, Version, VersionQuery, check_path_major, escape_version, list_text,
     merge_list, parse_request,
 };
+use crate::policy::filter::Rule;
 use crate::storage::{Layout, StorageError};
 use crate::upstream::{UpstreamError, read_limited};
 use axum::body::Body;
@@ -32,38 +33,79 @@ pub async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri) -> Re
         Err(e) if e.is_not_found() => return reply::error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e) => return reply::error(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    if let Some(r) = filtered(&app, &request, uri.path()) {
+        return r;
+    }
+    let path = uri.path();
     match request {
         Request::List(m) => list(&app, &m).await,
         Request::Latest(m) => latest(&app, &m).await,
-        Request::Info(m, VersionQuery::Version(v)) => match app.ensure(&m, &v).await {
+        Request::Info(m, VersionQuery::Version(v)) => match app.ensure_for(&m, &v, path).await {
             Ok(info) => reply::ok(JSON, IMMUTABLE, info),
-            Err(e) => reply::fill_error(&e),
+            Err(e) => reply::miss(&e),
         },
         Request::Info(m, VersionQuery::Query(q)) => query(&app, &m, &q).await,
-        Request::Mod(m, v) => go_mod(&app, &m, &v).await,
-        Request::Zip(m, v) => zip(&app, &m, &v).await,
+        Request::Mod(m, v) => go_mod(&app, &m, &v, path).await,
+        Request::Zip(m, v) => zip(&app, &m, &v, path).await,
     }
 }
 
-async fn go_mod(app: &Arc<App>, m: &ModulePath, v: &Version) -> Response {
+/// The filter file's answer, when it is not "include": 403 with the reason, or 303 to the
+/// global endpoint for `D` rules.
+fn filtered(app: &Arc<App>, request: &Request, path: &str) -> Option<Response> {
+    let (m, v) = match request {
+        Request::List(m) | Request::Latest(m) | Request::Info(m, VersionQuery::Query(_)) => {
+            (m, None)
+        }
+        Request::Info(m, VersionQuery::Version(v)) | Request::Mod(m, v) | Request::Zip(m, v) => {
+            (m, Some(v.as_str()))
+        }
+    };
+    match app.policy.filter(m.as_str(), v) {
+        Rule::Include => None,
+        Rule::Exclude => Some(excluded(m, v)),
+        Rule::Direct => Some(reply::redirect(
+            StatusCode::SEE_OTHER,
+            &format!("{}{path}", app.policy.global_endpoint()),
+        )),
+    }
+}
+
+fn excluded(m: &ModulePath, v: Option<&str>) -> Response {
+    let what = match v {
+        Some(v) => format!("{}@{v}", m.as_str()),
+        None => m.as_str().to_string(),
+    };
+    reply::error(
+        StatusCode::FORBIDDEN,
+        format!("{what} is excluded by this proxy's filter rules"),
+    )
+}
+
+/// Whether the filter in force lets `v` of `m` through (for versions in lists and answers).
+fn allowed(app: &App, m: &ModulePath, v: &Version) -> bool {
+    app.policy.rules().filter.rule(m.as_str(), Some(v.as_str())) != Rule::Exclude
+}
+
+async fn go_mod(app: &Arc<App>, m: &ModulePath, v: &Version, path: &str) -> Response {
     let (me, ve) = (m.escaped(), v.escaped());
     let layout = Layout {
         module: &me,
         version: &ve,
     };
-    match with_repair(app, m, v, || app.store.go_mod(layout)).await {
+    match with_repair(app, m, v, path, || app.store.go_mod(layout)).await {
         Ok(b) => reply::ok(TEXT, IMMUTABLE, b),
         Err(r) => r,
     }
 }
 
-async fn zip(app: &Arc<App>, m: &ModulePath, v: &Version) -> Response {
+async fn zip(app: &Arc<App>, m: &ModulePath, v: &Version, path: &str) -> Response {
     let (me, ve) = (m.escaped(), v.escaped());
     let layout = Layout {
         module: &me,
         version: &ve,
     };
-    match with_repair(app, m, v, || app.store.zip(layout)).await {
+    match with_repair(app, m, v, path, || app.store.zip(layout)).await {
         Ok(z) => {
             let mut r = reply::ok(ZIP, IMMUTABLE, Body::from_stream(z.stream));
             r.headers_mut()
@@ -80,13 +122,16 @@ async fn with_repair<T, F, Fut>(
     app: &Arc<App>,
     m: &ModulePath,
     v: &Version,
+    path: &str,
     read: F,
 ) -> Result<T, Response>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>, StorageError>>,
 {
-    app.ensure(m, v).await.map_err(|e| reply::fill_error(&e))?;
+    app.ensure_for(m, v, path)
+        .await
+        .map_err(|e| reply::miss(&e))?;
     let storage_error =
         |e: StorageError| reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     if let Some(found) = read().await.map_err(storage_error)? {
@@ -123,7 +168,11 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
             }
         });
     }
-    let render = |upstream: &str| reply::ok(TEXT, SHORT, list_text(&merge_list(upstream, &stored)));
+    let render = |upstream: &str| {
+        let mut versions = merge_list(upstream, &stored);
+        versions.retain(|v| allowed(app, m, v));
+        reply::ok(TEXT, SHORT, list_text(&versions))
+    };
     if app.mode == NetworkMode::Offline {
         if stored.is_empty() {
             return reply::error(
@@ -154,7 +203,10 @@ async fn latest(app: &Arc<App>, m: &ModulePath) -> Response {
     } else {
         let path = format!("{me}/@latest");
         match fetch_small(app, &path).await {
-            Ok(body) => return info_reply(m, &body, SHORT),
+            Ok(body) => match upstream_latest_excluded(app, m, &body) {
+                false => return info_reply(m, &body, SHORT),
+                true => return latest_allowed(app, m).await,
+            },
             Err(e @ UpstreamError::NotFound(_)) => Some(e),
             Err(e) if app.mode == NetworkMode::Fallback => {
                 tracing::warn!(error = %e, "upstream failed; answering @latest from storage");
@@ -163,7 +215,7 @@ async fn latest(app: &Arc<App>, m: &ModulePath) -> Response {
             Err(e) => return reply::upstream_error(&e),
         }
     };
-    match latest_stored(app, &me).await {
+    match latest_stored(app, m).await {
         Ok(Some(info)) => reply::ok(JSON, SHORT, info),
         Ok(None) => match upstream_error {
             Some(e) => reply::upstream_error(&e),
@@ -177,11 +229,11 @@ async fn latest(app: &Arc<App>, m: &ModulePath) -> Response {
 }
 
 /// The `.info` of the highest stored version: tagged if any, else the newest pseudo-version.
-async fn latest_stored(
-    app: &Arc<App>,
-    module_escaped: &str,
-) -> Result<Option<Bytes>, StorageError> {
-    let stored = app.store.stored_versions(module_escaped).await?;
+async fn latest_stored(app: &Arc<App>, m: &ModulePath) -> Result<Option<Bytes>, StorageError> {
+    let me = m.escaped();
+    let module_escaped: &str = &me;
+    let mut stored = app.store.stored_versions(module_escaped).await?;
+    stored.retain(|v| allowed(app, m, v));
     let best = merge_list("", &stored)
         .pop()
         .or_else(|| stored.iter().max().cloned());
@@ -193,6 +245,47 @@ async fn latest_stored(
             version: &ve,
         })
         .await
+}
+
+/// Whether upstream's `@latest` names a version the filter excludes.
+fn upstream_latest_excluded(app: &Arc<App>, m: &ModulePath, body: &Bytes) -> bool {
+    Info::parse(body)
+        .and_then(|i| i.canonical_version())
+        .is_ok_and(|v| !allowed(app, m, &v))
+}
+
+/// `@latest` when upstream's latest is excluded: the highest allowed version of the filtered
+/// list (upstream's and storage's), so an excluded version is never offered as latest.
+async fn latest_allowed(app: &Arc<App>, m: &ModulePath) -> Response {
+    let me = m.escaped();
+    let stored = app.store.stored_versions(&me).await.unwrap_or_default();
+    let upstream = fetch_small(app, &format!("{me}/@v/list"))
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let mut versions = merge_list(&upstream, &stored);
+    versions.retain(|v| allowed(app, m, v));
+    let Some(best) = versions.pop() else {
+        return reply::error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "not found: {}: no version is allowed by this proxy's filter rules",
+                m.as_str()
+            ),
+        );
+    };
+    let ve = best.escaped();
+    let layout = Layout {
+        module: &me,
+        version: &ve,
+    };
+    if let Ok(Some(info)) = app.store.info(layout).await {
+        return reply::ok(JSON, SHORT, info);
+    }
+    match fetch_small(app, &format!("{me}/@v/{ve}.info")).await {
+        Ok(body) => info_reply(m, &body, SHORT),
+        Err(e) => reply::upstream_error(&e),
+    }
 }
 
 /// `.info` for a branch or commit: upstream resolves it; the answer is not stored (the
@@ -213,7 +306,10 @@ async fn query(app: &Arc<App>, m: &ModulePath, q: &str) -> Response {
     };
     let path = format!("{}/@v/{qe}.info", m.escaped());
     match fetch_small(app, &path).await {
-        Ok(body) => info_reply(m, &body, SHORT),
+        Ok(body) => match Info::parse(&body).and_then(|i| i.canonical_version()) {
+            Ok(v) if !allowed(app, m, &v) => excluded(m, Some(v.as_str())),
+            _ => info_reply(m, &body, SHORT),
+        },
         Err(e) => reply::upstream_error(&e),
     }
 }

@@ -1,5 +1,6 @@
 //! Building responses: content types, cache headers, and error bodies the go command shows.
 
+use super::MissAnswer;
 use crate::fetch::FillError;
 use crate::upstream::UpstreamError;
 use axum::body::Body;
@@ -65,4 +66,29 @@ pub fn fill_error(e: &FillError) -> Response {
         FillError::Storage(m) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("storage: {m}")),
         FillError::Busy(m) => error(StatusCode::SERVICE_UNAVAILABLE, m),
     }
+}
+
+/// What a miss answers when the download mode did not fill it now.
+pub fn miss(e: &MissAnswer) -> Response {
+    match e {
+        MissAnswer::Fill(f) => fill_error(f),
+        MissAnswer::NotNow(m) => error(StatusCode::NOT_FOUND, format!("not found: {m}")),
+        MissAnswer::Redirect(url) => redirect(StatusCode::MOVED_PERMANENTLY, url),
+    }
+}
+
+/// A redirect; a URL that cannot be a header value is a 500 rather than a panic.
+pub fn redirect(status: StatusCode, url: &str) -> Response {
+    let Ok(location) = HeaderValue::from_str(url) else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "redirect URL is not a valid header",
+        );
+    };
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::LOCATION, location);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }

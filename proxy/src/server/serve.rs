@@ -24,6 +24,7 @@ content-length: 28\r\nconnection: close\r\nretry-after: 1\r\n\r\ntoo many connec
 /// `listen` asked for port 0) once the socket is bound, so scripts and tests can wait for it.
 pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
     let app = Arc::new(App::new(cfg)?);
+    app.policy.watch();
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", cfg.listen))?;
