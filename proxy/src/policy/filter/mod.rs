@@ -3,7 +3,8 @@
 //! Athens's grammar, kept: one rule per line, `#` comments, a line holding only a sign sets the
 //! default, rules form a tree by `/` elements and the deepest rule whose qualifiers cover the
 //! version wins (a rule whose qualifiers do not cover it is passed over, so the next shallower
-//! rule, or the default, decides). `list` and `@latest` have no version: qualifiers are ignored.
+//! rule, or the default, decides). `list` and `@latest` have no version: `+` and `D` rules
+//! apply whatever their qualifiers.
 //!
 //! Athens quirks fixed (files Athens accepts keep their meaning otherwise):
 //! - tokens are split on runs of whitespace (Athens splits on single spaces, so two spaces made
@@ -11,7 +12,9 @@
 //! - a full version qualifier `v0.4.1` no longer matches `v0.4.10`;
 //! - `~v1.2.3` works like `~1.2.3` (Athens matched only the form without `v`);
 //! - an empty qualifier (`v1,,v2`) is an error naming the line (Athens crashed);
-//! - `D` rules without a global endpoint are refused when the file loads.
+//! - `D` rules without a global endpoint are refused when the file loads;
+//! - for `list`/`@latest` a `-` rule with version qualifiers is passed over (Athens applied it to
+//!   the whole module, answering its list 403); the versions it names are dropped from the list.
 
 mod qualifier;
 
@@ -125,7 +128,9 @@ impl Filter {
             if let Some((rule, quals)) = &n.rule {
                 let covered = match version {
                     Some(v) => quals.is_empty() || quals.iter().any(|q| q.matches(v)),
-                    None => true,
+                    // A version-qualified exclude blocks those versions (dropped from lists one
+                    // by one), not the whole module's list.
+                    None => quals.is_empty() || *rule != Rule::Exclude,
                 };
                 if covered {
                     found = Some(*rule);
@@ -199,7 +204,8 @@ D enterprise.github.com/company
         assert_eq!(f.rule("example.com/m", Some("v1.2.3")), Rule::Exclude);
         assert_eq!(f.rule("example.com/m", Some("v0.9.0")), Rule::Exclude);
         assert_eq!(f.rule("example.com/m", Some("v1.2.4")), Rule::Include);
-        assert_eq!(f.rule("example.com/m", None), Rule::Exclude);
+        // Athens answered the whole list 403 here; we list the other versions.
+        assert_eq!(f.rule("example.com/m", None), Rule::Include);
     }
 
     #[test]
