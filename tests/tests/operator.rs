@@ -899,3 +899,118 @@ async fn rendered_pod_runs_the_real_proxy_and_go_downloads_through_it() -> Resul
     );
     Ok(())
 }
+
+/// `spec.filter` and `spec.downloadModes`: rendered as files in the proxy's ConfigMap, changed
+/// without touching the pod template (the proxy re-reads them), and bad rules refused by the
+/// schema with its message.
+#[tokio::test]
+async fn filter_and_download_modes_render_into_the_config_map() -> Result<()> {
+    let ns = TestNamespace::new("policy").await?;
+    let op = Operator::start(&ns, Duration::from_secs(30)).await?;
+    let doc = |name: &str, policy: &str| {
+        format!(
+            r#"{{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{{"name":"{name}"}},
+               "spec":{{"storage":{{"s3":{{"bucket":"b"}}}},"upstream":{{"goproxy":"off"}},{policy}}}}}"#
+        )
+    };
+    let refused = [
+        (
+            "bad sign",
+            r#""filter":{"rules":["x github.com/a"]}"#,
+            "each filter rule is '+', '-' or 'D'",
+        ),
+        (
+            "too many tokens",
+            r#""filter":{"rules":["- github.com/a v1 v2"]}"#,
+            "each filter rule is",
+        ),
+        (
+            "D without an endpoint",
+            r#""filter":{"rules":["D corp.example"]}"#,
+            "filter rules with D (direct) need filter.globalEndpoint",
+        ),
+        (
+            "mode and hcl",
+            r#""downloadModes":{"mode":"sync","hcl":"mode = \"sync\""}"#,
+            "set downloadModes.mode or downloadModes.hcl, not both",
+        ),
+        (
+            "redirect without a URL",
+            r#""downloadModes":{"mode":"redirect"}"#,
+            "redirect modes need downloadModes.downloadURL",
+        ),
+        (
+            "unknown mode",
+            r#""downloadModes":{"mode":"sometimes"}"#,
+            "Unsupported value",
+        ),
+    ];
+    for (what, policy, message) in refused {
+        let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(&doc("bad", policy)))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: accepted");
+        assert!(stderr.contains(message), "{what}: {stderr}");
+    }
+
+    let good = doc(
+        "pol",
+        r##""filter":{"rules":["-","# approved","D corp.example","+ github.com/gomods/athens v0.1,v0.2,v0.4.1"],
+            "globalEndpoint":"https://global.example"},
+           "downloadModes":{"mode":"async_redirect","downloadURL":"https://global.example"}"##,
+    );
+    let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(&good))?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(ns.client(), ns.name());
+    let deployments: Api<Deployment> = Api::namespaced(ns.client(), ns.name());
+    let data = |cm: ConfigMap| cm.data.unwrap_or_default();
+    poll(TIMEOUT, "the policy files in the ConfigMap", || async {
+        Ok(cms
+            .get_opt("pol-config")
+            .await?
+            .is_some_and(|cm| data(cm).contains_key("filter")))
+    })
+    .await?;
+    let d = data(cms.get("pol-config").await?);
+    assert_eq!(
+        d["filter"],
+        "-\n# approved\nD corp.example\n+ github.com/gomods/athens v0.1,v0.2,v0.4.1\n"
+    );
+    assert_eq!(
+        d["download.hcl"],
+        "mode = \"async_redirect\"\ndownloadURL = \"https://global.example\"\n"
+    );
+    assert!(
+        d["config.toml"].contains("filter_file = \"/etc/athens/filter\""),
+        "{}",
+        d["config.toml"]
+    );
+    poll(TIMEOUT, "the Deployment", || async {
+        Ok(deployments.get_opt("pol").await?.is_some())
+    })
+    .await?;
+    let hash = template_hash(&deployments.get("pol").await?).context("no hash")?;
+
+    // A rule change reaches the ConfigMap; the pod template stays (the pods reload the file).
+    let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
+    api.patch(
+        "pol",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"filter": {"rules": ["- github.com/bad"]}}})),
+    )
+    .await?;
+    poll(TIMEOUT, "the new rules in the ConfigMap", || async {
+        Ok(data(cms.get("pol-config").await?)["filter"] == "- github.com/bad\n")
+    })
+    .await?;
+    assert_eq!(
+        template_hash(&deployments.get("pol").await?).context("no hash")?,
+        hash,
+        "a rule change must not roll the pods"
+    );
+    op.stop().await;
+    ns.cleanup().await
+}

@@ -131,6 +131,80 @@ pub struct AthensProxySpec {
     /// Proxy log output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<LogSpec>,
+
+    /// Which modules and versions the proxy serves, in the rule syntax of an Athens filter
+    /// file. Changes reach running pods without a restart (the proxy re-reads the file).
+    /// Example:
+    ///   filter:
+    ///     rules: ["-", "D corp.example", "+ github.com/gomods/athens v0.1,v0.2,v0.4.1"]
+    ///     globalEndpoint: https://proxy.example.com
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterSpec>,
+
+    /// What the proxy does when storage lacks a requested version (Athens's download modes).
+    /// Changes reach running pods without a restart. Example:
+    ///   downloadModes:
+    ///     mode: async_redirect
+    ///     downloadURL: https://proxy.example.com
+    /// or, with per-path rules in Athens's HCL:
+    ///   downloadModes:
+    ///     hcl: |
+    ///       downloadURL = "https://proxy.example.com"
+    ///       mode = "sync"
+    ///       download "github.com/pkg/*" { mode = "redirect" }
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_modes: Option<DownloadModesSpec>,
+}
+
+/// Filter rules, one Athens filter-file line each.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "!self.rules.exists(r, r.trim().startsWith('D')) || (has(self.globalEndpoint) && self.globalEndpoint != '')"
+).message("filter rules with D (direct) need filter.globalEndpoint").reason(Reason::FieldValueRequired))]
+pub struct FilterSpec {
+    /// Rules in Athens filter-file syntax: `+ <path> [versions]` include, `- <path> [versions]`
+    /// exclude (answered 403), `D <path>` send the client to globalEndpoint, a bare `+` or `-`
+    /// sets the default; `#` starts a comment. The deepest matching path wins. Versions are a
+    /// comma list of prefixes (`v1.2`), `~v1.2.3` (same minor, at least patch 3), `^v1.2.3`
+    /// (same major) or `<v1.2.3` (at most).
+    #[schemars(length(max = 500), inner(length(max = 256)))]
+    #[x_kube(validation = Rule::new(
+        "self.all(r, r.matches('^ *(#.*|[-+D]( +[^ ]+( +[^ ,]+(,[^ ,]+)*)?)?)? *$'))"
+    ).message("each filter rule is '+', '-' or 'D', then optionally a module path and a comma list of versions, or a # comment"))]
+    pub rules: Vec<String>,
+    /// Where `D` rules send clients: a GOPROXY URL; the request path is appended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub global_endpoint: Option<String>,
+}
+
+/// Download modes: a keyword for every module, or Athens's HCL file for per-path modes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.mode) && has(self.hcl))").message("set downloadModes.mode or downloadModes.hcl, not both"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.mode) || !(self.mode in ['redirect', 'async_redirect']) || (has(self.downloadURL) && self.downloadURL != '')"
+).message("redirect modes need downloadModes.downloadURL").reason(Reason::FieldValueRequired))]
+pub struct DownloadModesSpec {
+    /// On a miss: `sync` fetch now (default), `async` answer 404 and fetch in the background,
+    /// `redirect` send the client to downloadURL, `async_redirect` both, `none` answer 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["sync", "async", "redirect", "async_redirect", "none"]))]
+    pub mode: Option<String>,
+    /// Where redirect modes send clients (the request path is appended).
+    #[serde(
+        default,
+        rename = "downloadURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 2048))]
+    pub download_url: Option<String>,
+    /// An Athens download-mode HCL file, taken unchanged: `mode`, `downloadURL` and
+    /// `download "<pattern>" { mode = "..." }` blocks, the first matching block wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub hcl: Option<String>,
 }
 
 fn default_replicas() -> i32 {

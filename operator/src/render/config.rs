@@ -1,9 +1,32 @@
 //! The proxy configuration: `athens_config::Config`, the type the proxy itself parses.
 
-use super::{CONTAINER_PORT, STORAGE_DIR};
+use super::{CONFIG_DIR, CONTAINER_PORT, DOWNLOAD_KEY, FILTER_KEY, STORAGE_DIR};
 use crate::crd::{AthensProxySpec, NetworkModeSpec, StorageSpec};
 use athens_config::{Config, LogFormat, NetworkMode, StorageConfig};
 use std::collections::BTreeMap;
+
+/// The filter and download-mode files next to `config.toml`, by ConfigMap key.
+pub fn policy_files(spec: &AthensProxySpec) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    if let Some(f) = &spec.filter {
+        let mut text = f.rules.join("\n");
+        text.push('\n');
+        files.insert(FILTER_KEY.to_string(), text);
+    }
+    if let Some(d) = &spec.download_modes {
+        let text = match &d.hcl {
+            Some(hcl) => hcl.clone(),
+            // A keyword is written as HCL too, so changing it is a reload, not a rollout.
+            None => format!(
+                "mode = {:?}\ndownloadURL = {:?}\n",
+                d.mode.as_deref().unwrap_or("sync"),
+                d.download_url.as_deref().unwrap_or("").trim()
+            ),
+        };
+        files.insert(DOWNLOAD_KEY.to_string(), text);
+    }
+    files
+}
 
 /// The configuration file the proxy pods read.
 ///
@@ -42,6 +65,18 @@ pub fn proxy_config(spec: &AthensProxySpec) -> Config {
     }
     if let Some(v) = up.fill_lease_seconds {
         c.upstream.fill_lease_seconds = v;
+    }
+    // The rules live in files next to config.toml, so editing them changes only those files:
+    // the pods re-read them without a rollout (config.toml, which is hashed, names only paths).
+    if let Some(f) = &spec.filter {
+        c.policy.filter_file = format!("{CONFIG_DIR}/{FILTER_KEY}");
+        c.policy.global_endpoint = f.global_endpoint.as_deref().unwrap_or("").trim().into();
+    }
+    if let Some(d) = &spec.download_modes {
+        c.policy.download_mode = format!("file:{CONFIG_DIR}/{DOWNLOAD_KEY}");
+        if d.hcl.is_some() {
+            c.policy.download_url = d.download_url.as_deref().unwrap_or("").trim().into();
+        }
     }
     if let Some(log) = &spec.log {
         if let Some(f) = log

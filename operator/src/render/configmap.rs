@@ -4,11 +4,14 @@ use super::{CONFIG_KEY, Meta, config_map_name};
 use k8s_openapi::api::core::v1::ConfigMap;
 use std::collections::BTreeMap;
 
-/// ConfigMap `<name>-config` with `config.toml`.
-pub fn config_map(meta: &Meta, toml: &str) -> ConfigMap {
+/// ConfigMap `<name>-config` with `config.toml` and the filter and download-mode files. Mounted
+/// as a whole folder (no subPath), so the kubelet updates the files in running pods.
+pub fn config_map(meta: &Meta, toml: &str, policy_files: BTreeMap<String, String>) -> ConfigMap {
+    let mut data = policy_files;
+    data.insert(CONFIG_KEY.to_string(), toml.to_string());
     ConfigMap {
         metadata: meta.child(config_map_name(&meta.name)),
-        data: Some(BTreeMap::from([(CONFIG_KEY.to_string(), toml.to_string())])),
+        data: Some(data),
         ..Default::default()
     }
 }
@@ -26,5 +29,48 @@ mod tests {
         let toml = &d.config_map.data.as_ref().unwrap()["config.toml"];
         let parsed = athens_config::Config::from_toml(toml, "cm").unwrap();
         assert_eq!(parsed, proxy_config(&p.spec));
+        assert_eq!(
+            d.config_map.data.as_ref().unwrap().len(),
+            1,
+            "no policy files unasked"
+        );
+    }
+
+    #[test]
+    fn policy_files_change_without_changing_the_pod_template() {
+        let mut p = proxy(fs());
+        p.spec.filter = Some(crate::crd::FilterSpec {
+            rules: vec!["-".into(), "+ github.com/gomods/athens v0.1,v0.2".into()],
+            global_endpoint: None,
+        });
+        p.spec.download_modes = Some(crate::crd::DownloadModesSpec {
+            mode: Some("async".into()),
+            ..Default::default()
+        });
+        let d = desired(&p, &Secrets::new()).unwrap();
+        let data = d.config_map.data.as_ref().unwrap();
+        assert_eq!(data["filter"], "-\n+ github.com/gomods/athens v0.1,v0.2\n");
+        assert_eq!(
+            data["download.hcl"],
+            "mode = \"async\"\ndownloadURL = \"\"\n"
+        );
+        let cfg = athens_config::Config::from_toml(&data["config.toml"], "cm").unwrap();
+        assert_eq!(cfg.policy.filter_file, "/etc/athens/filter");
+        assert_eq!(cfg.policy.download_mode, "file:/etc/athens/download.hcl");
+
+        let mut p2 = p.clone();
+        p2.spec
+            .filter
+            .as_mut()
+            .unwrap()
+            .rules
+            .push("- github.com/bad".into());
+        p2.spec.download_modes.as_mut().unwrap().mode = Some("none".into());
+        let d2 = desired(&p2, &Secrets::new()).unwrap();
+        assert_ne!(d2.config_map, d.config_map);
+        assert_eq!(
+            d2.deployment, d.deployment,
+            "rule changes reload; they do not roll pods"
+        );
     }
 }

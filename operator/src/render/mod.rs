@@ -10,7 +10,7 @@ mod pvc;
 mod secrets;
 mod service;
 
-pub use config::{proxy_config, storage_config};
+pub use config::{policy_files, proxy_config, storage_config};
 pub use configmap::config_map;
 pub use deployment::{deployment, image};
 pub use hash::{config_hash, template_hash};
@@ -39,6 +39,10 @@ pub const DEFAULT_SERVICE_PORT: i32 = 80;
 pub const CONFIG_DIR: &str = "/etc/athens";
 /// The ConfigMap key (and file name) of the proxy configuration.
 pub const CONFIG_KEY: &str = "config.toml";
+/// The filter file's key in the configuration ConfigMap (a file in [`CONFIG_DIR`]).
+pub const FILTER_KEY: &str = "filter";
+/// The download-mode HCL file's key in the configuration ConfigMap.
+pub const DOWNLOAD_KEY: &str = "download.hcl";
 /// Where a filesystem volume is mounted.
 pub const STORAGE_DIR: &str = "/var/lib/athens/storage";
 /// Where a GCS service account key is mounted.
@@ -96,7 +100,7 @@ pub fn desired(proxy: &AthensProxy, secrets: &Secrets) -> Result<Desired, Render
     let toml = config.to_toml();
     let hash = config_hash(&toml, secrets);
     Ok(Desired {
-        config_map: config_map(&meta, &toml),
+        config_map: config_map(&meta, &toml, policy_files(&proxy.spec)),
         deployment: deployment(&meta, &proxy.spec, &hash),
         service: service(&meta, &proxy.spec),
         pvc: persistent_volume_claim(&meta, &proxy.spec),
@@ -219,6 +223,8 @@ pub(crate) mod testing {
                 },
                 service: Default::default(),
                 log: None,
+                filter: None,
+                download_modes: None,
             },
         );
         p.metadata.namespace = Some("build".into());
