@@ -1014,3 +1014,65 @@ async fn filter_and_download_modes_render_into_the_config_map() -> Result<()> {
     op.stop().await;
     ns.cleanup().await
 }
+
+/// A rule change in the spec reaches a proxy started with the rendered files: the new filter
+/// file is written in place (as the kubelet updates a ConfigMap volume) and the running proxy
+/// answers by the new rules, while the rendered pod template stays the same.
+#[tokio::test]
+async fn rendered_filter_change_reaches_a_running_proxy() -> Result<()> {
+    use athens_e2e::proxy::ProxyProcess;
+    use athens_operator::crd::FilterSpec;
+    use athens_operator::render::{Secrets, desired};
+    let text = std::fs::read_to_string(repo().join("examples/filesystem.yaml"))?;
+    let mut p: AthensProxy = serde_yaml::from_str(&text)?;
+    p.metadata.namespace = Some("local".into());
+    p.metadata.uid = Some("local".into());
+    p.spec.upstream.goproxy = "off".into();
+    p.spec.upstream.sumdb = Some("off".into());
+    p.spec.filter = Some(FilterSpec {
+        rules: vec!["- example.com/blocked".into()],
+        global_endpoint: None,
+    });
+    let root = tempfile::tempdir()?;
+    let remap = |path: &str| root.path().join(path.trim_start_matches('/'));
+    let write_files = |d: &athens_operator::render::Desired| -> Result<()> {
+        let data = d.config_map.data.clone().context("data")?;
+        std::fs::create_dir_all(remap("/etc/athens"))?;
+        for (key, value) in data {
+            let mut value = value;
+            for dir in ["/etc/athens", "/var/lib/athens/storage"] {
+                value = value.replace(dir, &remap(dir).to_string_lossy());
+            }
+            value = value.replace("0.0.0.0:3000", "127.0.0.1:0");
+            std::fs::write(remap("/etc/athens").join(key), value)?;
+        }
+        Ok(())
+    };
+    let first = desired(&p, &Secrets::new())?;
+    std::fs::create_dir_all(remap("/var/lib/athens/storage"))?;
+    write_files(&first)?;
+    let config = remap("/etc/athens/config.toml");
+    let proxy = ProxyProcess::start(&["--config", &config.to_string_lossy()], &[]);
+    let status = |module: &'static str| {
+        let url = format!("{}/{module}/@v/list", proxy.url);
+        async move { Ok::<u16, anyhow::Error>(reqwest::get(&url).await?.status().as_u16()) }
+    };
+    assert_eq!(status("example.com/blocked").await?, 403);
+    assert_eq!(status("example.com/other").await?, 404, "upstream is off");
+
+    p.spec.filter.as_mut().context("filter")?.rules = vec!["- example.com/other".into()];
+    let second = desired(&p, &Secrets::new())?;
+    assert_eq!(
+        second.deployment, first.deployment,
+        "no rollout for a rule change"
+    );
+    write_files(&second)?;
+    poll(
+        TIMEOUT,
+        "the running proxy to answer by the new rules",
+        || async { Ok(status("example.com/other").await? == 403) },
+    )
+    .await?;
+    assert_eq!(status("example.com/blocked").await?, 404);
+    Ok(())
+}
