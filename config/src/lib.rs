@@ -5,6 +5,7 @@
 
 mod cli;
 mod defaults;
+pub mod policy;
 mod redact;
 pub mod reference;
 

@@ -1011,6 +1011,23 @@ async fn filter_and_download_modes_render_into_the_config_map() -> Result<()> {
         hash,
         "a rule change must not roll the pods"
     );
+
+    // What the schema cannot check (the HCL text) is reported: Degraded, with the reason, and
+    // nothing is rendered for it.
+    let bad_hcl = doc(
+        "badhcl",
+        r#""downloadModes":{"hcl":"mode = \"sync\"\ndownload \"a/*\" {\n  url = \"http://x\"\n}\n"}"#,
+    );
+    let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(&bad_hcl))?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let message = degraded_for(&api, "badhcl", "InvalidDownloadModes").await?;
+    assert!(message.contains("url"), "{message}");
+    warning_event(&ns, "InvalidDownloadModes").await?;
+    assert!(cms.get_opt("badhcl-config").await?.is_none());
     op.stop().await;
     ns.cleanup().await
 }

@@ -5,8 +5,8 @@
 use super::Error;
 use crate::crd::AthensProxy;
 use crate::render::{
-    Credential, Meta, SecretVersion, Secrets, Settings, claim_name, config_map_name, credentials,
-    image, wants_pvc,
+    Credential, DOWNLOAD_KEY, FILTER_KEY, Meta, SecretVersion, Secrets, Settings, claim_name,
+    config_map_name, credentials, image, policy_files, wants_pvc,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
@@ -25,6 +25,10 @@ pub enum Problem {
         "serviceAccountName {name:?} is not allowed: this operator runs proxies only as {allowed:?} (or with no ServiceAccount)"
     )]
     ServiceAccountNotAllowed { name: String, allowed: Vec<String> },
+    #[error("spec.filter: {reason}")]
+    InvalidFilter { reason: String },
+    #[error("spec.downloadModes: {reason}")]
+    InvalidDownloadModes { reason: String },
     #[error("Secret {secret:?} referenced by spec.storage does not exist")]
     SecretNotFound { secret: String },
     #[error("Secret {secret:?} has no key {key:?}")]
@@ -56,6 +60,8 @@ impl Problem {
         match self {
             Problem::ImageNotAllowed { .. } => "ImageNotAllowed",
             Problem::ServiceAccountNotAllowed { .. } => "ServiceAccountNotAllowed",
+            Problem::InvalidFilter { .. } => "InvalidFilter",
+            Problem::InvalidDownloadModes { .. } => "InvalidDownloadModes",
             Problem::SecretNotFound { .. } => "SecretNotFound",
             Problem::SecretKeyNotFound { .. } => "SecretKeyNotFound",
             Problem::ClaimNotFound { .. } => "ClaimNotFound",
@@ -95,7 +101,7 @@ pub async fn run(
         }
         d => out.deployment = d,
     }
-    out.problem = check_policy(proxy, settings);
+    out.problem = check_policy(proxy, settings).or_else(|| check_rules(proxy));
     if out.problem.is_some() {
         return Ok(out);
     }
@@ -132,6 +138,33 @@ pub fn check_policy(proxy: &AthensProxy, settings: &Settings) -> Option<Problem>
         }
         _ => None,
     }
+}
+
+/// The filter rules and download modes parse as the proxy will parse them (what the schema's
+/// rules cannot see: the HCL text, version qualifiers). A proxy given bad files would refuse to
+/// start, or keep its old rules on reload; this says why in the status instead.
+pub fn check_rules(proxy: &AthensProxy) -> Option<Problem> {
+    use athens_config::policy::{download::DownloadModes, filter::Filter};
+    let files = policy_files(&proxy.spec);
+    if let Some(Err(e)) = files.get(FILTER_KEY).map(|t| Filter::parse(t)) {
+        return Some(Problem::InvalidFilter {
+            reason: e.to_string(),
+        });
+    }
+    if let Some(text) = files.get(DOWNLOAD_KEY) {
+        let url = proxy
+            .spec
+            .download_modes
+            .as_ref()
+            .and_then(|d| d.download_url.as_deref())
+            .unwrap_or("");
+        if let Err(e) = DownloadModes::parse(text, url.trim()) {
+            return Some(Problem::InvalidDownloadModes {
+                reason: e.to_string(),
+            });
+        }
+    }
+    None
 }
 
 /// Every required credential's Secret exists and has its key (an optional one may be absent).
@@ -278,6 +311,41 @@ mod tests {
     use crate::render::testing::{fs, proxy, s3};
     use k8s_openapi::api::core::v1::PersistentVolumeClaimSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    #[test]
+    fn rules_the_schema_cannot_check_are_problems() {
+        use crate::crd::{DownloadModesSpec, FilterSpec};
+        let mut p = proxy(fs());
+        assert_eq!(check_rules(&p), None);
+        p.spec.filter = Some(FilterSpec {
+            rules: vec![
+                "-".into(),
+                "+ github.com/gomods/athens v0.1,v0.2,v0.4.1".into(),
+            ],
+            global_endpoint: None,
+        });
+        p.spec.download_modes = Some(DownloadModesSpec {
+            hcl: Some("mode = \"sync\"\ndownload \"a.b/*\" { mode = \"none\" }\n".into()),
+            ..Default::default()
+        });
+        assert_eq!(check_rules(&p), None);
+
+        let mut bad = p.clone();
+        bad.spec
+            .filter
+            .as_mut()
+            .unwrap()
+            .rules
+            .push("+ a.b/c v1,,v2".into());
+        let problem = check_rules(&bad).unwrap();
+        assert_eq!(problem.reason(), "InvalidFilter");
+        assert!(problem.to_string().contains("line 3"), "{problem}");
+
+        let mut bad = p.clone();
+        bad.spec.download_modes.as_mut().unwrap().hcl =
+            Some("mode = \"sync\"\ndownload \"a/*\" { url = \"http://x\" }\n".into());
+        assert_eq!(check_rules(&bad).unwrap().reason(), "InvalidDownloadModes");
+    }
 
     fn secret(keys: &[&str]) -> SecretVersion {
         SecretVersion {
