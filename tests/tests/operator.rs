@@ -930,9 +930,14 @@ async fn filter_and_download_modes_render_into_the_config_map() -> Result<()> {
             "filter rules with D (direct) need filter.globalEndpoint",
         ),
         (
+            "neither rules nor a ConfigMap",
+            r#""filter":{"globalEndpoint":"https://x.example"}"#,
+            "set filter.rules or filter.configMapRef",
+        ),
+        (
             "mode and hcl",
             r#""downloadModes":{"mode":"sync","hcl":"mode = \"sync\""}"#,
-            "set downloadModes.mode or downloadModes.hcl, not both",
+            "set one of downloadModes.mode, downloadModes.hcl or downloadModes.configMapRef",
         ),
         (
             "redirect without a URL",
@@ -1028,6 +1033,56 @@ async fn filter_and_download_modes_render_into_the_config_map() -> Result<()> {
     assert!(message.contains("url"), "{message}");
     warning_event(&ns, "InvalidDownloadModes").await?;
     assert!(cms.get_opt("badhcl-config").await?.is_none());
+
+    // A filter file in a ConfigMap of the user's own: mounted, not copied; missing, it is
+    // reported, and the proxy recovers when it appears.
+    let with_ref = doc(
+        "ref",
+        r#""filter":{"configMapRef":{"name":"team-filter","key":"rules"}}"#,
+    );
+    let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(&with_ref))?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let message = degraded_for(&api, "ref", "ConfigMapNotFound").await?;
+    assert!(message.contains("team-filter"), "{message}");
+    let team = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"team-filter"},
+        "data":{"rules":"-\n+ github.com/approved\n"}}"#;
+    let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(team))?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    poll(TIMEOUT, "the Deployment mounting team-filter", || async {
+        let Some(d) = deployments.get_opt("ref").await? else {
+            return Ok(false);
+        };
+        let pod = d.spec.and_then(|s| s.template.spec).unwrap_or_default();
+        Ok(pod.volumes.unwrap_or_default().iter().any(|v| {
+            v.config_map
+                .as_ref()
+                .is_some_and(|c| c.name == "team-filter")
+        }))
+    })
+    .await?;
+    assert!(!data(cms.get("ref-config").await?).contains_key("filter"));
+    let both = doc(
+        "both",
+        r#""filter":{"rules":["-"],"configMapRef":{"name":"team-filter","key":"rules"}}"#,
+    );
+    let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(&both))?;
+    assert!(
+        !out.status.success(),
+        "rules and configMapRef together: accepted"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("set filter.rules or filter.configMapRef"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     op.stop().await;
     ns.cleanup().await
 }
@@ -1049,6 +1104,7 @@ async fn rendered_filter_change_reaches_a_running_proxy() -> Result<()> {
     p.spec.filter = Some(FilterSpec {
         rules: vec!["- example.com/blocked".into()],
         global_endpoint: None,
+        config_map_ref: None,
     });
     let root = tempfile::tempdir()?;
     let remap = |path: &str| root.path().join(path.trim_start_matches('/'));

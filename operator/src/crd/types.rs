@@ -160,14 +160,18 @@ pub struct AthensProxySpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new(
-    "!self.rules.exists(r, r.trim().startsWith('D')) || (has(self.globalEndpoint) && self.globalEndpoint != '')"
+    "!has(self.rules) || !self.rules.exists(r, r.trim().startsWith('D')) || (has(self.globalEndpoint) && self.globalEndpoint != '')"
 ).message("filter rules with D (direct) need filter.globalEndpoint").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new(
+    "has(self.configMapRef) != (has(self.rules) && size(self.rules) > 0)"
+).message("set filter.rules or filter.configMapRef (exactly one)"))]
 pub struct FilterSpec {
     /// Rules in Athens filter-file syntax: `+ <path> [versions]` include, `- <path> [versions]`
     /// exclude (answered 403), `D <path>` send the client to globalEndpoint, a bare `+` or `-`
     /// sets the default; `#` starts a comment. The deepest matching path wins. Versions are a
     /// comma list of prefixes (`v1.2`), `~v1.2.3` (same minor, at least patch 3), `^v1.2.3`
-    /// (same major) or `<v1.2.3` (at most).
+    /// (same major) or `<v1.2.3` (at most). Leave empty when using configMapRef.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 500), inner(length(max = 256)))]
     #[x_kube(validation = Rule::new(
         "self.all(r, r.matches('^ *(#.*|[-+D]( +[^ ]+( +[^ ,]+(,[^ ,]+)*)?)?)? *$'))"
@@ -177,12 +181,28 @@ pub struct FilterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub global_endpoint: Option<String>,
+    /// Instead of rules: an Athens filter file kept in a ConfigMap of your own in this
+    /// namespace (key `key`). Edits reach running pods without a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<ConfigMapKeyRef>,
+}
+
+/// A key of a ConfigMap in the proxy's namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapKeyRef {
+    /// The ConfigMap's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key holding the file.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 /// Download modes: a keyword for every module, or Athens's HCL file for per-path modes.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!(has(self.mode) && has(self.hcl))").message("set downloadModes.mode or downloadModes.hcl, not both"))]
+#[x_kube(validation = Rule::new("(has(self.mode) ? 1 : 0) + (has(self.hcl) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) <= 1").message("set one of downloadModes.mode, downloadModes.hcl or downloadModes.configMapRef"))]
 #[x_kube(validation = Rule::new(
     "!has(self.mode) || !(self.mode in ['redirect', 'async_redirect']) || (has(self.downloadURL) && self.downloadURL != '')"
 ).message("redirect modes need downloadModes.downloadURL").reason(Reason::FieldValueRequired))]
@@ -205,6 +225,10 @@ pub struct DownloadModesSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 65536))]
     pub hcl: Option<String>,
+    /// Instead of hcl: an Athens download-mode HCL file kept in a ConfigMap of your own in this
+    /// namespace (key `key`). Edits reach running pods without a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<ConfigMapKeyRef>,
 }
 
 fn default_replicas() -> i32 {

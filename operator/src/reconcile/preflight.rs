@@ -29,6 +29,12 @@ pub enum Problem {
     InvalidFilter { reason: String },
     #[error("spec.downloadModes: {reason}")]
     InvalidDownloadModes { reason: String },
+    #[error("ConfigMap {name:?} referenced by {field} does not exist or has no key {key:?}")]
+    ConfigMapNotFound {
+        field: &'static str,
+        name: String,
+        key: String,
+    },
     #[error("Secret {secret:?} referenced by spec.storage does not exist")]
     SecretNotFound { secret: String },
     #[error("Secret {secret:?} has no key {key:?}")]
@@ -62,6 +68,7 @@ impl Problem {
             Problem::ServiceAccountNotAllowed { .. } => "ServiceAccountNotAllowed",
             Problem::InvalidFilter { .. } => "InvalidFilter",
             Problem::InvalidDownloadModes { .. } => "InvalidDownloadModes",
+            Problem::ConfigMapNotFound { .. } => "ConfigMapNotFound",
             Problem::SecretNotFound { .. } => "SecretNotFound",
             Problem::SecretKeyNotFound { .. } => "SecretKeyNotFound",
             Problem::ClaimNotFound { .. } => "ClaimNotFound",
@@ -102,6 +109,9 @@ pub async fn run(
         d => out.deployment = d,
     }
     out.problem = check_policy(proxy, settings).or_else(|| check_rules(proxy));
+    if out.problem.is_none() {
+        out.problem = check_rule_refs(client, ns, proxy).await?;
+    }
     if out.problem.is_some() {
         return Ok(out);
     }
@@ -165,6 +175,65 @@ pub fn check_rules(proxy: &AthensProxy) -> Option<Problem> {
         }
     }
     None
+}
+
+/// ConfigMaps of the user's own holding the filter or download-mode file: they exist, have the
+/// key, and parse. Their contents are not hashed into the pod template: edits reach pods by the
+/// proxy's reload (and are checked again here at every reconcile).
+async fn check_rule_refs(
+    client: &Client,
+    ns: &str,
+    proxy: &AthensProxy,
+) -> Result<Option<Problem>, Error> {
+    use athens_config::policy::{download::DownloadModes, filter::Filter};
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let spec = &proxy.spec;
+    let refs = [
+        (
+            "spec.filter.configMapRef",
+            spec.filter.as_ref().and_then(|f| f.config_map_ref.as_ref()),
+        ),
+        (
+            "spec.downloadModes.configMapRef",
+            spec.download_modes
+                .as_ref()
+                .and_then(|d| d.config_map_ref.as_ref()),
+        ),
+    ];
+    for (field, r) in refs {
+        let Some(r) = r else { continue };
+        let text = api
+            .get_opt(&r.name)
+            .await?
+            .and_then(|cm| cm.data.unwrap_or_default().remove(&r.key));
+        let Some(text) = text else {
+            return Ok(Some(Problem::ConfigMapNotFound {
+                field,
+                name: r.name.clone(),
+                key: r.key.clone(),
+            }));
+        };
+        let problem = if field == "spec.filter.configMapRef" {
+            Filter::parse(&text).err().map(|e| Problem::InvalidFilter {
+                reason: format!("ConfigMap {:?}: {e}", r.name),
+            })
+        } else {
+            let url = spec
+                .download_modes
+                .as_ref()
+                .and_then(|d| d.download_url.as_deref())
+                .unwrap_or("");
+            DownloadModes::parse(&text, url.trim())
+                .err()
+                .map(|e| Problem::InvalidDownloadModes {
+                    reason: format!("ConfigMap {:?}: {e}", r.name),
+                })
+        };
+        if problem.is_some() {
+            return Ok(problem);
+        }
+    }
+    Ok(None)
 }
 
 /// Every required credential's Secret exists and has its key (an optional one may be absent).
@@ -323,6 +392,7 @@ mod tests {
                 "+ github.com/gomods/athens v0.1,v0.2,v0.4.1".into(),
             ],
             global_endpoint: None,
+            config_map_ref: None,
         });
         p.spec.download_modes = Some(DownloadModesSpec {
             hcl: Some("mode = \"sync\"\ndownload \"a.b/*\" { mode = \"none\" }\n".into()),

@@ -1,6 +1,6 @@
 //! The proxy configuration: `athens_config::Config`, the type the proxy itself parses.
 
-use super::{CONFIG_DIR, CONTAINER_PORT, DOWNLOAD_KEY, FILTER_KEY, STORAGE_DIR};
+use super::{CONFIG_DIR, CONTAINER_PORT, DOWNLOAD_KEY, FILTER_KEY, POLICY_REF_DIR, STORAGE_DIR};
 use crate::crd::{AthensProxySpec, NetworkModeSpec, StorageSpec};
 use athens_config::{Config, LogFormat, NetworkMode, StorageConfig};
 use std::collections::BTreeMap;
@@ -8,12 +8,16 @@ use std::collections::BTreeMap;
 /// The filter and download-mode files next to `config.toml`, by ConfigMap key.
 pub fn policy_files(spec: &AthensProxySpec) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
-    if let Some(f) = &spec.filter {
+    if let Some(f) = spec.filter.as_ref().filter(|f| f.config_map_ref.is_none()) {
         let mut text = f.rules.join("\n");
         text.push('\n');
         files.insert(FILTER_KEY.to_string(), text);
     }
-    if let Some(d) = &spec.download_modes {
+    if let Some(d) = spec
+        .download_modes
+        .as_ref()
+        .filter(|d| d.config_map_ref.is_none())
+    {
         let text = match &d.hcl {
             Some(hcl) => hcl.clone(),
             // A keyword is written as HCL too, so changing it is a reload, not a rollout.
@@ -69,12 +73,18 @@ pub fn proxy_config(spec: &AthensProxySpec) -> Config {
     // The rules live in files next to config.toml, so editing them changes only those files:
     // the pods re-read them without a rollout (config.toml, which is hashed, names only paths).
     if let Some(f) = &spec.filter {
-        c.policy.filter_file = format!("{CONFIG_DIR}/{FILTER_KEY}");
+        c.policy.filter_file = match &f.config_map_ref {
+            Some(_) => format!("{POLICY_REF_DIR}/filter/{FILTER_KEY}"),
+            None => format!("{CONFIG_DIR}/{FILTER_KEY}"),
+        };
         c.policy.global_endpoint = f.global_endpoint.as_deref().unwrap_or("").trim().into();
     }
     if let Some(d) = &spec.download_modes {
-        c.policy.download_mode = format!("file:{CONFIG_DIR}/{DOWNLOAD_KEY}");
-        if d.hcl.is_some() {
+        c.policy.download_mode = match &d.config_map_ref {
+            Some(_) => format!("file:{POLICY_REF_DIR}/download/{DOWNLOAD_KEY}"),
+            None => format!("file:{CONFIG_DIR}/{DOWNLOAD_KEY}"),
+        };
+        if d.hcl.is_some() || d.config_map_ref.is_some() {
             c.policy.download_url = d.download_url.as_deref().unwrap_or("").trim().into();
         }
     }

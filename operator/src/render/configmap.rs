@@ -42,6 +42,7 @@ mod tests {
         p.spec.filter = Some(crate::crd::FilterSpec {
             rules: vec!["-".into(), "+ github.com/gomods/athens v0.1,v0.2".into()],
             global_endpoint: None,
+            config_map_ref: None,
         });
         p.spec.download_modes = Some(crate::crd::DownloadModesSpec {
             mode: Some("async".into()),
@@ -72,5 +73,37 @@ mod tests {
             d2.deployment, d.deployment,
             "rule changes reload; they do not roll pods"
         );
+    }
+
+    #[test]
+    fn config_map_refs_are_mounted_not_copied() {
+        let mut p = proxy(fs());
+        let r = crate::crd::ConfigMapKeyRef {
+            name: "team-filter".into(),
+            key: "rules".into(),
+        };
+        p.spec.filter = Some(crate::crd::FilterSpec {
+            config_map_ref: Some(r),
+            ..Default::default()
+        });
+        let d = desired(&p, &Secrets::new()).unwrap();
+        let data = d.config_map.data.as_ref().unwrap();
+        assert!(!data.contains_key("filter"));
+        let cfg = athens_config::Config::from_toml(&data["config.toml"], "cm").unwrap();
+        assert_eq!(cfg.policy.filter_file, "/etc/athens-policy/filter/filter");
+        let pod = d.deployment.spec.unwrap().template.spec.unwrap();
+        let vol = pod
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == "policy-filter")
+            .unwrap();
+        let cm = vol.config_map.unwrap();
+        assert_eq!(cm.name, "team-filter");
+        assert_eq!(cm.items.unwrap()[0].key, "rules");
+        let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+        let m = mounts.iter().find(|m| m.name == "policy-filter").unwrap();
+        assert_eq!(m.mount_path, "/etc/athens-policy/filter");
+        assert_eq!(m.sub_path, None, "a subPath mount would never see edits");
     }
 }

@@ -2,8 +2,9 @@
 
 use super::secrets::{Credential, Delivery, GCS_DEFAULT_KEY, credentials};
 use super::{
-    CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONTAINER_PORT, DEFAULT_IMAGE, GCS_KEY_DIR,
-    Meta, STORAGE_DIR, TMP_DIR, claim_name, config_map_name, pvc::access_modes, selector_labels,
+    CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONTAINER_PORT, DEFAULT_IMAGE, DOWNLOAD_KEY,
+    FILTER_KEY, GCS_KEY_DIR, Meta, POLICY_REF_DIR, STORAGE_DIR, TMP_DIR, claim_name,
+    config_map_name, pvc::access_modes, selector_labels,
 };
 use crate::crd::AthensProxySpec;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
@@ -255,6 +256,39 @@ fn volumes(meta: &Meta, spec: &AthensProxySpec) -> (Vec<Volume>, Vec<VolumeMount
             ..Default::default()
         });
         mounts.push(mount("storage", STORAGE_DIR, false));
+    }
+    // A user's ConfigMap, mounted whole-folder (no subPath) so the kubelet updates the file.
+    let refs = [
+        (
+            "filter",
+            FILTER_KEY,
+            spec.filter.as_ref().and_then(|f| f.config_map_ref.as_ref()),
+        ),
+        (
+            "download",
+            DOWNLOAD_KEY,
+            spec.download_modes
+                .as_ref()
+                .and_then(|d| d.config_map_ref.as_ref()),
+        ),
+    ];
+    for (name, file, r) in refs {
+        let Some(r) = r else { continue };
+        let volume = format!("policy-{name}");
+        volumes.push(Volume {
+            name: volume.clone(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: r.name.clone(),
+                items: Some(vec![KeyToPath {
+                    key: r.key.clone(),
+                    path: file.into(),
+                    mode: None,
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(mount(&volume, &format!("{POLICY_REF_DIR}/{name}"), true));
     }
     for c in credentials(&spec.storage) {
         if let Delivery::File(file) = c.delivery {

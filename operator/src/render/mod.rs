@@ -43,6 +43,8 @@ pub const CONFIG_KEY: &str = "config.toml";
 pub const FILTER_KEY: &str = "filter";
 /// The download-mode HCL file's key in the configuration ConfigMap.
 pub const DOWNLOAD_KEY: &str = "download.hcl";
+/// Where ConfigMaps of the user's own (`configMapRef`) are mounted: `filter/`, `download/`.
+pub const POLICY_REF_DIR: &str = "/etc/athens-policy";
 /// Where a filesystem volume is mounted.
 pub const STORAGE_DIR: &str = "/var/lib/athens/storage";
 /// Where a GCS service account key is mounted.
