@@ -1,6 +1,7 @@
 //! The HTTP server: the module download protocol, checksum-database proxying, health, metrics.
 
 mod app;
+mod catalog;
 mod health;
 mod observe;
 mod protocol;
@@ -23,6 +24,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/version", get(health::version))
+        .route("/catalog", get(catalog::catalog))
+        .route("/index", get(catalog::index))
         .route("/sumdb/{*rest}", get(sumdb::handle))
         .fallback(protocol::handle)
         .layer(axum::middleware::from_fn_with_state(
