@@ -3,11 +3,13 @@
 //! The operator renders this same type into a ConfigMap, so every field here is part of the
 //! contract between the two programs. Defaults are what a developer on a laptop expects.
 
+mod access;
 mod cli;
 mod defaults;
 mod redact;
 pub mod reference;
 
+pub use access::AccessConfig;
 pub use cli::Cli;
 pub use defaults::{default_storage_dir, resolve_from_go_env};
 pub use redact::redact_userinfo;
@@ -34,6 +36,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Client credentials and the metrics address.
+    pub access: AccessConfig,
 }
 
 /// The bucket: the single source of truth for every module version served.
@@ -248,6 +252,27 @@ impl Config {
             ),
             ("upstream.max_temp_bytes", self.upstream.max_temp_bytes),
         ];
+        if !self.access.metrics_listen.is_empty()
+            && self
+                .access
+                .metrics_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(ConfigError::Invalid {
+                field: "access.metrics_listen",
+                reason: format!(
+                    "{:?} is not host:port with a numeric host",
+                    self.access.metrics_listen
+                ),
+            });
+        }
+        if self.access.tls_cert_file.is_empty() != self.access.tls_key_file.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "access.tls_cert_file",
+                reason: "set both tls_cert_file and tls_key_file, or neither".into(),
+            });
+        }
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid {
                 field,

@@ -32,6 +32,8 @@ pub struct App {
     pub sumdb_name: Option<String>,
     /// Rate limit for repairing derived list files from `list` requests.
     pub list_checks: ListChecks,
+    /// Client credentials; `None` when every client is served.
+    pub access: Option<Arc<super::access::Gate>>,
 }
 
 impl App {
@@ -90,6 +92,7 @@ impl App {
             metrics,
             sumdb_name,
             list_checks: ListChecks::new(Duration::from_secs(300)),
+            access: super::access::Gate::new(&cfg.access)?,
         })
     }
 

@@ -1,5 +1,6 @@
 //! The HTTP server: the module download protocol, checksum-database proxying, health, metrics.
 
+mod access;
 mod app;
 mod catalog;
 mod health;
@@ -8,6 +9,7 @@ mod protocol;
 mod reply;
 mod serve;
 mod sumdb;
+mod tls;
 
 pub use app::App;
 pub use serve::serve;
@@ -30,7 +32,20 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(protocol::handle)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
+            access::check,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
             observe::observe,
         ))
+        .with_state(app)
+}
+
+/// What the separate metrics address serves (`access.metrics_listen`): no credentials.
+pub fn metrics_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .with_state(app)
 }
