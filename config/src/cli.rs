@@ -46,6 +46,10 @@ pub struct Cli {
     /// Print the configuration reference (every key, default, flag) as Markdown and exit.
     #[arg(long)]
     pub print_config_reference: bool,
+    /// Read an Athens configuration file (and Athens's environment variables), print our
+    /// equivalent configuration with every Athens key accounted for, and exit.
+    #[arg(long, value_name = "ATHENS-TOML")]
+    pub convert_athens_config: Option<PathBuf>,
 }
 
 impl Cli {

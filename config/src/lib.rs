@@ -4,6 +4,7 @@
 //! contract between the two programs. Defaults are what a developer on a laptop expects.
 
 mod access;
+pub mod athens;
 mod cli;
 mod defaults;
 mod redact;

@@ -9,6 +9,14 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", athens_proxy::config::reference::markdown());
         return Ok(());
     }
+    if let Some(path) = &cli.convert_athens_config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let conversion = athens_proxy::config::athens::convert(&text, &env)?;
+        print!("{}", conversion.render(&path.display().to_string()));
+        return Ok(());
+    }
     let mut cfg = cli.resolve()?;
     resolve_from_go_env(&mut cfg.upstream)?;
     cfg.validate()?;
