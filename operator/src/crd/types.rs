@@ -131,6 +131,24 @@ pub struct AthensProxySpec {
     /// Proxy log output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<LogSpec>,
+
+    /// Client access control: basic-auth users and bearer tokens from Secrets, and HTTPS.
+    /// Default: every client is served over HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<super::AccessSpec>,
+}
+
+impl AthensProxySpec {
+    /// Every Secret the spec references (storage credentials and access).
+    pub fn secret_names(&self) -> Vec<&str> {
+        let mut v = self.storage.secret_names();
+        if let Some(a) = &self.access {
+            v.extend(a.secret_names());
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
 }
 
 fn default_replicas() -> i32 {

@@ -43,6 +43,7 @@ pub fn proxy_config(spec: &AthensProxySpec) -> Config {
     if let Some(v) = up.fill_lease_seconds {
         c.upstream.fill_lease_seconds = v;
     }
+    super::access::apply_access(&mut c, spec);
     if let Some(log) = &spec.log {
         if let Some(f) = log
             .format

@@ -177,8 +177,13 @@ impl<T, F: Fn(&str) -> Option<T>> LocalWalk<'_, T, F> {
             if rel.is_empty() && self.modules_only && !name.contains('.') {
                 continue;
             }
-            // Follows symbolic links, as the object store's own listing does.
-            let is_dir = std::fs::metadata(e.path()).is_ok_and(|m| m.is_dir());
+            // The entry's type comes with the directory read (no stat per entry); only a
+            // symbolic link is followed, as the object store's own listing does.
+            let is_dir = match e.file_type() {
+                Ok(t) if t.is_symlink() => std::fs::metadata(e.path()).is_ok_and(|m| m.is_dir()),
+                Ok(t) => t.is_dir(),
+                Err(_) => continue,
+            };
             names.push((name, is_dir));
         }
         names.sort_unstable();
