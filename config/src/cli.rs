@@ -50,6 +50,10 @@ pub struct Cli {
     /// equivalent configuration with every Athens key accounted for, and exit.
     #[arg(long, value_name = "ATHENS-TOML")]
     pub convert_athens_config: Option<PathBuf>,
+    /// Write the missing `/index` rows of the configured storage (versions stored before rows
+    /// existed, or by other tools), print how many, and exit.
+    #[arg(long)]
+    pub reindex: bool,
 }
 
 impl Cli {

@@ -24,6 +24,18 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", cfg.redacted().to_toml());
         return Ok(());
     }
+    if cli.reindex {
+        let mut store = athens_proxy::storage::Store::new(athens_proxy::storage::open(
+            &cfg.storage.url,
+            &cfg.storage.options,
+        )?);
+        if let Some(root) = cfg.storage.url.strip_prefix("file://") {
+            store = store.with_local_root(root.into());
+        }
+        let written = store.reindex().await?;
+        println!("reindex: wrote {written} missing /index rows");
+        return Ok(());
+    }
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));

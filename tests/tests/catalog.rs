@@ -156,7 +156,39 @@ async fn check_catalog_and_index(world: &World, storage: &StorageSpec) {
 async fn catalog_and_index_on_a_local_folder() {
     let world = World::new(modules()).await;
     let dir = tempfile::tempdir().unwrap();
-    check_catalog_and_index(&world, &StorageSpec::file(dir.path())).await;
+    let storage = StorageSpec::file(dir.path());
+    check_catalog_and_index(&world, &storage).await;
+
+    // Rows lost (or a bucket filled before rows existed): --reindex writes them again.
+    std::fs::remove_dir_all(dir.path().join("_index")).unwrap();
+    let offline = world.offline_proxy(&storage);
+    let (_, body) = get(&format!("{}/index", offline.url())).await;
+    assert_eq!(body, "");
+    let reindex = |want: &str| {
+        let out = std::process::Command::new(athens_e2e::proxy::proxy_bin())
+            .args([
+                "--reindex",
+                "--storage",
+                &storage.url,
+                "--upstream",
+                "off",
+                "--sumdb",
+                "off",
+            ])
+            .env_remove("ATHENS_CONFIG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success() && stdout.contains(want),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    reindex(&format!("wrote {} missing", world.modules.len()));
+    let (_, body) = get(&format!("{}/index", offline.url())).await;
+    assert_eq!(index_rows(&body).len(), world.modules.len(), "{body}");
+    reindex("wrote 0 missing");
 }
 
 #[tokio::test]

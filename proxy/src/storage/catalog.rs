@@ -9,8 +9,9 @@
 //! never be a module path, and a bucket synced to disk stays a valid `GOPROXY=file://`.
 //!
 //! A process killed between the commit and the row leaves a version without a row (the catalog
-//! still lists it); `athens-proxy reindex` is not written yet (see the README's limits). A
-//! version filled again after its files were lost gets a second row with its new time.
+//! still lists it), as do versions stored before rows existed: `athens-proxy --reindex` writes
+//! the missing ones. A version filled again after its files were lost gets a second row with
+//! its new time.
 
 use super::layout::{Layout, version_of_info};
 use super::walk::{Scope, walk};
@@ -119,6 +120,61 @@ impl Store {
         .await
     }
 
+    /// Writes the missing index rows (versions committed before rows were written, by another
+    /// tool, or by a process killed between commit and row), each stamped with its commit
+    /// marker's time. Returns how many were written. Safe to run while proxies serve.
+    pub async fn reindex(&self) -> Result<usize, StorageError> {
+        const PAGE: usize = 10_000;
+        let mut indexed = std::collections::HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = walk(
+                &self.os,
+                self.local_root.as_deref(),
+                Scope::Under(INDEX_DIR),
+                after.as_deref(),
+                PAGE,
+                |k| Some((k.to_string(), parse_index_key(k))),
+            )
+            .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let full = page.len() == PAGE;
+            indexed.extend(
+                page.into_iter()
+                    .filter_map(|(_, r)| r)
+                    .map(|r| (r.path, r.version)),
+            );
+            if !full {
+                break;
+            }
+        }
+        let mut written = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.catalog(after.as_deref(), PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.key.clone());
+            for e in &page {
+                if indexed.contains(&(e.module.clone(), e.version.clone())) {
+                    continue;
+                }
+                let Some((module, file)) = e.key.rsplit_once("/@v/") else {
+                    continue;
+                };
+                let Some(version) = version_of_info(file) else {
+                    continue;
+                };
+                self.record_index(Layout { module, version }).await?;
+                written += 1;
+            }
+            if page.len() < PAGE {
+                break;
+            }
+        }
+        Ok(written)
+    }
+
     /// Writes the index row of a committed version, stamped with its commit marker's time.
     pub async fn record_index(&self, l: Layout<'_>) -> Result<(), StorageError> {
         let info = Key::parse(l.info()).map_err(|source| StorageError::Key {
@@ -158,6 +214,41 @@ mod tests {
         assert!(index_since_key(t1) < k1 && k1 < index_since_key(t2));
         let zero = DateTime::<Utc>::MIN_UTC.max(Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap());
         assert!(index_since_key(zero) < k1);
+    }
+
+    #[tokio::test]
+    async fn reindex_writes_only_missing_rows() {
+        let store = Store::new(std::sync::Arc::new(object_store::memory::InMemory::new()));
+        for (m, v) in [
+            ("a.b/x", "v1.0.0"),
+            ("a.b/x", "v1.1.0"),
+            ("c.d/!y", "v0.1.0"),
+        ] {
+            let l = Layout {
+                module: m,
+                version: v,
+            };
+            store
+                .create_blob(&l.info(), Bytes::from_static(b"{}"))
+                .await
+                .unwrap();
+        }
+        let l = Layout {
+            module: "a.b/x",
+            version: "v1.0.0",
+        };
+        store.record_index(l).await.unwrap();
+        let zero = Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(store.index(zero, 10).await.unwrap().len(), 1);
+        assert_eq!(store.reindex().await.unwrap(), 2);
+        let rows = store.index(zero, 10).await.unwrap();
+        let mut got: Vec<_> = rows
+            .iter()
+            .map(|r| format!("{}@{}", r.path, r.version))
+            .collect();
+        got.sort();
+        assert_eq!(got, ["a.b/x@v1.0.0", "a.b/x@v1.1.0", "c.d/Y@v0.1.0"]);
+        assert_eq!(store.reindex().await.unwrap(), 0, "nothing twice");
     }
 
     #[test]
