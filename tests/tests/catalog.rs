@@ -290,7 +290,7 @@ fn bench_n() -> usize {
 }
 
 /// Measures paging through `ATHENS_BENCH_VERSIONS` (default 100,000) versions on a local
-/// folder and on MinIO. Run: `cargo test -p athens-e2e --test catalog -- --ignored --nocapture`.
+/// folder and on MinIO (`ATHENS_BENCH_STORES=local` for the folder only). Run: `cargo test -p athens-e2e --test catalog -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "a measurement, not a test: prints numbers"]
 async fn catalog_bench_100k() {
@@ -312,6 +312,9 @@ async fn catalog_bench_100k() {
     let proxy = world.offline_proxy(&local);
     time_paging("local folder", proxy.url(), n).await;
     drop(proxy);
+    if std::env::var("ATHENS_BENCH_STORES").is_ok_and(|s| !s.contains("minio")) {
+        return;
+    }
 
     let minio = MinioServer::start().await;
     let s3 = StorageSpec::s3(&minio);
