@@ -54,6 +54,15 @@ pub struct Cli {
     /// existed, or by other tools), print how many, and exit.
     #[arg(long)]
     pub reindex: bool,
+    /// Import an Athens bucket (`s3://...`, `gs://...`, `az://...`, `file:///...`; Athens's
+    /// layout, module paths not case-escaped) into the configured storage, verifying every
+    /// version like a fill (checksum database, no-sum patterns), then exit: non-zero when a
+    /// version failed.
+    #[arg(long, value_name = "URL")]
+    pub import_from: Option<String>,
+    /// A `key=value` storage option for `--import-from` (as `storage.options`), repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub import_option: Vec<String>,
 }
 
 impl Cli {

@@ -24,6 +24,32 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", cfg.redacted().to_toml());
         return Ok(());
     }
+    if let Some(source) = &cli.import_from {
+        let mut options = std::collections::BTreeMap::new();
+        for kv in &cli.import_option {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--import-option {kv:?}: want key=value"))?;
+            options.insert(k.to_string(), v.to_string());
+        }
+        let report = athens_proxy::import::import(&cfg, source, &options, 8).await?;
+        for f in &report.failed {
+            println!("FAILED {f}");
+        }
+        for s in &report.skipped {
+            println!("SKIPPED {s}: not a valid module path or version");
+        }
+        println!(
+            "import: {} imported, {} failed, {} skipped",
+            report.imported,
+            report.failed.len(),
+            report.skipped.len()
+        );
+        if !report.failed.is_empty() {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     if cli.reindex {
         let mut store = athens_proxy::storage::Store::new(athens_proxy::storage::open(
             &cfg.storage.url,
