@@ -9,7 +9,7 @@ use athens_e2e::proxy::proxy_bin;
 use athens_e2e::world::{StorageSpec, World};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn athens_bucket_is_imported_with_verification() {
