@@ -58,6 +58,23 @@ pub struct Cli {
     /// Print the configuration reference (every key, default, flag) as Markdown and exit.
     #[arg(long)]
     pub print_config_reference: bool,
+    /// Read an Athens configuration file (and Athens's environment variables), print our
+    /// equivalent configuration with every Athens key accounted for, and exit.
+    #[arg(long, value_name = "ATHENS-TOML")]
+    pub convert_athens_config: Option<PathBuf>,
+    /// Write the missing `/index` rows of the configured storage (versions stored before rows
+    /// existed, or by other tools), print how many, and exit.
+    #[arg(long)]
+    pub reindex: bool,
+    /// Import an Athens bucket (`s3://...`, `gs://...`, `az://...`, `file:///...`; Athens's
+    /// layout, module paths not case-escaped) into the configured storage, verifying every
+    /// version like a fill (checksum database, no-sum patterns), then exit: non-zero when a
+    /// version failed.
+    #[arg(long, value_name = "URL")]
+    pub import_from: Option<String>,
+    /// A `key=value` storage option for `--import-from` (as `storage.options`), repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub import_option: Vec<String>,
 }
 
 impl Cli {

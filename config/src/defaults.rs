@@ -29,6 +29,7 @@ impl Default for Config {
             upstream: UpstreamConfig::default(),
             server: ServerConfig::default(),
             log: LogConfig::default(),
+            access: Default::default(),
             policy: PolicyConfig::default(),
         }
     }

@@ -3,12 +3,15 @@
 //! The operator renders this same type into a ConfigMap, so every field here is part of the
 //! contract between the two programs. Defaults are what a developer on a laptop expects.
 
+mod access;
+pub mod athens;
 mod cli;
 mod defaults;
 pub mod policy;
 mod redact;
 pub mod reference;
 
+pub use access::AccessConfig;
 pub use cli::Cli;
 pub use defaults::{default_storage_dir, resolve_from_go_env};
 pub use redact::redact_userinfo;
@@ -35,6 +38,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Client credentials and the metrics address.
+    pub access: AccessConfig,
     /// Athens filter file and download modes: which modules are served, and what a miss does.
     pub policy: PolicyConfig,
 }
@@ -275,6 +280,27 @@ impl Config {
             ("upstream.max_temp_bytes", self.upstream.max_temp_bytes),
             ("policy.reload_seconds", self.policy.reload_seconds),
         ];
+        if !self.access.metrics_listen.is_empty()
+            && self
+                .access
+                .metrics_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(ConfigError::Invalid {
+                field: "access.metrics_listen",
+                reason: format!(
+                    "{:?} is not host:port with a numeric host",
+                    self.access.metrics_listen
+                ),
+            });
+        }
+        if self.access.tls_cert_file.is_empty() != self.access.tls_key_file.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "access.tls_cert_file",
+                reason: "set both tls_cert_file and tls_key_file, or neither".into(),
+            });
+        }
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid {
                 field,

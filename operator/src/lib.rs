@@ -5,5 +5,6 @@ pub mod first_proxy;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod migrate;
 pub mod reconcile;
 pub mod render;

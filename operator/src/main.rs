@@ -28,6 +28,18 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the AthensProxy CustomResourceDefinition as YAML.
     Crd,
+    /// Turn an Athens Helm chart values file (gomods/athens-charts) into an AthensProxy
+    /// manifest, printed with what could not be mapped as comments at the top.
+    FromAthensValues {
+        /// The values file (`helm get values <release> -a > values.yaml`).
+        values: std::path::PathBuf,
+        /// Name of the AthensProxy.
+        #[arg(long, default_value = "athens")]
+        name: String,
+        /// Namespace of the AthensProxy.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -106,6 +118,17 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crd => {
             print!("{}", athens_operator::crd::crd_yaml());
+            Ok(())
+        }
+        Command::FromAthensValues {
+            values,
+            name,
+            namespace,
+        } => {
+            let text = std::fs::read_to_string(&values)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", values.display()))?;
+            let converted = athens_operator::migrate::from_athens_values(&text, &name, &namespace)?;
+            print!("{}", converted.render()?);
             Ok(())
         }
         Command::Run(args) => tokio::runtime::Builder::new_multi_thread()

@@ -3,6 +3,7 @@
 /// The configuration type lives in its own crate, shared with the operator.
 pub use athens_config as config;
 pub mod fetch;
+pub mod import;
 pub mod metrics;
 pub mod module;
 pub mod policy;

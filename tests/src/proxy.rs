@@ -16,6 +16,8 @@ pub fn proxy_bin() -> PathBuf {
 /// A running proxy; killed on drop.
 pub struct ProxyProcess {
     pub url: String,
+    /// The separate metrics address (`access.metrics_listen`), when the proxy serves one.
+    pub metrics_url: Option<String>,
     pub child: Child,
 }
 
@@ -46,19 +48,29 @@ impl ProxyProcess {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(url) = line.strip_prefix("GOPROXY=") {
-                    let _ = tx.send(url.to_string());
+                    let _ = tx.send((true, url.to_string()));
+                } else if let Some(url) = line.strip_prefix("METRICS=") {
+                    let _ = tx.send((false, url.to_string()));
                 }
             }
         });
-        let url = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait().ok();
-                panic!("athens-proxy did not start (exit: {status:?})");
+        let mut metrics_url = None;
+        let url = loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok((true, url)) => break url,
+                Ok((false, url)) => metrics_url = Some(url),
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait().ok();
+                    panic!("athens-proxy did not start (exit: {status:?})");
+                }
             }
         };
-        Self { url, child }
+        Self {
+            url,
+            metrics_url,
+            child,
+        }
     }
 
     /// `kill -9`: no chance to clean up.

@@ -135,6 +135,7 @@ async fn chart_lints_and_the_api_server_accepts_its_manifests() -> Result<()> {
         "logFormat=xml",
         "replicas=-1",
         "serviceMonitor.enabled=yes-please",
+        "grafanaDashboard.enabled=yes-please",
         "firstProxy.enabled=true",
         "unknownKey=1",
     ] {
@@ -166,6 +167,8 @@ async fn chart_lints_and_the_api_server_accepts_its_manifests() -> Result<()> {
                 "--set",
                 "serviceMonitor.enabled=true",
                 "--set",
+                "grafanaDashboard.enabled=true",
+                "--set",
                 "firstProxy.enabled=true",
                 "--set-json",
                 FIRST_PROXY,
@@ -188,6 +191,22 @@ async fn chart_lints_and_the_api_server_accepts_its_manifests() -> Result<()> {
     ] {
         assert!(kinds.contains(&want), "no {want} in {kinds:?}");
     }
+    let dashboard = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .context("no Grafana dashboard ConfigMap")?;
+    let shipped: serde_json::Value = serde_json::from_str(
+        dashboard["data"]["athens-proxy.json"]
+            .as_str()
+            .context("no athens-proxy.json in the dashboard ConfigMap")?,
+    )?;
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!(
+        "{chart}/files/grafana-dashboard.json"
+    ))?)?;
+    assert_eq!(
+        shipped, file,
+        "the dashboard ConfigMap carries files/grafana-dashboard.json"
+    );
     // Helm does not create the first proxy (it could not in the install that creates the CRD):
     // the operator gets it, as an AthensProxy it can parse, in its environment.
     assert!(!kinds.contains(&"AthensProxy"), "{kinds:?}");

@@ -1149,3 +1149,99 @@ async fn rendered_filter_change_reaches_a_running_proxy() -> Result<()> {
     assert_eq!(status("example.com/blocked").await?, 404);
     Ok(())
 }
+
+/// `spec.access`: its Secrets are checked like storage credentials (Degraded until they and
+/// their keys exist), then mounted read-only as files the proxy configuration names.
+#[tokio::test]
+async fn access_secrets_are_checked_then_mounted_read_only() -> Result<()> {
+    let ns = TestNamespace::new("access").await?;
+    let op = Operator::start(&ns, Duration::from_secs(30)).await?;
+    let manifest = r#"
+apiVersion: athens.dev/v1alpha1
+kind: AthensProxy
+metadata:
+  name: guarded
+spec:
+  storage:
+    filesystem: {size: 1Gi}
+  upstream:
+    goproxy: "off"
+  access:
+    basicAuth:
+      - secretName: team-users
+    bearerTokens:
+      - secretName: ci-tokens
+        key: list
+"#;
+    let apply = |doc: &str| -> Result<()> {
+        let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(doc))?;
+        if !out.status.success() {
+            bail!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    };
+    apply(manifest)?;
+    let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
+    let msg = degraded_for(&api, "guarded", "SecretNotFound").await?;
+    assert!(msg.contains("spec.access"), "{msg}");
+    let secret = |name: &str, key: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\nstringData:\n  {key}: \"ci:pw\"\n"
+        )
+    };
+    apply(&secret("team-users", "users"))?;
+    apply(&secret("ci-tokens", "wrong"))?;
+    let msg = degraded_for(&api, "guarded", "SecretKeyNotFound").await?;
+    assert!(msg.contains("list"), "{msg}");
+    let deployments: Api<Deployment> = Api::namespaced(ns.client(), ns.name());
+    assert!(deployments.get_opt("guarded").await?.is_none());
+
+    apply(&secret("ci-tokens", "list"))?;
+    poll(TIMEOUT, "the guarded Deployment", || async {
+        Ok(deployments.get_opt("guarded").await?.is_some())
+    })
+    .await?;
+    let d = deployments.get("guarded").await?;
+    let pod = d.spec.context("spec")?.template.spec.context("pod spec")?;
+    let mounts = pod.containers[0].volume_mounts.clone().unwrap_or_default();
+    let access: Vec<_> = mounts
+        .iter()
+        .filter(|m| m.mount_path.starts_with("/var/run/secrets/athens/access/"))
+        .collect();
+    assert_eq!(access.len(), 2, "{mounts:?}");
+    assert!(access.iter().all(|m| m.read_only == Some(true)));
+    let volumes = pod.volumes.unwrap_or_default();
+    let tokens = volumes
+        .iter()
+        .find_map(|v| {
+            v.secret
+                .as_ref()
+                .filter(|s| s.secret_name.as_deref() == Some("ci-tokens"))
+        })
+        .context("no ci-tokens volume")?;
+    assert_eq!(
+        tokens.items.as_ref().map(|i| i[0].key.as_str()),
+        Some("list")
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(ns.client(), ns.name());
+    let cm = cms
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .find(|c| c.name_any().starts_with("guarded"))
+        .context("no ConfigMap")?;
+    let config = cm
+        .data
+        .unwrap_or_default()
+        .into_values()
+        .collect::<String>();
+    assert!(
+        config.contains("/var/run/secrets/athens/access/access-basic-0/users")
+            && config.contains("/var/run/secrets/athens/access/access-tokens-0/tokens"),
+        "{config}"
+    );
+    assert!(!config.contains("ci:pw"), "a secret value in the ConfigMap");
+    op.stop().await;
+    ns.cleanup().await
+}

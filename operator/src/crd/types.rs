@@ -154,6 +154,23 @@ pub struct AthensProxySpec {
     ///       download "github.com/pkg/*" { mode = "redirect" }
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_modes: Option<DownloadModesSpec>,
+    /// Client access control: basic-auth users and bearer tokens from Secrets, and HTTPS.
+    /// Default: every client is served over HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<super::AccessSpec>,
+}
+
+impl AthensProxySpec {
+    /// Every Secret the spec references (storage credentials and access).
+    pub fn secret_names(&self) -> Vec<&str> {
+        let mut v = self.storage.secret_names();
+        if let Some(a) = &self.access {
+            v.extend(a.secret_names());
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
 }
 
 /// Filter rules, one Athens filter-file line each.

@@ -147,11 +147,12 @@ async fn reconcile_proxy(proxy: &AthensProxy, ctx: &Context) -> Result<Action, E
         }
     };
 
-    let url = render::url(
+    let url = render::tls_url(
         &meta.name,
         &meta.namespace,
         service_port(&proxy.spec),
         &ctx.settings,
+        render::serves_tls(&proxy.spec),
     );
     let observed = Observed {
         generation: proxy.metadata.generation,

@@ -35,7 +35,7 @@ pub enum Problem {
         name: String,
         key: String,
     },
-    #[error("Secret {secret:?} referenced by spec.storage does not exist")]
+    #[error("Secret {secret:?} referenced by spec.storage or spec.access does not exist")]
     SecretNotFound { secret: String },
     #[error("Secret {secret:?} has no key {key:?}")]
     SecretKeyNotFound { secret: String, key: String },
@@ -116,7 +116,9 @@ pub async fn run(
         return Ok(out);
     }
     out.secrets = read_secrets(client, ns, proxy).await?;
-    out.problem = check_secrets(&credentials(&proxy.spec.storage), &out.secrets);
+    let mut needed = credentials(&proxy.spec.storage);
+    needed.extend(crate::render::access_credentials(&proxy.spec));
+    out.problem = check_secrets(&needed, &out.secrets);
     if out.problem.is_none() {
         out.problem = check_existing_claim(client, ns, proxy).await?;
     }
@@ -317,7 +319,7 @@ async fn name_conflict(
 async fn read_secrets(client: &Client, ns: &str, proxy: &AthensProxy) -> Result<Secrets, Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut out = Secrets::new();
-    for name in proxy.spec.storage.secret_names() {
+    for name in proxy.spec.secret_names() {
         if let Some(s) = api.get_opt(name).await? {
             let version = SecretVersion {
                 uid: s.metadata.uid.unwrap_or_default(),

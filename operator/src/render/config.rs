@@ -88,6 +88,7 @@ pub fn proxy_config(spec: &AthensProxySpec) -> Config {
             c.policy.download_url = d.download_url.as_deref().unwrap_or("").trim().into();
         }
     }
+    super::access::apply_access(&mut c, spec);
     if let Some(log) = &spec.log {
         if let Some(f) = log
             .format

@@ -1,5 +1,6 @@
 //! The Deployment of proxy pods: hardened, probed, rolled when the configuration changes.
 
+use super::access::serves_tls;
 use super::secrets::{Credential, Delivery, GCS_DEFAULT_KEY, credentials};
 use super::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONTAINER_PORT, DEFAULT_IMAGE, DOWNLOAD_KEY,
@@ -54,8 +55,8 @@ pub fn deployment(meta: &Meta, spec: &AthensProxySpec, hash: &str) -> Deployment
         env: Some(env(spec)),
         volume_mounts: Some(mounts),
         resources: spec.resources.clone(),
-        liveness_probe: Some(probe("/healthz", 10, 3)),
-        readiness_probe: Some(probe("/readyz", 5, 2)),
+        liveness_probe: Some(probe("/healthz", 10, 3, serves_tls(spec))),
+        readiness_probe: Some(probe("/readyz", 5, 2, serves_tls(spec))),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             read_only_root_filesystem: Some(true),
@@ -152,12 +153,12 @@ fn strategy(spec: &AthensProxySpec) -> DeploymentStrategy {
     }
 }
 
-fn probe(path: &str, period: i32, failures: i32) -> Probe {
+fn probe(path: &str, period: i32, failures: i32, tls: bool) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
             port: IntOrString::String("http".into()),
-            scheme: Some("HTTP".into()),
+            scheme: Some(if tls { "HTTPS" } else { "HTTP" }.into()),
             ..Default::default()
         }),
         period_seconds: Some(period),
@@ -296,6 +297,9 @@ fn volumes(meta: &Meta, spec: &AthensProxySpec) -> (Vec<Volume>, Vec<VolumeMount
             mounts.push(mount(CREDENTIALS_VOLUME, GCS_KEY_DIR, true));
         }
     }
+    let (access_volumes, access_mounts) = super::access::access_volumes(spec);
+    volumes.extend(access_volumes);
+    mounts.extend(access_mounts);
     (volumes, mounts)
 }
 

@@ -2,6 +2,7 @@
 //!
 //! Nothing here talks to the API server; every function is unit tested.
 
+mod access;
 mod config;
 mod configmap;
 mod deployment;
@@ -10,6 +11,7 @@ mod pvc;
 mod secrets;
 mod service;
 
+pub use access::{access_credentials, serves_tls};
 pub use config::{policy_files, proxy_config, storage_config};
 pub use configmap::config_map;
 pub use deployment::{deployment, image};
@@ -182,13 +184,20 @@ pub fn labels(name: &str) -> BTreeMap<String, String> {
 }
 
 /// The in-cluster URL of the proxy's Service, for `GOPROXY`: fully qualified, so it resolves
-/// from any namespace; the port is left out when it is 80.
+/// from any namespace; the port is left out when it is the scheme's default (80, or 443 when
+/// the proxy serves HTTPS itself).
 pub fn url(name: &str, namespace: &str, port: i32, settings: &Settings) -> String {
+    tls_url(name, namespace, port, settings, false)
+}
+
+/// [`url`] for a proxy that serves HTTP (`tls` false) or HTTPS.
+pub fn tls_url(name: &str, namespace: &str, port: i32, settings: &Settings, tls: bool) -> String {
     let host = format!("{name}.{namespace}.svc.{}", settings.cluster_domain);
-    if port == 80 {
-        format!("http://{host}")
+    let (scheme, default) = if tls { ("https", 443) } else { ("http", 80) };
+    if port == default {
+        format!("{scheme}://{host}")
     } else {
-        format!("http://{host}:{port}")
+        format!("{scheme}://{host}:{port}")
     }
 }
 
@@ -227,6 +236,7 @@ pub(crate) mod testing {
                 log: None,
                 filter: None,
                 download_modes: None,
+                access: None,
             },
         );
         p.metadata.namespace = Some("build".into());

@@ -34,6 +34,8 @@ pub struct App {
     pub sumdb_name: Option<String>,
     /// Rate limit for repairing derived list files from `list` requests.
     pub list_checks: ListChecks,
+    /// Client credentials; `None` when every client is served.
+    pub access: Option<Arc<super::access::Gate>>,
     /// The filter file and download modes in force (reloaded when their files change).
     pub policy: Arc<Policy>,
 }
@@ -107,6 +109,7 @@ impl App {
             sumdb_name,
             list_checks: ListChecks::new(Duration::from_secs(300)),
             policy,
+            access: super::access::Gate::new(&cfg.access)?,
         })
     }
 

@@ -1,6 +1,8 @@
 //! The HTTP server: the module download protocol, checksum-database proxying, health, metrics.
 
+mod access;
 mod app;
+mod catalog;
 mod health;
 mod observe;
 mod policy;
@@ -8,6 +10,7 @@ mod protocol;
 mod reply;
 mod serve;
 mod sumdb;
+mod tls;
 
 pub use app::{App, MissAnswer};
 pub use serve::serve;
@@ -24,11 +27,26 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/version", get(health::version))
+        .route("/catalog", get(catalog::catalog))
+        .route("/index", get(catalog::index))
         .route("/sumdb/{*rest}", get(sumdb::handle))
         .fallback(protocol::handle)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
+            access::check,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
             observe::observe,
         ))
+        .with_state(app)
+}
+
+/// What the separate metrics address serves (`access.metrics_listen`): no credentials.
+pub fn metrics_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .with_state(app)
 }

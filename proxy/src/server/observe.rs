@@ -32,6 +32,8 @@ pub fn route_of(path: &str) -> &'static str {
             "/readyz" => "readyz",
             "/metrics" => "metrics",
             "/version" => "version",
+            "/catalog" => "catalog",
+            "/index" => "index",
             _ => "other",
         }
     }

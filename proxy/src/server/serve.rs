@@ -5,7 +5,7 @@
 //! closed after `server.header_timeout_seconds`; past `server.max_connections` a connection is
 //! answered 503 and closed; on SIGTERM in-flight requests get `server.shutdown_seconds`.
 
-use super::{App, router};
+use super::{App, metrics_router, router};
 use crate::config::Config;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -29,11 +29,32 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let tls = super::tls::acceptor(&cfg.access)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let shown = cfg.redacted();
     tracing::info!(%addr, storage = %shown.storage.url, upstream = %shown.upstream.goproxy,
         mode = ?cfg.upstream.network_mode, "athens-proxy serving");
-    println!("GOPROXY=http://{addr}");
+    if !cfg.access.metrics_listen.is_empty() {
+        let l = tokio::net::TcpListener::bind(&cfg.access.metrics_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("listening on {}: {e}", cfg.access.metrics_listen))?;
+        // Before the GOPROXY= line, which scripts wait for: both are known when it comes.
+        println!("METRICS=http://{}", l.local_addr()?);
+        let svc = metrics_router(app.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, svc).await {
+                tracing::warn!(error = %e, "metrics listener stopped");
+            }
+        });
+    }
 
+    println!("GOPROXY={scheme}://{addr}");
+    if let Some(gate) = &app.access {
+        gate.spawn_reloader();
+        tracing::info!(
+            "client access control is on: every route but /healthz and /readyz needs credentials"
+        );
+    }
     let limits = &cfg.server;
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
@@ -68,15 +89,46 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let conn = http
-            .serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service.clone()),
-            )
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let Some(tls) = &tls else {
+            let conn = http
+                .serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service.clone()),
+                )
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                drop(slot);
+            });
+            continue;
+        };
+        // The handshake runs in the connection's task, bounded like a request's headers.
+        let (tls, http, service, watcher) = (
+            tls.clone(),
+            http.clone(),
+            service.clone(),
+            graceful.watcher(),
+        );
+        let handshake = Duration::from_secs(limits.header_timeout_seconds);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let stream = match tokio::time::timeout(handshake, tls.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let conn = http
+                .serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service),
+                )
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(slot);

@@ -2,14 +2,18 @@
 //!
 //! Layout (all paths case-escaped as the protocol sends them):
 //! `<module>/@v/<version>.zip|.mod|.info`, `<module>/@v/list` (tagged versions, derived), and our
-//! own `<module>/@v/<version>.lease` beside them. A folder synced from the bucket is therefore
+//! own `<module>/@v/<version>.lease` beside them, and a row per commit under `_index/` for `/index`
+//! (see `catalog.rs`). A folder synced from the bucket is therefore
 //! itself a working `GOPROXY=file://...`.
 
+mod catalog;
 mod layout;
 mod mongodb;
 mod open;
 mod store;
+mod walk;
 
+pub use catalog::{CatalogEntry, INDEX_DIR, IndexRow, index_row_key, parse_info_key};
 pub use layout::{Layout, list_file as layout_list_file, sumdb_tile};
 pub use open::open;
 pub use store::{Committed, Store, ZipObject};

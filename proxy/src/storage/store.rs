@@ -22,11 +22,11 @@ const SMALL_CACHE_BYTES: usize = 16 << 20;
 /// The bucket, holding module versions in protocol layout.
 #[derive(Clone, Debug)]
 pub struct Store {
-    os: Arc<dyn ObjectStore>,
+    pub(super) os: Arc<dyn ObjectStore>,
     small: Arc<SmallCache>,
     /// For `file://` buckets: the folder, so zips stream straight from the file in large reads
     /// (the object store's local reader hands out 8 KiB chunks, one blocking task each).
-    local_root: Option<std::path::PathBuf>,
+    pub(super) local_root: Option<std::path::PathBuf>,
 }
 
 /// Read size when streaming a zip out of a local bucket.
@@ -300,6 +300,11 @@ impl Store {
         self.create_or_replace(&l.ziphash(), Bytes::from(format!("{zip_h1}\n")))
             .await?;
         if self.create_blob(&l.info(), info).await? {
+            // The version is committed whatever happens to its `/index` row (see catalog.rs).
+            if let Err(e) = self.record_index(l).await {
+                tracing::warn!(module = l.module, version = l.version, error = %e,
+                    "committed, but writing its /index row failed");
+            }
             Ok(Committed::Written)
         } else {
             Ok(Committed::AlreadyThere)

@@ -1,0 +1,335 @@
+//! Walking the bucket's keys in order, from a resume point, a page at a time.
+//!
+//! `/catalog` and `/index` are answered from listings of the bucket itself (no database, no
+//! in-process state), so every replica gives the same answer. Cloud stores (S3, GCS, Azure),
+//! the memory store and the MongoDB store list in byte order and take a start-after offset, so
+//! a page costs a few list calls however large the bucket is. The local file system lists in
+//! directory order and filters the offset only after walking the whole tree, so for `file://`
+//! buckets the walk is done here: each directory read and sorted, subtrees before the resume
+//! point skipped. The two orders differ in one detail (`a.b/x` sorts before `a/x` in bytes,
+//! after it by path components); a page token is only ever read back by the same bucket, and
+//! each order is total, so paging is complete either way.
+
+use super::StorageError;
+use futures::StreamExt;
+use object_store::ObjectStore;
+use object_store::path::Path as Key;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Which keys a walk visits.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Module versions: top-level names without a dot are skipped (a module path's first
+    /// element always has one, so `sumdb/` and our own `_index/` are never modules).
+    Modules,
+    /// Everything under one top-level folder.
+    Under(&'a str),
+}
+
+/// Up to `limit` items `keep` makes of the keys in `scope` strictly after `after`, in order.
+pub(super) async fn walk<T: Send + 'static>(
+    os: &Arc<dyn ObjectStore>,
+    local_root: Option<&Path>,
+    scope: Scope<'_>,
+    after: Option<&str>,
+    limit: usize,
+    keep: impl Fn(&str) -> Option<T> + Send + 'static,
+) -> Result<Vec<T>, StorageError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    match local_root {
+        Some(root) => {
+            let (root, after) = (root.to_path_buf(), after.map(String::from));
+            let under = match scope {
+                Scope::Modules => None,
+                Scope::Under(p) => Some(p.to_string()),
+            };
+            tokio::task::spawn_blocking(move || {
+                walk_local(&root, under.as_deref(), after.as_deref(), limit, &keep)
+            })
+            .await
+            .map_err(|e| StorageError::Io {
+                path: "bucket walk".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+        }
+        None => walk_listing(os, scope, after, limit, &keep).await,
+    }
+}
+
+/// Byte-ordered listings with a start-after offset.
+async fn walk_listing<T>(
+    os: &Arc<dyn ObjectStore>,
+    scope: Scope<'_>,
+    after: Option<&str>,
+    limit: usize,
+    keep: &impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, StorageError> {
+    let prefix = match scope {
+        Scope::Modules => None,
+        Scope::Under(p) => Some(parse(p)?),
+    };
+    let mut offset = after.map(parse).transpose()?;
+    let mut out = Vec::new();
+    'restart: loop {
+        let mut listing = match &offset {
+            Some(o) => os.list_with_offset(prefix.as_ref(), o),
+            None => os.list(prefix.as_ref()),
+        };
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let k = meta.location.as_ref();
+            if offset.as_ref().is_some_and(|o| k <= o.as_ref()) {
+                continue; // a backend that ignores the offset, or lists out of order
+            }
+            if let Scope::Modules = scope {
+                let top = k.split('/').next().unwrap_or(k);
+                if !top.contains('.') {
+                    // Jump over the whole folder: "<top>0" sorts right after every "<top>/...".
+                    offset = Some(parse(&format!("{top}0"))?);
+                    continue 'restart;
+                }
+            }
+            if let Some(item) = keep(k) {
+                out.push(item);
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+        return Ok(out);
+    }
+}
+
+fn parse(k: &str) -> Result<Key, StorageError> {
+    Key::parse(k).map_err(|source| StorageError::Key {
+        key: k.to_string(),
+        source,
+    })
+}
+
+/// Depth-first over sorted directory entries, skipping what sorts before `after`.
+fn walk_local<T>(
+    root: &Path,
+    under: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+    keep: &impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, StorageError> {
+    let bound: Vec<&str> = after.map(|a| a.split('/').collect()).unwrap_or_default();
+    let mut w = LocalWalk {
+        keep,
+        limit,
+        out: Vec::new(),
+        modules_only: under.is_none(),
+    };
+    let mut rel = Vec::new();
+    let (dir, bound): (PathBuf, &[&str]) = match under {
+        Some(u) => {
+            // Only keys under `u` are visited: a bound in another folder excludes all or none.
+            let b: &[&str] = match bound.split_first() {
+                Some((first, rest)) if *first == u => rest,
+                Some((first, _)) if *first > u => return Ok(Vec::new()),
+                _ => &[],
+            };
+            rel.push(u.to_string());
+            (root.join(u), b)
+        }
+        None => (root.to_path_buf(), &bound[..]),
+    };
+    let bound = Some(bound).filter(|b| !b.is_empty());
+    w.dir(&dir, &mut rel, bound)
+        .map_err(|source| StorageError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    Ok(w.out)
+}
+
+struct LocalWalk<'k, T, F: Fn(&str) -> Option<T>> {
+    keep: &'k F,
+    limit: usize,
+    out: Vec<T>,
+    modules_only: bool,
+}
+
+impl<T, F: Fn(&str) -> Option<T>> LocalWalk<'_, T, F> {
+    /// Returns true when the page is full.
+    fn dir(
+        &mut self,
+        dir: &PathBuf,
+        rel: &mut Vec<String>,
+        bound: Option<&[&str]>,
+    ) -> std::io::Result<bool> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let mut names: Vec<(String, bool)> = Vec::new();
+        for e in entries {
+            let e = e?;
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            if rel.is_empty() && self.modules_only && !name.contains('.') {
+                continue;
+            }
+            // The entry's type comes with the directory read (no stat per entry); only a
+            // symbolic link is followed, as the object store's own listing does.
+            let is_dir = match e.file_type() {
+                Ok(t) if t.is_symlink() => std::fs::metadata(e.path()).is_ok_and(|m| m.is_dir()),
+                Ok(t) => t.is_dir(),
+                Err(_) => continue,
+            };
+            names.push((name, is_dir));
+        }
+        names.sort_unstable();
+        for (name, is_dir) in names {
+            let sub = match bound {
+                Some(b) if name.as_str() < b[0] => continue,
+                Some(b) if name == b[0] => Some(&b[1..]),
+                _ => None,
+            };
+            if is_dir {
+                rel.push(name);
+                let full = self.dir(
+                    &dir.join(&rel[rel.len() - 1]),
+                    rel,
+                    sub.filter(|b| !b.is_empty()),
+                )?;
+                rel.pop();
+                if full {
+                    return Ok(true);
+                }
+            } else if sub.is_none() {
+                // (A file named like the bound is the bound itself or a prefix of it: before.)
+                rel.push(name);
+                let item = (self.keep)(&rel.join("/"));
+                rel.pop();
+                if let Some(item) = item {
+                    self.out.push(item);
+                    if self.out.len() >= self.limit {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::local::LocalFileSystem;
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    const KEYS: &[&str] = &[
+        "a.b/x/@v/v1.0.0.info",
+        "a.b/x/@v/v1.0.0.mod",
+        "a.b/x/@v/v1.1.0.info",
+        "a.b/x/v2/@v/v2.0.0.info",
+        "a.b/y/@v/v0.1.0.info",
+        "c.d/z/@v/v1.0.0.info",
+        "sumdb/sum.golang.org/tile/8/0/001",
+        "_index/20260101T000000.000000000Z/a.b/x/@v/v1.0.0",
+        "_index/20260102T000000.000000000Z/a.b/y/@v/v0.1.0",
+        "_index/20260103T000000.000000000Z/c.d/z/@v/v1.0.0",
+    ];
+
+    async fn stores() -> Vec<(Arc<dyn ObjectStore>, Option<PathBuf>, tempfile::TempDir)> {
+        let dir = tempfile::tempdir().unwrap();
+        let local: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        for k in KEYS {
+            for s in [&local, &mem] {
+                s.put(&Key::parse(*k).unwrap(), PutPayload::from_static(b"x"))
+                    .await
+                    .unwrap();
+            }
+        }
+        let root = dir.path().to_path_buf();
+        // The local store is walked both ways: by directory (as the proxy does) and by its own
+        // (unordered) listing, which must still give the same set.
+        vec![
+            (local, Some(root), dir),
+            (mem, None, tempfile::tempdir().unwrap()),
+        ]
+    }
+
+    fn infos(k: &str) -> Option<String> {
+        k.ends_with(".info").then(|| k.to_string())
+    }
+
+    async fn page_all(
+        os: &Arc<dyn ObjectStore>,
+        root: Option<&Path>,
+        scope: Scope<'_>,
+        size: usize,
+        keep: fn(&str) -> Option<String>,
+    ) -> Vec<String> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = walk(os, root, scope, after.as_deref(), size, keep)
+                .await
+                .unwrap();
+            assert!(page.len() <= size);
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            all.extend(page);
+            after = Some(last);
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn pages_visit_every_module_version_once() {
+        for (os, root, _dir) in stores().await {
+            for size in [1, 2, 3, 100] {
+                let got = page_all(&os, root.as_deref(), Scope::Modules, size, infos).await;
+                let mut want: Vec<String> = KEYS
+                    .iter()
+                    .filter(|k| !k.starts_with('_') && k.ends_with(".info"))
+                    .map(|k| k.to_string())
+                    .collect();
+                let mut sorted = got.clone();
+                sorted.sort();
+                want.sort();
+                assert_eq!(sorted, want, "page size {size}, local {}", root.is_some());
+                sorted.dedup();
+                assert_eq!(sorted.len(), got.len(), "no duplicates");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn under_a_folder_in_key_order_from_an_offset() {
+        for (os, root, _dir) in stores().await {
+            let all = page_all(&os, root.as_deref(), Scope::Under("_index"), 2, |k| {
+                Some(k.to_string())
+            })
+            .await;
+            assert_eq!(all.len(), 3);
+            assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
+            // A bound that is a folder prefix: everything inside it comes after it.
+            let from = walk(
+                &os,
+                root.as_deref(),
+                Scope::Under("_index"),
+                Some("_index/20260102T000000.000000000Z"),
+                10,
+                |k| Some(k.to_string()),
+            )
+            .await
+            .unwrap();
+            assert_eq!(from, all[1..].to_vec());
+        }
+    }
+}

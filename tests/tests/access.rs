@@ -1,0 +1,182 @@
+//! Client access control with the real go command: a proxy serving HTTPS (a CA made by the
+//! test) with users and tokens from several files. The go command with a `.netrc` entry for
+//! the proxy's host downloads modules; without one it fails with the proxy's 401 reason.
+//! Files are reloaded on change; `/healthz`, `/readyz` and the separate metrics address stay
+//! open.
+
+use athens_e2e::gocmd::GoEnv;
+use athens_e2e::image::tls::TestCa;
+use athens_e2e::modzip::FakeModule;
+use athens_e2e::world::{StorageSpec, World, id};
+use std::time::{Duration, Instant};
+
+struct Files {
+    dir: tempfile::TempDir,
+}
+
+impl Files {
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+fn http(ca: &TestCa) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca.ca_pem).unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn status(c: &reqwest::Client, url: &str, auth: Option<(&str, &str)>) -> u16 {
+    let mut r = c.get(url);
+    match auth {
+        Some(("bearer", t)) => r = r.bearer_auth(t),
+        Some((u, p)) => r = r.basic_auth(u, Some(p)),
+        None => {}
+    }
+    r.send().await.expect("request").status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_with_netrc_gets_modules_and_without_gets_a_clear_401() {
+    let m = FakeModule::new("example.com/private/lib", "v1.2.3");
+    let world = World::new(vec![m.clone()]).await;
+    let ca = TestCa::new(&["127.0.0.1"]).expect("openssl makes a test CA");
+    let files = Files {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let cert = files.write("tls.crt", std::str::from_utf8(&ca.cert_pem).unwrap());
+    let key = files.write("tls.key", std::str::from_utf8(&ca.key_pem).unwrap());
+    let ca_file = files.write("ca.crt", std::str::from_utf8(&ca.ca_pem).unwrap());
+    let team_a = files.write("team-a", "# CI\nci:ci-secret\n");
+    let team_b = files.write("team-b", "dev:dev-secret\n");
+    let tokens = files.write("tokens", "tok-123\n");
+    let storage = tempfile::tempdir().unwrap();
+    let access = format!(
+        "[access]\nbasic_auth_files = [{team_a:?}, {team_b:?}]\nbearer_token_files = [{tokens:?}]\n\
+         realm = \"modules\"\nreload_seconds = 1\nmetrics_listen = \"127.0.0.1:0\"\n\
+         tls_cert_file = {cert:?}\ntls_key_file = {key:?}\n"
+    );
+    let proxy = world.proxy(&StorageSpec::file(storage.path()), &access);
+    let base = proxy.url().to_string();
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let c = http(&ca);
+
+    // Open routes, and the 401 challenge.
+    assert_eq!(status(&c, &format!("{base}/healthz"), None).await, 200);
+    assert_eq!(status(&c, &format!("{base}/readyz"), None).await, 200);
+    let r = c.get(format!("{base}/catalog")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.starts_with("Basic realm=\"modules\""),
+        "{challenge}"
+    );
+    assert_eq!(status(&c, &format!("{base}/metrics"), None).await, 401);
+    assert_eq!(
+        status(&c, &format!("{base}/catalog"), Some(("ci", "nope"))).await,
+        401
+    );
+    for who in [
+        ("ci", "ci-secret"),
+        ("dev", "dev-secret"),
+        ("bearer", "tok-123"),
+    ] {
+        assert_eq!(
+            status(&c, &format!("{base}/catalog"), Some(who)).await,
+            200,
+            "{who:?}"
+        );
+    }
+
+    // The go command: .netrc for the proxy's host, the test CA trusted.
+    let work = tempfile::tempdir().unwrap();
+    let mut without = GoEnv::new(&base, &world.sumdb.gosumdb());
+    without.extra = vec![
+        ("SSL_CERT_FILE".into(), ca_file.clone()),
+        ("NETRC".into(), files.path("no-netrc")),
+    ];
+    let out = without.run(work.path(), &["mod", "download", "-json", &id(&m)]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("401 Unauthorized"), "{text}");
+    assert!(text.contains("this proxy needs credentials"), "{text}");
+
+    // The go command (1.24+) matches a .netrc machine against the URL's host and port.
+    let host = base.trim_start_matches("https://");
+    let netrc = files.write(
+        "netrc",
+        &format!("machine {host} login dev password dev-secret\n"),
+    );
+    let mut with = GoEnv::new(&base, &world.sumdb.gosumdb());
+    with.extra = vec![
+        ("SSL_CERT_FILE".into(), ca_file.clone()),
+        ("NETRC".into(), netrc.clone()),
+    ];
+    let out = with.download(work.path(), &[(&m.path, &m.version)]);
+    assert!(out.contains("\"Sum\": \"h1:"), "{out}");
+
+    // Reload: dev's password changes, a second token file line appears.
+    files.write("team-b", "dev:rotated\n");
+    files.write("tokens", "tok-123\ntok-456\n");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let old = status(&c, &format!("{base}/catalog"), Some(("dev", "dev-secret"))).await;
+        let new = status(&c, &format!("{base}/catalog"), Some(("dev", "rotated"))).await;
+        let tok = status(&c, &format!("{base}/catalog"), Some(("bearer", "tok-456"))).await;
+        if (old, new, tok) == (401, 200, 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "credentials not reloaded: {old} {new} {tok}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A broken file keeps the users it had.
+    files.write("team-a", "no colon here\n");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        status(&c, &format!("{base}/catalog"), Some(("ci", "ci-secret"))).await,
+        200
+    );
+
+    // The metrics address needs no credentials and saw the refusals.
+    let metrics_url = proxy.process.metrics_url.clone().expect("METRICS= line");
+    let text = reqwest::get(format!("{metrics_url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("athens_requests_total{") && l.contains("status=\"401\"")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn no_credentials_configured_serves_everyone() {
+    let world = World::new(vec![FakeModule::new("example.com/open", "v1.0.0")]).await;
+    let storage = tempfile::tempdir().unwrap();
+    let proxy = world.proxy(&StorageSpec::file(storage.path()), "");
+    assert!(proxy.url().starts_with("http://"));
+    let r = reqwest::get(format!("{}/example.com/open/@v/v1.0.0.info", proxy.url()))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers().get("www-authenticate").is_none());
+}
