@@ -340,7 +340,11 @@ impl RepoBuilder {
     pub fn publish(&self, root: &Path, name: &str) -> Result<()> {
         let bare = root.join(format!("{name}.git"));
         if !bare.exists() {
-            git(root, &["init", "-q", "--bare", &format!("{name}.git")], &[])?;
+            git(
+                root,
+                &["init", "-q", "--bare", "-b", "main", &format!("{name}.git")],
+                &[],
+            )?;
         }
         let target = bare.to_string_lossy().into_owned();
         git(

@@ -4,9 +4,10 @@
 //! versions, `Sum` and `GoModSum` as `GOPROXY=direct` (the go command running git itself), and
 //! again from storage once the git host is gone.
 
-use athens_e2e::githost::{GitHost, RepoBuilder};
+use athens_e2e::githost::{GitHost, RepoBuilder, git};
 use athens_e2e::gocmd::GoEnv;
 use athens_e2e::proxy::ProxyProcess;
+use athens_e2e::upstream::LocalUpstream;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -37,8 +38,24 @@ fn downloads(go: &GoEnv, dir: &Path, mods: &[(String, String)]) -> BTreeMap<Stri
             },
         );
     }
-    assert_eq!(got.len(), mods.len(), "{out}");
+    // Queries that name a tagged commit resolve to a version also asked for by name, so there
+    // are fewer answers than requests; every request answered without error is checked above.
+    assert!(got.len() + 2 >= mods.len(), "{out}");
     got
+}
+
+/// The `Time` of each version, as `go list -m -json` reports it from `.info`.
+fn times(go: &GoEnv, dir: &Path, mods: &BTreeMap<String, Download>) -> BTreeMap<String, String> {
+    mods.keys()
+        .map(|k| {
+            let out = go.run_ok(dir, &["list", "-m", "-json", k]);
+            let v: serde_json::Value = serde_json::from_str(&out).expect("go list -m -json");
+            (
+                k.clone(),
+                v["Time"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
 }
 
 fn versions(go: &GoEnv, dir: &Path, module: &str) -> String {
@@ -80,6 +97,19 @@ fn make_repos(root: &Path, work: &Path, host: &str) -> anyhow::Result<()> {
     lib.commit("v2 in a subdirectory")?;
     lib.tag("v2.0.0")?;
     lib.annotated_tag("sub/v0.2.0")?;
+    // A commit on main after the last tags: main resolves to a pseudo-version after the
+    // prerelease v1.2.0-rc.1 (v2.0.0 is not a v1 tag).
+    lib.write(&[("lib.go", "package lib\n\nconst V = 4\n")])?;
+    lib.commit("after the tags")?;
+    // A branch from v1.0.0: a pseudo-version after a release.
+    git(
+        &lib.work,
+        &["checkout", "-q", "-b", "feature", "v1.0.0"],
+        &[],
+    )?;
+    lib.write(&[("feature.go", "package lib\n")])?;
+    lib.commit("feature")?;
+    git(&lib.work, &["checkout", "-q", "main"], &[])?;
     lib.publish(root, "lib")?;
 
     // "legacy": no go.mod at all; v2+ tags become +incompatible versions.
@@ -91,7 +121,18 @@ fn make_repos(root: &Path, work: &Path, host: &str) -> anyhow::Result<()> {
     legacy.commit("two")?;
     legacy.tag("v2.0.0")?;
     legacy.tag("v2.1.0")?;
+    legacy.write(&[("legacy.go", "package legacy // three\n")])?;
+    legacy.commit("three")?;
     legacy.publish(root, "legacy")?;
+
+    // "fresh": no tags at all, so @latest is a v0.0.0 pseudo-version.
+    let mut fresh = RepoBuilder::new(work.join("fresh"))?;
+    fresh.write(&[
+        ("go.mod", &format!("module {host}/fresh\n")),
+        ("f.go", "package fresh\n"),
+    ])?;
+    fresh.commit("only")?;
+    fresh.publish(root, "fresh")?;
     Ok(())
 }
 
@@ -105,6 +146,12 @@ fn all_modules(host: &str) -> Vec<(String, String)> {
         ("lib/v2", "v2.0.0"),
         ("legacy", "v1.0.0"),
         ("legacy", "v2.1.0+incompatible"),
+        // Queries: branches, HEAD of a repository without tags, commit hashes.
+        ("lib", "main"),
+        ("lib", "feature"),
+        ("lib/v2", "main"),
+        ("legacy", "main"),
+        ("fresh", "latest"),
     ]
     .iter()
     .map(|(m, v)| (format!("{host}/{m}"), v.to_string()))
@@ -121,8 +168,20 @@ async fn private_git_modules_match_goproxy_direct() {
     make_repos(&root, &work, &host).expect("make repositories");
     let netrc = dir.path().join("netrc");
     std::fs::write(&netrc, githost.netrc()).unwrap();
-    let ca = githost.ca_file.to_string_lossy().into_owned();
-    let modules = all_modules(&host);
+    // A copy that outlives the host (the last proxy still reads it at startup).
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::copy(&githost.ca_file, &ca_path).unwrap();
+    let ca = ca_path.to_string_lossy().into_owned();
+    let mut modules = all_modules(&host);
+    // A full hash (tagged v1.0.0) and a 12-digit prefix of the feature branch's head.
+    let rev = |r: &str| {
+        git(&work.join("lib"), &["rev-parse", r], &[])
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    modules.push((format!("{host}/lib"), rev("v1.0.0")));
+    modules.push((format!("{host}/lib"), rev("feature")[..12].to_string()));
     let scratch = dir.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();
     std::fs::write(scratch.join("go.mod"), "module scratch\n").unwrap();
@@ -143,7 +202,12 @@ async fn private_git_modules_match_goproxy_direct() {
     };
     let direct = go_env("direct");
     let want = downloads(&direct, &scratch, &modules);
-    let want_versions: Vec<String> = ["lib", "lib/sub", "lib/v2", "legacy"]
+    let want_times = times(&direct, &scratch, &want);
+    assert!(
+        want_times.values().all(|t| t.starts_with("2024-01-")),
+        "{want_times:?}"
+    );
+    let want_versions: Vec<String> = ["lib", "lib/sub", "lib/v2", "legacy", "fresh"]
         .iter()
         .map(|m| versions(&direct, &scratch, &format!("{host}/{m}")))
         .collect();
@@ -160,11 +224,14 @@ async fn private_git_modules_match_goproxy_direct() {
         ("NETRC", netrc_s.as_str()),
         ("TMPDIR", tmp_s.as_str()),
     ];
+    // A public proxy first in the list: private module names must never reach it.
+    let public = LocalUpstream::start(dir.path().join("public")).await;
+    let upstream = format!("{},direct", public.url);
     let args = [
         "--storage",
         storage_url.as_str(),
         "--upstream",
-        "off",
+        upstream.as_str(),
         "--sumdb",
         "off",
         "--private",
@@ -176,9 +243,17 @@ async fn private_git_modules_match_goproxy_direct() {
     through.extra.retain(|(k, _)| k != "GOPRIVATE");
     through.extra.push(("GONOSUMDB".into(), host.clone()));
     let got = downloads(&through, &scratch, &modules);
-    eprintln!("GOPROXY=direct: {want:#?}");
     assert_eq!(got, want, "through the proxy vs GOPROXY=direct");
-    let got_versions: Vec<String> = ["lib", "lib/sub", "lib/v2", "legacy"]
+    assert_eq!(times(&through, &scratch, &got), want_times, ".info Time");
+    let pseudo: Vec<&String> = want
+        .keys()
+        .filter(|k| k.contains("-0.") || k.contains(".0.0-"))
+        .collect();
+    assert!(
+        pseudo.len() >= 4,
+        "pseudo-versions of every form are covered: {pseudo:?}"
+    );
+    let got_versions: Vec<String> = ["lib", "lib/sub", "lib/v2", "legacy", "fresh"]
         .iter()
         .map(|m| versions(&through, &scratch, &format!("{host}/{m}")))
         .collect();
@@ -188,6 +263,41 @@ async fn private_git_modules_match_goproxy_direct() {
         "the legacy repository lists +incompatible versions: {want_versions:?}"
     );
 
+    assert_eq!(
+        public.total_hits(),
+        0,
+        "a private module name reached the public proxy"
+    );
+
+    // Without private patterns, `direct` in the list serves what the public proxy lacks.
+    let listed = {
+        let storage2 = format!("file://{}", dir.path().join("storage2").display());
+        let args2 = [
+            "--storage",
+            storage2.as_str(),
+            "--upstream",
+            upstream.as_str(),
+            "--sumdb",
+            "off",
+        ];
+        let proxy2 = ProxyProcess::start(&args2, &proxy_env);
+        let mut go2 = go_env(&proxy2.url);
+        go2.extra.retain(|(k, _)| k != "GOPRIVATE");
+        go2.extra.push(("GONOSUMDB".into(), host.clone()));
+        let some = [modules[1].clone(), modules[7].clone(), modules[10].clone()];
+        downloads(&go2, &scratch, &some)
+    };
+    assert!(!listed.is_empty());
+    for (k, d) in &listed {
+        assert_eq!(
+            Some(d),
+            want.get(k),
+            "{k} through `direct` in the upstream list"
+        );
+    }
+    let public_hits = public.total_hits();
+    assert!(public_hits > 0, "the public proxy was asked first");
+
     // The git host goes away; a new proxy process on the same storage still serves it all.
     drop(githost);
     proxy.kill_hard();
@@ -195,6 +305,19 @@ async fn private_git_modules_match_goproxy_direct() {
     let mut again = go_env(&proxy.url);
     again.extra.retain(|(k, _)| k != "GOPRIVATE");
     again.extra.push(("GONOSUMDB".into(), host.clone()));
-    let stored = downloads(&again, &scratch, &modules);
+    // Queries need the git host; the versions they resolved to are in storage.
+    let resolved: Vec<(String, String)> = want
+        .keys()
+        .map(|k| {
+            let (p, v) = k.split_once('@').unwrap();
+            (p.to_string(), v.to_string())
+        })
+        .collect();
+    let stored = downloads(&again, &scratch, &resolved);
     assert_eq!(stored, want, "from storage with the git host stopped");
+    assert_eq!(
+        public.total_hits(),
+        public_hits,
+        "a private module name reached the public proxy"
+    );
 }

@@ -142,8 +142,8 @@ impl CodeRepo {
         Ok(list)
     }
 
-    /// The commit, module directory and go.mod (if any) of a canonical tagged version
-    /// (findDir, plus Stat's `+incompatible` rules).
+    /// The commit, module directory and go.mod (if any) of a canonical version: a tag, or the
+    /// commit a pseudo-version names (findDir, plus Stat's `+incompatible` rules).
     pub fn find_dir(
         &self,
         repo: &gix::Repository,
@@ -151,18 +151,19 @@ impl CodeRepo {
         v: &Version,
     ) -> Result<(ObjectId, String, Option<Vec<u8>>), RepoError> {
         let id = format!("{}@{}", self.module.as_str(), v.as_str());
-        if v.is_pseudo() {
-            return Err(RepoError::NotFound(format!(
-                "{id}: pseudo-versions are not served from version control yet"
-            )));
-        }
         check_path_major(v, &self.module).map_err(|e| RepoError::NotFound(e.to_string()))?;
-        let tag = self.tag_for(v);
-        let rev = refs.tag(&tag).ok_or_else(|| {
-            RepoError::NotFound(format!("{id}: invalid version: unknown revision {tag}"))
-        })?;
-        let file1 = join(&self.code_dir, "go.mod");
-        let gomod1 = git::read_file(repo, rev, &file1, MAX_GO_MOD)?;
+        let rev = if v.is_pseudo() {
+            let hex = v.as_str().trim_end_matches("+incompatible");
+            let hex = hex.rsplit('-').next().unwrap_or("");
+            git::commit_by_prefix(repo, hex).ok_or_else(|| {
+                RepoError::NotFound(format!("{id}: invalid version: unknown revision {hex}"))
+            })?
+        } else {
+            let tag = self.tag_for(v);
+            refs.tag(&tag).ok_or_else(|| {
+                RepoError::NotFound(format!("{id}: invalid version: unknown revision {tag}"))
+            })?
+        };
         if v.is_incompatible() {
             if !self.code_dir.is_empty() || !self.path_major.is_empty() {
                 return Err(RepoError::NotFound(format!(
@@ -170,7 +171,7 @@ impl CodeRepo {
                      major version suffix or is in a subdirectory"
                 )));
             }
-            if gomod1.is_some() {
+            if git::read_file(repo, rev, "go.mod", MAX_GO_MOD)?.is_some() {
                 return Err(RepoError::NotFound(format!(
                     "{id}: invalid version: module contains a go.mod file, so module path must \
                      match major version (\"{}/{}\")",
@@ -179,6 +180,18 @@ impl CodeRepo {
                 )));
             }
         }
+        self.dir_at(repo, rev, &id)
+    }
+
+    /// findDir at a commit: `<dir>/go.mod`, or `<dir>/vN/go.mod` for a `/vN` path.
+    fn dir_at(
+        &self,
+        repo: &gix::Repository,
+        rev: ObjectId,
+        id: &str,
+    ) -> Result<(ObjectId, String, Option<Vec<u8>>), RepoError> {
+        let file1 = join(&self.code_dir, "go.mod");
+        let gomod1 = git::read_file(repo, rev, &file1, MAX_GO_MOD)?;
         let mpath1 = gomod1.as_deref().map(module_path).unwrap_or_default();
         let found1 = gomod1.is_some()
             && (is_major(&mpath1, &self.path_major)
@@ -210,7 +223,7 @@ impl CodeRepo {
         }
         if gomod1.is_some() {
             return Err(RepoError::NotFound(format!(
-                "{id}: {file1} has module path {mpath1:?} at revision {tag}"
+                "{id}: {file1} has module path {mpath1:?}"
             )));
         }
         if self.code_dir.is_empty()
@@ -219,9 +232,154 @@ impl CodeRepo {
             return Ok((rev, String::new(), None));
         }
         Err(RepoError::NotFound(format!(
-            "{id}: missing {}/go.mod at revision {tag}",
+            "{id}: missing {}/go.mod",
             self.module.prefix()
         )))
+    }
+
+    /// Resolves a revision query (a branch, a tag, `HEAD`, a commit hash or prefix of at least
+    /// 7 digits) to the version the go command would name it (Stat + convert): a canonical tag
+    /// on that commit, else a pseudo-version based on the highest allowed tag in its history.
+    /// Retractions are not taken into account when picking the base tag.
+    pub fn stat(
+        &self,
+        repo: &gix::Repository,
+        refs: &Refs,
+        query: &str,
+    ) -> Result<(Version, ObjectId), RepoError> {
+        let id = format!("{}@{query}", self.module.as_str());
+        let unknown =
+            || RepoError::NotFound(format!("{id}: invalid version: unknown revision {query}"));
+        let (rev, tag_name) = if let Some(c) = refs.tag(query) {
+            (c, Some(query))
+        } else if let Some((_, c)) = refs.heads.iter().find(|(n, _)| n == query) {
+            (*c, None)
+        } else if query == "HEAD" {
+            (refs.head.ok_or_else(unknown)?, None)
+        } else if (7..=40).contains(&query.len()) && query.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let q = query.to_ascii_lowercase();
+            let mut known: Vec<ObjectId> = refs
+                .tags
+                .iter()
+                .chain(&refs.heads)
+                .map(|(_, c)| *c)
+                .filter(|c| c.to_string().starts_with(&q))
+                .collect();
+            known.sort();
+            known.dedup();
+            match known.len() {
+                1 => (known[0], None),
+                0 => (git::commit_by_prefix(repo, &q).ok_or_else(unknown)?, None),
+                _ => {
+                    return Err(RepoError::NotFound(format!(
+                        "{id}: ambiguous revision {query}"
+                    )));
+                }
+            }
+        } else {
+            return Err(unknown());
+        };
+        let prefix = if self.code_dir.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.code_dir)
+        };
+        let incompatible_ok = std::cell::RefCell::new(std::collections::HashMap::new());
+        let can_use_incompatible = |v: Option<&Version>| -> Result<bool, RepoError> {
+            if !self.code_dir.is_empty() || !self.path_major.is_empty() {
+                return Ok(false);
+            }
+            let cached = incompatible_ok.borrow().get("").copied();
+            let root_ok = match cached {
+                Some(ok) => ok,
+                None => {
+                    let ok = git::read_file(repo, rev, "go.mod", MAX_GO_MOD)?.is_none();
+                    incompatible_ok.borrow_mut().insert(String::new(), ok);
+                    ok
+                }
+            };
+            let Some(v) = v.filter(|_| root_ok) else {
+                return Ok(root_ok);
+            };
+            let major = v.major().to_string();
+            if let Some(ok) = incompatible_ok.borrow().get(&major) {
+                return Ok(*ok);
+            }
+            let ok = git::read_file(repo, rev, &format!("{major}/go.mod"), MAX_GO_MOD)?.is_none();
+            incompatible_ok.borrow_mut().insert(major, ok);
+            Ok(ok)
+        };
+        let check_canonical = |v: Version| -> Result<(Version, ObjectId), RepoError> {
+            self.dir_at(repo, rev, &id)?;
+            let base = Version::parse(v.as_str().trim_end_matches("+incompatible"))
+                .map_err(|e| RepoError::NotFound(format!("{id}: {e}")))?;
+            if !match_path_major(&base, &self.path_major) {
+                if can_use_incompatible(Some(&base))? {
+                    let v = Version::parse(&format!("{}+incompatible", base.as_str()))
+                        .map_err(|e| RepoError::NotFound(format!("{id}: {e}")))?;
+                    return Ok((v, rev));
+                }
+                return Err(RepoError::NotFound(format!(
+                    "{id}: invalid version: module path must match major version {}",
+                    base.major()
+                )));
+            }
+            Ok((base, rev))
+        };
+        let tag_to_version = |tag: &str| -> Option<(Version, bool)> {
+            let trimmed = tag.strip_prefix(prefix.as_str())?;
+            let (core, canonical) = match trimmed.split_once('+') {
+                Some((core, _)) => (core, false),
+                None => (trimmed, true),
+            };
+            let v = Version::parse(core).ok()?;
+            (!v.is_pseudo()).then_some((v, canonical))
+        };
+        if let Some((v, true)) = tag_name.and_then(tag_to_version)
+            && let Ok(found) = check_canonical(v)
+        {
+            return Ok(found);
+        }
+        let mut highest: Option<Version> = None;
+        for (tag, c) in &refs.tags {
+            if *c != rev {
+                continue;
+            }
+            if let Some((v, true)) = tag_to_version(tag)
+                && highest.as_ref().is_none_or(|h| *h < v)
+                && (match_path_major(&v, &self.path_major) || can_use_incompatible(Some(&v))?)
+            {
+                highest = Some(v);
+            }
+        }
+        if let Some(v) = highest {
+            return check_canonical(v);
+        }
+        let history = git::ancestors(repo, rev)?;
+        let mut base: Option<Version> = None;
+        for (tag, c) in &refs.tags {
+            if !history.contains(c) {
+                continue;
+            }
+            let Some((v, _)) = tag_to_version(tag) else {
+                continue;
+            };
+            if !(match_path_major(&v, &self.path_major) || can_use_incompatible(Some(&v))?) {
+                continue;
+            }
+            if base.as_ref().is_none_or(|b| *b < v) {
+                base = Some(v);
+            }
+        }
+        let time = git::commit_time(repo, rev)?;
+        let short: String = rev.to_string().chars().take(12).collect();
+        let major = self
+            .path_major
+            .trim_start_matches(['/', '.'])
+            .trim_end_matches("-unstable");
+        let pseudo = pseudo_version(major, base.as_ref(), time, &short);
+        let v = Version::parse(&pseudo).map_err(|e| RepoError::NotFound(format!("{id}: {e}")))?;
+        check_canonical(v)
     }
 
     /// The `.mod` answer: the go.mod, or `module <path>` for a module without one.
@@ -260,6 +418,51 @@ impl CodeRepo {
         }
         Ok(out)
     }
+}
+
+/// x/mod `module.PseudoVersion`: `vX.0.0-<time>-<rev>` without a base,
+/// `vX.Y.(Z+1)-0.<time>-<rev>` after a release, `vX.Y.Z-pre.0.<time>-<rev>` after a prerelease.
+pub fn pseudo_version(major: &str, older: Option<&Version>, secs: i64, rev: &str) -> String {
+    let major = if major.is_empty() { "v0" } else { major };
+    let ts = chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .format("%Y%m%d%H%M%S");
+    let segment = format!("{ts}-{rev}");
+    let Some(older) = older else {
+        return format!("{major}.0.0-{segment}");
+    };
+    let older = older.as_str().trim_end_matches("+incompatible");
+    if older.contains('-') {
+        return format!("{older}.0.{segment}");
+    }
+    let (head, patch) = older.rsplit_once('.').unwrap_or((older, "0"));
+    format!("{head}.{}-0.{segment}", inc_decimal(patch))
+}
+
+/// A decimal string plus one, at any length.
+fn inc_decimal(d: &str) -> String {
+    let mut digits: Vec<u8> = d.bytes().collect();
+    for b in digits.iter_mut().rev() {
+        if *b == b'9' {
+            *b = b'0';
+        } else {
+            *b += 1;
+            return String::from_utf8_lossy(&digits).into_owned();
+        }
+    }
+    format!("1{}", String::from_utf8_lossy(&digits))
+}
+
+/// x/mod `module.MatchPathMajor` for a version without `+incompatible`.
+fn match_path_major(v: &Version, path_major: &str) -> bool {
+    let pm = path_major.trim_end_matches("-unstable");
+    if pm == ".v1" && v.as_str().starts_with("v0.0.0-") {
+        return true;
+    }
+    if pm.is_empty() {
+        return matches!(v.major(), "v0" | "v1");
+    }
+    v.major() == &pm[1..]
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -312,6 +515,32 @@ mod tests {
             "v4.0.0"
         );
         assert!(CodeRepo::new(ModulePath::new("corp.test/x").unwrap(), "corp.test/r", "").is_err());
+    }
+
+    #[test]
+    fn pseudo_versions_like_x_mod() {
+        let t = 1_704_103_200; // 2024-01-01T10:00:00Z
+        let v = |s: &str| Version::parse(s).unwrap();
+        assert_eq!(
+            pseudo_version("", None, t, "0123456789ab"),
+            "v0.0.0-20240101100000-0123456789ab"
+        );
+        assert_eq!(
+            pseudo_version("v2", None, t, "0123456789ab"),
+            "v2.0.0-20240101100000-0123456789ab"
+        );
+        assert_eq!(
+            pseudo_version("", Some(&v("v1.2.9")), t, "0123456789ab"),
+            "v1.2.10-0.20240101100000-0123456789ab"
+        );
+        assert_eq!(
+            pseudo_version("", Some(&v("v1.3.0-rc.1")), t, "0123456789ab"),
+            "v1.3.0-rc.1.0.20240101100000-0123456789ab"
+        );
+        assert_eq!(inc_decimal("99"), "100");
+        assert!(match_path_major(&v("v1.0.0"), ""));
+        assert!(!match_path_major(&v("v2.0.0"), ""));
+        assert!(match_path_major(&v("v2.0.0"), "/v2"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ fn failed(what: &str, e: impl std::fmt::Display) -> GitError {
 #[derive(Debug, Clone, Default)]
 pub struct Refs {
     pub tags: Vec<(String, ObjectId)>,
+    pub heads: Vec<(String, ObjectId)>,
     pub head: Option<ObjectId>,
 }
 
@@ -72,8 +73,17 @@ pub fn fetch(dir: &Path, url: &str, login: Option<Login>) -> Result<Refs, GitErr
             }
             _ => Ok(None),
         });
+    // The remote's HEAD (its default branch) is listed too: `@latest` of an untagged
+    // repository resolves it. The ref-prefix filter would leave it out otherwise.
+    let head = gix::refspec::parse("HEAD".into(), gix::refspec::parse::Operation::Fetch)
+        .map_err(|e| failed(url, e))?
+        .to_owned();
+    let options = gix::remote::ref_map::Options {
+        extra_refspecs: vec![head],
+        ..Default::default()
+    };
     let outcome = conn
-        .prepare_fetch(gix::progress::Discard, Default::default())
+        .prepare_fetch(gix::progress::Discard, options)
         .map_err(|e| failed(url, e))?
         .receive(gix::progress::Discard, &AtomicBool::new(false))
         .map_err(|e| failed(url, e))?;
@@ -93,6 +103,8 @@ pub fn fetch(dir: &Path, url: &str, login: Option<Login>) -> Result<Refs, GitErr
                 Some(c) => refs.tags.push((tag.to_string(), c)),
                 None => continue,
             }
+        } else if let Some(branch) = name.strip_prefix("refs/heads/") {
+            refs.heads.push((branch.to_string(), id.to_owned()));
         } else if name == "HEAD" {
             refs.head = Some(id.to_owned());
         }
@@ -241,4 +253,29 @@ pub fn read_blob(repo: &gix::Repository, id: ObjectId) -> Result<Vec<u8>, GitErr
         .map_err(|e| failed("reading blob", e))?
         .data
         .clone())
+}
+
+/// The commit a hexadecimal prefix names in the mirror, if exactly one object has it.
+pub fn commit_by_prefix(repo: &gix::Repository, hex: &str) -> Option<ObjectId> {
+    let prefix = gix::hash::Prefix::from_hex(hex).ok()?;
+    match repo.objects.lookup_prefix(prefix, None) {
+        Ok(Some(Ok(id))) => peel_to_commit(repo, id),
+        _ => None,
+    }
+}
+
+/// Every commit reachable from `tip`, itself included (`git for-each-ref --merged`'s test).
+pub fn ancestors(
+    repo: &gix::Repository,
+    tip: ObjectId,
+) -> Result<std::collections::HashSet<ObjectId>, GitError> {
+    let walk = repo
+        .rev_walk([tip])
+        .all()
+        .map_err(|e| failed("walking history", e))?;
+    let mut out = std::collections::HashSet::new();
+    for info in walk {
+        out.insert(info.map_err(|e| failed("walking history", e))?.id);
+    }
+    Ok(out)
 }

@@ -4,8 +4,10 @@
 //!
 //! Done: repository discovery (known hosts, `.git` qualifiers, `go-import` meta tags over
 //! HTTPS), tagged versions (root, subdirectory and major-version modules, `+incompatible`),
-//! zips by x/mod/zip's rules, `.netrc` credentials. Not yet: pseudo-versions and queries
-//! (branches, commits), other VCS, SSH.
+//! zips by x/mod/zip's rules, queries (branches, tags, commit hashes) and `@latest` resolved
+//! to canonical versions and pseudo-versions, `.netrc` credentials. Not yet: retractions when
+//! picking a pseudo-version's base tag, validating a requested pseudo-version's base, other
+//! VCS, SSH.
 
 mod coderepo;
 mod discover;
@@ -122,14 +124,19 @@ impl Direct {
             .rsplit_once('.')
             .ok_or_else(|| VcsError::NotFound(format!("{path}: unknown file")))?;
         let raw = unescape_version(stem).map_err(|e| VcsError::NotFound(e.to_string()))?;
-        let version = Version::parse(&raw).map_err(|_| {
-            VcsError::NotFound(format!(
-                "{}@{raw}: resolving branches, commits and other queries from version control \
-                 is not supported yet",
-                module.as_str()
-            ))
-        })?;
-        let refs = self.refs(&root, Some(repo.tag_for(&version))).await?;
+        let Ok(version) = Version::parse(&raw) else {
+            if ext != "info" {
+                return Err(VcsError::NotFound(format!(
+                    "{}@{raw}: .{ext} needs a canonical version",
+                    module.as_str()
+                )));
+            }
+            // A query (branch, tag, commit): always against freshly fetched refs.
+            return self.query(&root, repo, raw).await;
+        };
+        // A tag already in the mirror is not fetched again: tags are taken not to move.
+        let want = (!version.is_pseudo()).then(|| repo.tag_for(&version));
+        let refs = self.refs(&root, want).await?;
         let dir = self.mirror_dir(&root.url);
         let ext = ext.to_string();
         blocking(move || {
@@ -164,9 +171,8 @@ impl Direct {
         .await
     }
 
-    /// `@latest`: the highest release in the list, else the highest prerelease. A repository
-    /// without version tags would need a pseudo-version: not supported yet, so "not found"
-    /// (the go command then works from `list`).
+    /// `@latest`: the highest release in the list, else the highest prerelease, else what
+    /// the default branch's head resolves to (a pseudo-version), as the go command's Latest.
     async fn latest(&self, root: &RepoRoot, repo: CodeRepo) -> Result<DirectBody, VcsError> {
         let refs = self.refs(root, None).await?;
         let dir = self.mirror_dir(&root.url);
@@ -178,19 +184,32 @@ impl Direct {
                 .rev()
                 .find(|v| v.prerelease().is_empty())
                 .or(list.last())
-                .cloned()
-                .ok_or_else(|| {
-                    RepoError::NotFound(format!(
-                        "{}: no version tags (pseudo-versions are not served from version \
-                         control yet)",
-                        repo.module.as_str()
-                    ))
-                })?;
-            let (rev, _, _) = repo.find_dir(&g, &refs, &best)?;
-            Ok(DirectBody::Bytes(info_json(
-                &best,
-                git::commit_time(&g, rev)?,
-            )))
+                .cloned();
+            let (v, rev) = match best {
+                Some(v) => {
+                    let (rev, _, _) = repo.find_dir(&g, &refs, &v)?;
+                    (v, rev)
+                }
+                None => repo.stat(&g, &refs, "HEAD")?,
+            };
+            Ok(DirectBody::Bytes(info_json(&v, git::commit_time(&g, rev)?)))
+        })
+        .await
+    }
+
+    /// `.info` for a branch, tag name or commit hash: the version it resolves to.
+    async fn query(
+        &self,
+        root: &RepoRoot,
+        repo: CodeRepo,
+        query: String,
+    ) -> Result<DirectBody, VcsError> {
+        let refs = self.refs(root, None).await?;
+        let dir = self.mirror_dir(&root.url);
+        blocking(move || {
+            let g = git::open(&dir).map_err(RepoError::from)?;
+            let (v, rev) = repo.stat(&g, &refs, &query)?;
+            Ok(DirectBody::Bytes(info_json(&v, git::commit_time(&g, rev)?)))
         })
         .await
     }
