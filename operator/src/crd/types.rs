@@ -143,8 +143,9 @@ fn default_replicas() -> i32 {
 pub struct UpstreamSpec {
     /// Where modules come from, in `GOPROXY` syntax: proxy URLs separated by `,` (try the next
     /// on 404/410) or `|` (try the next on any error), and the keywords `direct` (fetch from
-    /// version control) and `off`. Required: the platform team decides where modules come from,
-    /// e.g. an internal mirror, a public proxy, or `direct` for private modules.
+    /// git repositories over HTTPS, natively, as `GOPROXY=direct` does) and `off`. Required:
+    /// the platform team decides where modules come from, e.g. an internal mirror, a public
+    /// proxy, or `direct`. Modules matching `private` never go to the proxies listed here.
     #[schemars(length(max = 4096))]
     #[x_kube(validation = Rule::new("self.trim() != ''").message("upstream.goproxy must not be empty; use \"off\" for no upstream"))]
     pub goproxy: String,
@@ -161,6 +162,16 @@ pub struct UpstreamSpec {
     /// database: your private modules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub no_sum_patterns: Vec<String>,
+
+    /// Private module path patterns (`GOPRIVATE` glob syntax, such as `git.corp.example/*`).
+    /// Matching modules are fetched by the proxy straight from their git repositories (HTTPS,
+    /// found the way the go command finds them: `go-import` meta tags or a `.git` path
+    /// qualifier), never from the proxies in `goproxy` and never looked up in the checksum
+    /// database, so their names never leave for a public host. Git hosts that need
+    /// credentials need a `.netrc` in the proxy's environment, which this resource cannot
+    /// mount yet; SSH is not supported yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub private: Vec<String>,
 
     /// What the proxy does when upstream fails: `strict` (the request fails), `fallback`
     /// (serve what storage has) or `offline` (never call upstream). Default strict.

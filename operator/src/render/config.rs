@@ -24,6 +24,12 @@ pub fn proxy_config(spec: &AthensProxySpec) -> Config {
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect();
+    c.upstream.private = up
+        .private
+        .iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
     if let Some(m) = up.network_mode {
         c.upstream.network_mode = match m {
             NetworkModeSpec::Strict => NetworkMode::Strict,
@@ -183,12 +189,22 @@ mod tests {
     }
 
     #[test]
+    fn the_private_modules_example_renders_its_patterns() {
+        let text = include_str!("../../../examples/private-modules.yaml");
+        let p: crate::crd::AthensProxy = serde_yaml::from_str(text).unwrap();
+        let c = proxy_config(&p.spec);
+        assert_eq!(c.upstream.private, vec!["git.corp.example"]);
+        assert!(!c.upstream.goproxy.contains("direct"));
+    }
+
+    #[test]
     fn upstream_settings_are_rendered() {
         let mut p = proxy(fs());
         p.spec.upstream = UpstreamSpec {
             goproxy: " https://a.internal.test,direct ".into(),
             sumdb: Some("off".into()),
             no_sum_patterns: vec!["corp.internal.test/*".into(), " ".into()],
+            private: vec![" git.corp.internal.test ".into()],
             network_mode: Some(NetworkModeSpec::Fallback),
             timeout_seconds: Some(5),
             retries: Some(0),
@@ -203,6 +219,7 @@ mod tests {
         assert_eq!(c.upstream.goproxy, "https://a.internal.test,direct");
         assert_eq!(c.upstream.sumdb, "off");
         assert_eq!(c.upstream.nosum_patterns, vec!["corp.internal.test/*"]);
+        assert_eq!(c.upstream.private, vec!["git.corp.internal.test"]);
         assert_eq!(c.upstream.network_mode, NetworkMode::Fallback);
         assert_eq!(c.upstream.timeout_seconds, 5);
         assert_eq!(c.upstream.retries, 0);

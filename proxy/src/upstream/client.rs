@@ -4,7 +4,7 @@ use super::body::read_limited;
 use super::goproxy_list::{Entry, FallThrough, Source};
 use super::netrc::{NetrcLine, credentials_for};
 use crate::policy::PrefixPatterns;
-use crate::vcs::{Direct, DirectBody, VcsError};
+use crate::vcs::{Direct, DirectBody, Login, VcsError};
 use athens_config::redact_userinfo;
 use reqwest::StatusCode;
 use std::sync::Arc;
@@ -80,11 +80,18 @@ impl Upstream {
     /// Serves `direct` entries and `private` modules from version control, with mirrors in
     /// `cache_dir`. Call after [`Self::with_netrc`]: the same credentials are used.
     pub fn with_direct(mut self, cache_dir: std::path::PathBuf, private: PrefixPatterns) -> Self {
-        self.direct = Some(Arc::new(Direct::new(
-            cache_dir,
-            self.http.clone(),
-            self.netrc.clone(),
-        )));
+        let logins = self
+            .netrc
+            .iter()
+            .map(|l| {
+                let login = Login {
+                    user: l.login.clone(),
+                    password: l.password.clone(),
+                };
+                (l.machine.clone(), login)
+            })
+            .collect();
+        self.direct = Some(Arc::new(Direct::new(cache_dir, self.http.clone(), logins)));
         self.private = private;
         self
     }

@@ -4,9 +4,9 @@
 
 use super::git::{self, GitError, Refs};
 use super::gomod::module_path;
+use super::limits::{MAX_GO_MOD, MAX_LICENSE};
 use super::modzip::{self, Kind};
 use crate::module::{ModulePath, Version, check_path_major};
-use crate::verify::{MAX_GO_MOD, MAX_LICENSE};
 use gix::ObjectId;
 
 /// Why a version cannot be served.
@@ -384,7 +384,8 @@ impl CodeRepo {
 
     /// The `.mod` answer: the go.mod, or `module <path>` for a module without one.
     pub fn go_mod(gomod: Option<Vec<u8>>, module: &ModulePath) -> Vec<u8> {
-        gomod.unwrap_or_else(|| crate::verify::expected_go_mod(module.as_str(), None))
+        // LegacyGoMod; a valid module path never needs modfile.AutoQuote's quotes.
+        gomod.unwrap_or_else(|| format!("module {}\n", module.as_str()).into_bytes())
     }
 
     /// The module's files as the zip holds them (name relative to the module root, blob id),

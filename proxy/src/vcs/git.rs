@@ -39,6 +39,13 @@ pub struct Login {
     pub password: String,
 }
 
+// Never print a password, not even in debug output.
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Login {{ user: <redacted> }}")
+    }
+}
+
 /// Fetches branches and tags of `url` into the bare mirror at `dir` (made when missing) and
 /// returns the remote's tags and default branch, as `git ls-remote` would list them.
 pub fn fetch(dir: &Path, url: &str, login: Option<Login>) -> Result<Refs, GitError> {

@@ -15,13 +15,20 @@ mod git;
 mod gomod;
 mod modzip;
 
+/// golang.org/x/mod/zip's limits (verify/ checks the same numbers again before storing).
+mod limits {
+    pub const MAX_ZIP_FILE: u64 = 500 << 20;
+    pub const MAX_GO_MOD: u64 = 16 << 20;
+    pub const MAX_LICENSE: u64 = 16 << 20;
+}
+
 pub use discover::{MetaImport, RepoRoot, match_go_import, parse_meta_imports, static_root};
+pub use git::Login;
 
 use crate::module::{ModulePath, Version, unescape_path, unescape_version};
-use crate::upstream::{NetrcLine, credentials_for};
 use bytes::Bytes;
 use coderepo::{CodeRepo, RepoError};
-use git::{Login, Refs};
+use git::Refs;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -61,7 +68,8 @@ struct Slot {
 pub struct Direct {
     cache_dir: PathBuf,
     http: reqwest::Client,
-    netrc: Vec<NetrcLine>,
+    /// Credentials by host name (`.netrc` entries, first one per host wins).
+    logins: Vec<(String, Login)>,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     roots: Mutex<HashMap<String, (Instant, RepoRoot)>>,
 }
@@ -73,11 +81,11 @@ impl std::fmt::Debug for Direct {
 }
 
 impl Direct {
-    pub fn new(cache_dir: PathBuf, http: reqwest::Client, netrc: Vec<NetrcLine>) -> Self {
+    pub fn new(cache_dir: PathBuf, http: reqwest::Client, logins: Vec<(String, Login)>) -> Self {
         Self {
             cache_dir,
             http,
-            netrc,
+            logins,
             slots: Mutex::default(),
             roots: Mutex::default(),
         }
@@ -256,10 +264,7 @@ impl Direct {
 
     fn login_for(&self, url: &str) -> Option<Login> {
         let host = reqwest::Url::parse(url).ok()?.host_str()?.to_string();
-        credentials_for(&self.netrc, &host).map(|c| Login {
-            user: c.login.clone(),
-            password: c.password.clone(),
-        })
+        self.login_for_host(&host)
     }
 
     /// The repository serving `module`: a known pattern, else the `go-import` tag at
@@ -279,16 +284,16 @@ impl Direct {
         let url = format!("https://{module}?go-get=1");
         let mut req = self.http.get(&url);
         let host = module.split('/').next().unwrap_or(module);
-        if let Some(c) = credentials_for(&self.netrc, host) {
-            req = req.basic_auth(&c.login, Some(&c.password));
+        if let Some(c) = self.login_for_host(host) {
+            req = req.basic_auth(&c.user, Some(&c.password));
         }
         let resp = req.send().await.map_err(|e| {
             VcsError::Failed(format!(
                 "{module}: looking up the repository at {url}: {}",
-                crate::upstream::error_chain(&e.without_url())
+                error_chain(&e.without_url())
             ))
         })?;
-        let page = crate::upstream::read_limited(resp, MAX_META_PAGE)
+        let page = read_page(resp)
             .await
             .map_err(|e| VcsError::Failed(format!("{module}: reading {url}: {e}")))?;
         let imports = parse_meta_imports(&String::from_utf8_lossy(&page));
@@ -306,6 +311,43 @@ impl Direct {
             .insert(module.to_string(), (Instant::now(), root.clone()));
         Ok(root)
     }
+}
+
+impl Direct {
+    /// The `.netrc` rule: the first entry for the host name, compared case-insensitively.
+    fn login_for_host(&self, host: &str) -> Option<Login> {
+        self.logins
+            .iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case(host))
+            .map(|(_, l)| l.clone())
+    }
+}
+
+/// A `?go-get=1` page, at most [`MAX_META_PAGE`] bytes.
+async fn read_page(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| error_chain(&e.without_url()))?
+    {
+        if buf.len() + chunk.len() > MAX_META_PAGE {
+            return Err(format!("page larger than {MAX_META_PAGE} bytes"));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
 }
 
 fn not_found(e: RepoError) -> VcsError {

@@ -2,7 +2,7 @@
 //! (checkFiles), and writing the zip. Selection is pure.
 
 use super::gomod::go_minor;
-use crate::verify::{MAX_GO_MOD, MAX_LICENSE, MAX_ZIP_FILE};
+use super::limits::{MAX_GO_MOD, MAX_LICENSE, MAX_ZIP_FILE};
 use std::io::{Seek, Write};
 
 /// What a tree entry is.
