@@ -338,6 +338,11 @@ impl RepoBuilder {
 
     /// Pushes branches and tags (forced, so moved tags move) to `<root>/<name>.git`.
     pub fn publish(&self, root: &Path, name: &str) -> Result<()> {
+        Self::publish_dir(&self.work, root, name)
+    }
+
+    /// [`Self::publish`] for a work tree made earlier.
+    pub fn publish_dir(work: &Path, root: &Path, name: &str) -> Result<()> {
         let bare = root.join(format!("{name}.git"));
         if !bare.exists() {
             git(
@@ -348,12 +353,12 @@ impl RepoBuilder {
         }
         let target = bare.to_string_lossy().into_owned();
         git(
-            &self.work,
+            work,
             &["push", "-q", "-f", &target, "refs/heads/*:refs/heads/*"],
             &[],
         )?;
         git(
-            &self.work,
+            work,
             &["push", "-q", "-f", &target, "refs/tags/*:refs/tags/*"],
             &[],
         )?;

@@ -201,7 +201,9 @@ async fn private_git_modules_match_goproxy_direct() {
         go
     };
     let direct = go_env("direct");
+    let t = std::time::Instant::now();
     let want = downloads(&direct, &scratch, &modules);
+    let direct_cold = t.elapsed();
     let want_times = times(&direct, &scratch, &want);
     assert!(
         want_times.values().all(|t| t.starts_with("2024-01-")),
@@ -242,7 +244,9 @@ async fn private_git_modules_match_goproxy_direct() {
     // Through the proxy, not around it: GOPRIVATE would send the go command to git itself.
     through.extra.retain(|(k, _)| k != "GOPRIVATE");
     through.extra.push(("GONOSUMDB".into(), host.clone()));
+    let t = std::time::Instant::now();
     let got = downloads(&through, &scratch, &modules);
+    let proxy_cold = t.elapsed();
     assert_eq!(got, want, "through the proxy vs GOPROXY=direct");
     assert_eq!(times(&through, &scratch, &got), want_times, ".info Time");
     let pseudo: Vec<&String> = want
@@ -298,6 +302,32 @@ async fn private_git_modules_match_goproxy_direct() {
     let public_hits = public.total_hits();
     assert!(public_hits > 0, "the public proxy was asked first");
 
+    // Other version control systems: a clear not-found naming it.
+    let hg = reqwest::get(format!("{}/{host}/repo.hg/@v/list", proxy.url))
+        .await
+        .unwrap();
+    assert_eq!(hg.status(), 404);
+    let body = hg.text().await.unwrap();
+    assert!(body.contains("hg repository"), "{body}");
+
+    // A moved tag: the go command now gets other bytes from git, the proxy keeps serving
+    // what it stored first (and what go.sum files recorded).
+    let lib_work = work.join("lib");
+    git(&lib_work, &["tag", "-f", "v1.1.0", "main"], &[]).unwrap();
+    RepoBuilder::publish_dir(&lib_work, &root, "lib").unwrap();
+    let v110 = [modules[1].clone()];
+    let key = format!("{}@{}", v110[0].0, v110[0].1);
+    let moved = downloads(&go_env("direct"), &scratch, &v110);
+    assert_ne!(moved[&key].sum, want[&key].sum, "the tag really moved");
+    let mut fresh_client = go_env(&proxy.url);
+    fresh_client.extra.retain(|(k, _)| k != "GOPRIVATE");
+    fresh_client.extra.push(("GONOSUMDB".into(), host.clone()));
+    let kept = downloads(&fresh_client, &scratch, &v110);
+    assert_eq!(
+        kept[&key], want[&key],
+        "the proxy serves what it stored first"
+    );
+
     // The git host goes away; a new proxy process on the same storage still serves it all.
     drop(githost);
     proxy.kill_hard();
@@ -313,7 +343,14 @@ async fn private_git_modules_match_goproxy_direct() {
             (p.to_string(), v.to_string())
         })
         .collect();
+    let t = std::time::Instant::now();
     let stored = downloads(&again, &scratch, &resolved);
+    let proxy_warm = t.elapsed();
+    eprintln!(
+        "{} modules: GOPROXY=direct {direct_cold:?}; through the proxy, first fetch \
+         {proxy_cold:?}, from storage {proxy_warm:?}",
+        modules.len()
+    );
     assert_eq!(stored, want, "from storage with the git host stopped");
     assert_eq!(
         public.total_hits(),

@@ -36,6 +36,8 @@ use std::time::{Duration, Instant};
 
 /// Largest `?go-get=1` page read.
 const MAX_META_PAGE: usize = 1 << 20;
+/// Fetches running at once against one git host.
+const FETCHES_PER_HOST: usize = 4;
 /// How long a discovered repository root is reused.
 const ROOT_TTL: Duration = Duration::from_secs(60);
 
@@ -72,6 +74,8 @@ pub struct Direct {
     logins: Vec<(String, Login)>,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     roots: Mutex<HashMap<String, (Instant, RepoRoot)>>,
+    /// Fetch slots per git host.
+    hosts: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl std::fmt::Debug for Direct {
@@ -88,6 +92,7 @@ impl Direct {
             logins,
             slots: Mutex::default(),
             roots: Mutex::default(),
+            hosts: Mutex::default(),
         }
     }
 
@@ -248,6 +253,23 @@ impl Direct {
                 return Ok(refs.clone());
             }
         }
+        // At most a few fetches per host at once: a build asking for many repositories of one
+        // host at the same time does not open a connection per repository.
+        let host = reqwest::Url::parse(&root.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        let permits = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(host)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(FETCHES_PER_HOST)))
+            .clone();
+        let _permit = permits
+            .acquire_owned()
+            .await
+            .map_err(|e| VcsError::Failed(format!("fetch limit: {e}")))?;
         let started = Instant::now();
         let dir = self.mirror_dir(&root.url);
         let url = root.url.clone();
