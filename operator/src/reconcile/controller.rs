@@ -135,7 +135,7 @@ fn referencing(
     store
         .state()
         .into_iter()
-        .filter(|p| p.namespace() == ns && p.spec.storage.secret_names().contains(&name.as_str()))
+        .filter(|p| p.namespace() == ns && p.spec.secret_names().contains(&name.as_str()))
         .map(|p| ObjectRef::from_obj(&*p))
         .collect()
 }

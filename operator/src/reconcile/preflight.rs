@@ -6,7 +6,7 @@ use super::Error;
 use crate::crd::AthensProxy;
 use crate::render::{
     Credential, Meta, SecretVersion, Secrets, Settings, claim_name, config_map_name, credentials,
-    image, wants_pvc,
+    image, vcs_credentials, wants_pvc,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
@@ -100,7 +100,9 @@ pub async fn run(
         return Ok(out);
     }
     out.secrets = read_secrets(client, ns, proxy).await?;
-    out.problem = check_secrets(&credentials(&proxy.spec.storage), &out.secrets);
+    let mut wanted = credentials(&proxy.spec.storage);
+    wanted.extend(vcs_credentials(&proxy.spec.upstream));
+    out.problem = check_secrets(&wanted, &out.secrets);
     if out.problem.is_none() {
         out.problem = check_existing_claim(client, ns, proxy).await?;
     }
@@ -215,7 +217,7 @@ async fn name_conflict(
 async fn read_secrets(client: &Client, ns: &str, proxy: &AthensProxy) -> Result<Secrets, Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut out = Secrets::new();
-    for name in proxy.spec.storage.secret_names() {
+    for name in proxy.spec.secret_names() {
         if let Some(s) = api.get_opt(name).await? {
             let version = SecretVersion {
                 uid: s.metadata.uid.unwrap_or_default(),
@@ -303,6 +305,25 @@ mod tests {
         );
         assert_eq!(check_secrets(&creds, &data), None);
         assert_eq!(check_secrets(&credentials(&fs()), &Secrets::new()), None);
+    }
+
+    #[test]
+    fn the_git_netrc_secret_must_have_its_key() {
+        let up = crate::crd::UpstreamSpec {
+            vcs: Some(crate::crd::VcsSpec {
+                netrc: Some(crate::crd::SecretFileRef {
+                    secret_name: "git".into(),
+                    key: Some("corp-netrc".into()),
+                }),
+            }),
+            ..Default::default()
+        };
+        let creds = vcs_credentials(&up);
+        let data = Secrets::from([("git".to_string(), secret(&["netrc"]))]);
+        let err = check_secrets(&creds, &data).unwrap();
+        assert_eq!(err.reason(), "SecretKeyNotFound");
+        let data = Secrets::from([("git".to_string(), secret(&["corp-netrc"]))]);
+        assert_eq!(check_secrets(&creds, &data), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The proxy configuration: `athens_config::Config`, the type the proxy itself parses.
 
-use super::{CONTAINER_PORT, STORAGE_DIR};
+use super::secrets::NETRC_DEFAULT_KEY;
+use super::{CONTAINER_PORT, STORAGE_DIR, VCS_SECRET_DIR};
 use crate::crd::{AthensProxySpec, NetworkModeSpec, StorageSpec};
 use athens_config::{Config, LogFormat, NetworkMode, StorageConfig};
 use std::collections::BTreeMap;
@@ -30,6 +31,9 @@ pub fn proxy_config(spec: &AthensProxySpec) -> Config {
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect();
+    if up.vcs.as_ref().is_some_and(|v| v.netrc.is_some()) {
+        c.upstream.netrc_file = format!("{VCS_SECRET_DIR}/{NETRC_DEFAULT_KEY}");
+    }
     if let Some(m) = up.network_mode {
         c.upstream.network_mode = match m {
             NetworkModeSpec::Strict => NetworkMode::Strict,
@@ -195,6 +199,7 @@ mod tests {
         let c = proxy_config(&p.spec);
         assert_eq!(c.upstream.private, vec!["git.corp.example"]);
         assert!(!c.upstream.goproxy.contains("direct"));
+        assert_eq!(c.upstream.netrc_file, "/var/run/secrets/athens/vcs/netrc");
     }
 
     #[test]
@@ -205,6 +210,7 @@ mod tests {
             sumdb: Some("off".into()),
             no_sum_patterns: vec!["corp.internal.test/*".into(), " ".into()],
             private: vec![" git.corp.internal.test ".into()],
+            vcs: None,
             network_mode: Some(NetworkModeSpec::Fallback),
             timeout_seconds: Some(5),
             retries: Some(0),
