@@ -358,3 +358,162 @@ async fn private_git_modules_match_goproxy_direct() {
         "a private module name reached the public proxy"
     );
 }
+
+/// A tiny deterministic generator (no dependency): the repositories differ per seed but a
+/// failure is reproducible from the seed printed with it.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// Files whose treatment differs between the rules of the module zip format.
+const POOL: &[&str] = &[
+    "a.go",
+    "LICENSE",
+    "README.md",
+    "Docs/Guide.MD",
+    "vendor/modules.txt",
+    "vendor/corp.test/x/x.go",
+    "internal/vendor/v.go",
+    "internal/vendor/p/q.go",
+    "tools/go.mod",
+    "tools/t.go",
+    "deep/er/GO.MOD",
+    "deep/er/e.go",
+    "deep/d.go",
+    ".hg_archival.txt",
+    "testdata/big.bin",
+];
+
+/// Differential run: generated repositories (random files from [`POOL`], with or without a
+/// go.mod and with either vendor rule, symlinks, several tagged versions, a subdirectory
+/// module), every version compared between GOPROXY=direct and the proxy.
+#[tokio::test(flavor = "multi_thread")]
+async fn generated_repositories_match_goproxy_direct() {
+    // ATHENS_TEST_SEED=<n> replays a run.
+    let seed = std::env::var("ATHENS_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        });
+    eprintln!("generated repositories from seed {seed} (ATHENS_TEST_SEED replays it)");
+    let mut rng = Lcg(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let (root, work) = (dir.path().join("repos"), dir.path().join("work"));
+    std::fs::create_dir_all(&root).unwrap();
+    let githost = GitHost::start(&root).await.expect("start the git host");
+    let host = githost.host.clone();
+    let mut modules = Vec::new();
+    for r in 0..4 {
+        let name = format!("gen{r}");
+        let mut repo = RepoBuilder::new(work.join(&name)).unwrap();
+        for minor in 0..3 {
+            let mut files: Vec<(String, String)> = Vec::new();
+            for p in POOL {
+                if rng.chance(60) {
+                    let body = if p.ends_with("go.mod") || p.ends_with("GO.MOD") {
+                        format!("module {host}/{name}/{}\n", p.split('/').next().unwrap())
+                    } else if p.ends_with(".bin") {
+                        "x".repeat((rng.next() % 100_000) as usize)
+                    } else {
+                        format!("// {p} {}\n", rng.next())
+                    };
+                    files.push((p.to_string(), body));
+                } else {
+                    files.push((format!("-{p}"), String::new()));
+                }
+            }
+            if rng.chance(70) {
+                let go = if rng.chance(50) { "1.21" } else { "1.24" };
+                files.push((
+                    "go.mod".into(),
+                    format!("module {host}/{name}\n\ngo {go}\n"),
+                ));
+            } else {
+                files.push(("-go.mod".into(), String::new()));
+            }
+            files.push(("sub/go.mod".into(), format!("module {host}/{name}/sub\n")));
+            files.push(("sub/s.go".into(), format!("package sub // {minor}\n")));
+            let refs: Vec<(&str, &str)> = files
+                .iter()
+                .map(|(p, c)| (p.as_str(), c.as_str()))
+                .collect();
+            repo.write(&refs).unwrap();
+            let link = repo.work.join("link.go");
+            let _ = std::fs::remove_file(&link);
+            if rng.chance(50) {
+                std::os::unix::fs::symlink("a.go", &link).unwrap();
+            }
+            repo.commit(&format!("v1.{minor}.0")).unwrap();
+            repo.tag(&format!("v1.{minor}.0")).unwrap();
+            repo.tag(&format!("sub/v0.{minor}.0")).unwrap();
+            modules.push((format!("{host}/{name}"), format!("v1.{minor}.0")));
+            modules.push((format!("{host}/{name}/sub"), format!("v0.{minor}.0")));
+        }
+        repo.publish(&root, &name).unwrap();
+    }
+
+    let netrc = dir.path().join("netrc");
+    std::fs::write(&netrc, githost.netrc()).unwrap();
+    let ca = githost.ca_file.to_string_lossy().into_owned();
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::write(scratch.join("go.mod"), "module scratch\n").unwrap();
+    let go_env = |goproxy: &str, private: bool| {
+        let mut go = GoEnv::new_in(dir.path(), goproxy, "off");
+        let home = go.root.path().to_path_buf();
+        std::fs::copy(&netrc, home.join(".netrc")).unwrap();
+        go.extra = vec![
+            ("HOME".into(), home.to_string_lossy().into_owned()),
+            ("SSL_CERT_FILE".into(), ca.clone()),
+            ("GIT_SSL_CAINFO".into(), ca.clone()),
+            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
+        ];
+        let var = if private { "GOPRIVATE" } else { "GONOSUMDB" };
+        go.extra.push((var.into(), host.clone()));
+        go
+    };
+    let want = downloads(&go_env("direct", true), &scratch, &modules);
+
+    let storage = format!("file://{}", dir.path().join("storage").display());
+    let netrc_s = netrc.to_string_lossy().into_owned();
+    let tmp = dir.path().join("proxy-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp_s = tmp.to_string_lossy().into_owned();
+    let env = [
+        ("SSL_CERT_FILE", ca.as_str()),
+        ("NETRC", netrc_s.as_str()),
+        ("TMPDIR", tmp_s.as_str()),
+    ];
+    let args = [
+        "--storage",
+        storage.as_str(),
+        "--upstream",
+        "off",
+        "--sumdb",
+        "off",
+        "--private",
+        host.as_str(),
+    ];
+    let proxy = ProxyProcess::start(&args, &env);
+    let got = downloads(&go_env(&proxy.url, false), &scratch, &modules);
+    assert_eq!(
+        got, want,
+        "seed {seed}: through the proxy vs GOPROXY=direct"
+    );
+}
