@@ -28,6 +28,10 @@ pub struct Cli {
     /// Comma-separated module path patterns never checked against the checksum database.
     #[arg(long, env = "ATHENS_NOSUM", value_name = "PATTERNS")]
     pub nosum: Option<String>,
+    /// Comma-separated private module path patterns (GOPRIVATE syntax): fetched from version
+    /// control only, never from a proxy or the checksum database.
+    #[arg(long, env = "ATHENS_PRIVATE", value_name = "PATTERNS")]
+    pub private: Option<String>,
     /// strict, fallback or offline.
     #[arg(long, env = "ATHENS_NETWORK_MODE", value_name = "MODE")]
     pub network_mode: Option<NetworkMode>,
@@ -102,12 +106,10 @@ impl Cli {
             cfg.upstream.sumdb = v.clone();
         }
         if let Some(v) = &self.nosum {
-            cfg.upstream.nosum_patterns = v
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(String::from)
-                .collect();
+            cfg.upstream.nosum_patterns = split_patterns(v);
+        }
+        if let Some(v) = &self.private {
+            cfg.upstream.private = split_patterns(v);
         }
         if let Some(v) = self.network_mode {
             cfg.upstream.network_mode = v;
@@ -134,6 +136,15 @@ impl Cli {
             cfg.log.format = v;
         }
     }
+}
+
+/// A comma-separated pattern list as the go command splits `GOPRIVATE`.
+fn split_patterns(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 #[cfg(test)]

@@ -65,6 +65,8 @@ impl Default for UpstreamConfig {
             netrc_file: String::new(),
             sumdb: String::new(),
             nosum_patterns: Vec::new(),
+            private: Vec::new(),
+            vcs_cache_dir: String::new(),
             network_mode: NetworkMode::Strict,
             timeout_seconds: 60,
             retries: 2,
@@ -108,6 +110,17 @@ pub fn resolve_from_go_env(upstream: &mut UpstreamConfig) -> Result<(), super::C
     if upstream.sumdb.trim().is_empty() {
         // Fail closed: with nothing configured, verify against the go command's own default.
         upstream.sumdb = go_env("GOSUMDB").unwrap_or_else(|| super::DEFAULT_SUMDB.into());
+    }
+    if upstream.private.is_empty()
+        && let Ok(v) = std::env::var("GOPRIVATE")
+    {
+        // Only the environment: `go env` would read a developer's settings, not the proxy's.
+        upstream.private = v
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect();
     }
     Ok(())
 }

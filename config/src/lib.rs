@@ -103,6 +103,16 @@ pub struct UpstreamConfig {
     /// Module path patterns (`GONOSUMDB`/`GOPRIVATE` glob syntax) that are never checked against
     /// or looked up in the checksum database.
     pub nosum_patterns: Vec<String>,
+    /// Private module path patterns (`GOPRIVATE` glob syntax: comma-separated, each matching a
+    /// path prefix element by element, `*` within an element). Matching modules are fetched
+    /// straight from version control (git over HTTPS, as `direct` does), never from a proxy in
+    /// `goproxy` and never looked up in the checksum database, so their names never leave in a
+    /// request to a public host. Empty: `$GOPRIVATE`.
+    pub private: Vec<String>,
+    /// Directory for the bare git mirrors `direct` and private modules are fetched into (one
+    /// per repository, fetched incrementally). Empty: `athens-vcs` in the system's temporary
+    /// directory.
+    pub vcs_cache_dir: String,
     /// `strict`, `fallback` or `offline`.
     pub network_mode: NetworkMode,
     /// Per-request timeout for upstream calls, in seconds (zips get this long per idle read).

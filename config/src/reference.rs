@@ -13,6 +13,7 @@ pub const FLAGS: &[(&str, &str)] = &[
     ("upstream.goproxy", "upstream"),
     ("upstream.sumdb", "sumdb"),
     ("upstream.nosum_patterns", "nosum"),
+    ("upstream.private", "private"),
     ("upstream.network_mode", "network-mode"),
     ("upstream.negative_cache_seconds", "negative-cache-seconds"),
     ("upstream.failed_fill_seconds", "failed-fill-seconds"),

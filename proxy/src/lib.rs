@@ -10,4 +10,5 @@ pub mod policy;
 pub mod server;
 pub mod storage;
 pub mod upstream;
+pub mod vcs;
 pub mod verify;

@@ -6,6 +6,7 @@ pub mod crd;
 pub mod diffgen;
 pub mod ferretdb;
 pub mod gcs;
+pub mod githost;
 pub mod gocmd;
 pub mod gohelper;
 pub mod image;

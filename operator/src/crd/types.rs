@@ -161,11 +161,14 @@ pub struct AthensProxySpec {
 }
 
 impl AthensProxySpec {
-    /// Every Secret the spec references (storage credentials and access).
+    /// Every Secret the spec references (storage credentials, access, the git `.netrc`).
     pub fn secret_names(&self) -> Vec<&str> {
         let mut v = self.storage.secret_names();
         if let Some(a) = &self.access {
             v.extend(a.secret_names());
+        }
+        if let Some(n) = self.upstream.vcs.as_ref().and_then(|c| c.netrc.as_ref()) {
+            v.push(n.secret_name.as_str());
         }
         v.sort_unstable();
         v.dedup();
@@ -258,8 +261,9 @@ fn default_replicas() -> i32 {
 pub struct UpstreamSpec {
     /// Where modules come from, in `GOPROXY` syntax: proxy URLs separated by `,` (try the next
     /// on 404/410) or `|` (try the next on any error), and the keywords `direct` (fetch from
-    /// version control) and `off`. Required: the platform team decides where modules come from,
-    /// e.g. an internal mirror, a public proxy, or `direct` for private modules.
+    /// git repositories over HTTPS, natively, as `GOPROXY=direct` does) and `off`. Required:
+    /// the platform team decides where modules come from, e.g. an internal mirror, a public
+    /// proxy, or `direct`. Modules matching `private` never go to the proxies listed here.
     #[schemars(length(max = 4096))]
     #[x_kube(validation = Rule::new("self.trim() != ''").message("upstream.goproxy must not be empty; use \"off\" for no upstream"))]
     pub goproxy: String,
@@ -276,6 +280,19 @@ pub struct UpstreamSpec {
     /// database: your private modules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub no_sum_patterns: Vec<String>,
+
+    /// Private module path patterns (`GOPRIVATE` glob syntax, such as `git.corp.example/*`).
+    /// Matching modules are fetched by the proxy straight from their git repositories (HTTPS,
+    /// found the way the go command finds them: `go-import` meta tags or a `.git` path
+    /// qualifier), never from the proxies in `goproxy` and never looked up in the checksum
+    /// database, so their names never leave for a public host. Credentials for the git hosts
+    /// go in `vcs.netrc`; SSH is not supported yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub private: Vec<String>,
+
+    /// Credentials for fetching from version control (`direct` and `private` modules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcs: Option<VcsSpec>,
 
     /// What the proxy does when upstream fails: `strict` (the request fails), `fallback`
     /// (serve what storage has) or `offline` (never call upstream). Default strict.
@@ -301,6 +318,31 @@ pub struct UpstreamSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub fill_lease_seconds: Option<u64>,
+}
+
+/// Credentials the proxy uses to fetch from git hosts.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct VcsSpec {
+    /// A Secret key holding a `.netrc` file (`machine <host> login <user> password <token>`
+    /// lines; for GitHub and GitLab the password is an access token with read access). The
+    /// proxy sends these credentials to the matching hosts for `go-import` discovery and git
+    /// fetches. Mounted read-only as a file, never put in the environment; pods roll when the
+    /// Secret changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netrc: Option<SecretFileRef>,
+}
+
+/// A file taken from one key of a Secret in this namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretFileRef {
+    /// Name of the Secret in this namespace.
+    #[schemars(length(min = 1))]
+    pub secret_name: String,
+    /// Key holding the file. Default `netrc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// What the proxy does when upstream is unreachable or failing.

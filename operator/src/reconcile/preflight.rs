@@ -6,7 +6,7 @@ use super::Error;
 use crate::crd::AthensProxy;
 use crate::render::{
     Credential, DOWNLOAD_KEY, FILTER_KEY, Meta, SecretVersion, Secrets, Settings, claim_name,
-    config_map_name, credentials, image, policy_files, wants_pvc,
+    config_map_name, credentials, image, policy_files, vcs_credentials, wants_pvc,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
@@ -118,6 +118,7 @@ pub async fn run(
     out.secrets = read_secrets(client, ns, proxy).await?;
     let mut needed = credentials(&proxy.spec.storage);
     needed.extend(crate::render::access_credentials(&proxy.spec));
+    needed.extend(vcs_credentials(&proxy.spec.upstream));
     out.problem = check_secrets(&needed, &out.secrets);
     if out.problem.is_none() {
         out.problem = check_existing_claim(client, ns, proxy).await?;
@@ -443,6 +444,25 @@ mod tests {
         );
         assert_eq!(check_secrets(&creds, &data), None);
         assert_eq!(check_secrets(&credentials(&fs()), &Secrets::new()), None);
+    }
+
+    #[test]
+    fn the_git_netrc_secret_must_have_its_key() {
+        let up = crate::crd::UpstreamSpec {
+            vcs: Some(crate::crd::VcsSpec {
+                netrc: Some(crate::crd::SecretFileRef {
+                    secret_name: "git".into(),
+                    key: Some("corp-netrc".into()),
+                }),
+            }),
+            ..Default::default()
+        };
+        let creds = vcs_credentials(&up);
+        let data = Secrets::from([("git".to_string(), secret(&["netrc"]))]);
+        let err = check_secrets(&creds, &data).unwrap();
+        assert_eq!(err.reason(), "SecretKeyNotFound");
+        let data = Secrets::from([("git".to_string(), secret(&["corp-netrc"]))]);
+        assert_eq!(check_secrets(&creds, &data), None);
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The proxy configuration: `athens_config::Config`, the type the proxy itself parses.
 
-use super::{CONFIG_DIR, CONTAINER_PORT, DOWNLOAD_KEY, FILTER_KEY, POLICY_REF_DIR, STORAGE_DIR};
+use super::secrets::NETRC_DEFAULT_KEY;
+use super::{
+    CONFIG_DIR, CONTAINER_PORT, DOWNLOAD_KEY, FILTER_KEY, POLICY_REF_DIR, STORAGE_DIR, VCS_SECRET_DIR,
+};
 use crate::crd::{AthensProxySpec, NetworkModeSpec, StorageSpec};
 use athens_config::{Config, LogFormat, NetworkMode, StorageConfig};
 use std::collections::BTreeMap;
@@ -51,6 +54,15 @@ pub fn proxy_config(spec: &AthensProxySpec) -> Config {
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect();
+    c.upstream.private = up
+        .private
+        .iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if up.vcs.as_ref().is_some_and(|v| v.netrc.is_some()) {
+        c.upstream.netrc_file = format!("{VCS_SECRET_DIR}/{NETRC_DEFAULT_KEY}");
+    }
     if let Some(m) = up.network_mode {
         c.upstream.network_mode = match m {
             NetworkModeSpec::Strict => NetworkMode::Strict,
@@ -229,12 +241,24 @@ mod tests {
     }
 
     #[test]
+    fn the_private_modules_example_renders_its_patterns() {
+        let text = include_str!("../../../examples/private-modules.yaml");
+        let p: crate::crd::AthensProxy = serde_yaml::from_str(text).unwrap();
+        let c = proxy_config(&p.spec);
+        assert_eq!(c.upstream.private, vec!["git.corp.example"]);
+        assert!(!c.upstream.goproxy.contains("direct"));
+        assert_eq!(c.upstream.netrc_file, "/var/run/secrets/athens/vcs/netrc");
+    }
+
+    #[test]
     fn upstream_settings_are_rendered() {
         let mut p = proxy(fs());
         p.spec.upstream = UpstreamSpec {
             goproxy: " https://a.internal.test,direct ".into(),
             sumdb: Some("off".into()),
             no_sum_patterns: vec!["corp.internal.test/*".into(), " ".into()],
+            private: vec![" git.corp.internal.test ".into()],
+            vcs: None,
             network_mode: Some(NetworkModeSpec::Fallback),
             timeout_seconds: Some(5),
             retries: Some(0),
@@ -249,6 +273,7 @@ mod tests {
         assert_eq!(c.upstream.goproxy, "https://a.internal.test,direct");
         assert_eq!(c.upstream.sumdb, "off");
         assert_eq!(c.upstream.nosum_patterns, vec!["corp.internal.test/*"]);
+        assert_eq!(c.upstream.private, vec!["git.corp.internal.test"]);
         assert_eq!(c.upstream.network_mode, NetworkMode::Fallback);
         assert_eq!(c.upstream.timeout_seconds, 5);
         assert_eq!(c.upstream.retries, 0);

@@ -1,10 +1,10 @@
 //! The Deployment of proxy pods: hardened, probed, rolled when the configuration changes.
 
 use super::access::serves_tls;
-use super::secrets::{Credential, Delivery, GCS_DEFAULT_KEY, credentials};
+use super::secrets::{Credential, Delivery, GCS_DEFAULT_KEY, credentials, vcs_credentials};
 use super::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONTAINER_PORT, DEFAULT_IMAGE, DOWNLOAD_KEY,
-    FILTER_KEY, GCS_KEY_DIR, Meta, POLICY_REF_DIR, STORAGE_DIR, TMP_DIR, claim_name,
+    FILTER_KEY, GCS_KEY_DIR, Meta, POLICY_REF_DIR, STORAGE_DIR, TMP_DIR, VCS_SECRET_DIR, claim_name,
     config_map_name, pvc::access_modes, selector_labels,
 };
 use crate::crd::AthensProxySpec;
@@ -293,22 +293,32 @@ fn volumes(meta: &Meta, spec: &AthensProxySpec) -> (Vec<Volume>, Vec<VolumeMount
     }
     for c in credentials(&spec.storage) {
         if let Delivery::File(file) = c.delivery {
-            volumes.push(secret_file_volume(&c, file));
+            volumes.push(secret_file_volume(&c, file, CREDENTIALS_VOLUME));
             mounts.push(mount(CREDENTIALS_VOLUME, GCS_KEY_DIR, true));
         }
     }
     let (access_volumes, access_mounts) = super::access::access_volumes(spec);
     volumes.extend(access_volumes);
     mounts.extend(access_mounts);
+    for c in vcs_credentials(&spec.upstream) {
+        if let Delivery::File(file) = c.delivery {
+            volumes.push(secret_file_volume(&c, file, VCS_VOLUME));
+            mounts.push(mount(VCS_VOLUME, VCS_SECRET_DIR, true));
+        }
+    }
     (volumes, mounts)
 }
 
 /// The one credentials file volume (the GCS key), mounted at [`GCS_KEY_DIR`].
 const CREDENTIALS_VOLUME: &str = "gcs-credentials";
 
-fn secret_file_volume(c: &Credential, file: &str) -> Volume {
+/// The git credentials volume (the `.netrc`), mounted at [`VCS_SECRET_DIR`].
+const VCS_VOLUME: &str = "vcs-credentials";
+
+/// One Secret key as a read-only file, readable by the pod's group (fsGroup) only.
+fn secret_file_volume(c: &Credential, file: &str, volume: &str) -> Volume {
     Volume {
-        name: CREDENTIALS_VOLUME.into(),
+        name: volume.into(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(c.secret.clone()),
             items: Some(vec![KeyToPath {
@@ -452,6 +462,47 @@ mod tests {
                 .iter()
                 .any(|v| v.name == "storage")
         );
+    }
+
+    #[test]
+    fn the_git_netrc_is_a_read_only_file_never_env() {
+        let mut p = proxy(fs());
+        p.spec.upstream.vcs = Some(crate::crd::VcsSpec {
+            netrc: Some(crate::crd::SecretFileRef {
+                secret_name: "git".into(),
+                key: None,
+            }),
+        });
+        let d = desired(&p, &Secrets::new()).unwrap().deployment;
+        let v = pod(&d)
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "vcs-credentials")
+            .unwrap();
+        let secret = v.secret.as_ref().unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("git"));
+        let items = secret.items.as_ref().unwrap();
+        assert_eq!(
+            (items[0].key.as_str(), items[0].path.as_str()),
+            ("netrc", "netrc")
+        );
+        let c = &pod(&d).containers[0];
+        let m = c
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.name == "vcs-credentials")
+            .unwrap();
+        assert_eq!(m.mount_path, "/var/run/secrets/athens/vcs");
+        assert_eq!(m.read_only, Some(true));
+        let env = c.env.as_ref().unwrap();
+        assert!(env.iter().all(|e| e.value_from.is_none()), "{env:?}");
+        let cfg = crate::render::proxy_config(&p.spec);
+        assert_eq!(cfg.upstream.netrc_file, "/var/run/secrets/athens/vcs/netrc");
+        assert_eq!(p.spec.secret_names(), ["git"]);
     }
 
     #[test]

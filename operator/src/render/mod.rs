@@ -17,7 +17,7 @@ pub use configmap::config_map;
 pub use deployment::{deployment, image};
 pub use hash::{config_hash, template_hash};
 pub use pvc::{claim_name, persistent_volume_claim, wants_pvc};
-pub use secrets::{Credential, Delivery, SecretVersion, Secrets, credentials};
+pub use secrets::{Credential, Delivery, SecretVersion, Secrets, credentials, vcs_credentials};
 pub use service::service;
 
 use crate::crd::AthensProxy;
@@ -53,6 +53,8 @@ pub const STORAGE_DIR: &str = "/var/lib/athens/storage";
 pub const GCS_KEY_DIR: &str = "/var/run/secrets/athens/gcs";
 /// Writable scratch space (the root filesystem is read-only).
 pub const TMP_DIR: &str = "/tmp";
+/// Where the git `.netrc` Secret key is mounted (as the file `netrc`).
+pub const VCS_SECRET_DIR: &str = "/var/run/secrets/athens/vcs";
 /// Pod-template annotation holding the hash of the configuration and referenced Secrets.
 pub const CONFIG_HASH_ANNOTATION: &str = "athens.dev/config-hash";
 /// Value of `app.kubernetes.io/name` on everything the operator creates.

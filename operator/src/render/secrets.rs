@@ -2,7 +2,7 @@
 //! it), so the preflight check and the pod spec can never disagree; and what the operator keeps
 //! of a Secret (its identity and key names, never its values).
 
-use crate::crd::StorageSpec;
+use crate::crd::{StorageSpec, UpstreamSpec};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Default key names, which are also the environment variables the proxy reads.
@@ -13,6 +13,7 @@ pub const AZURE_STORAGE_ACCOUNT_KEY: &str = "AZURE_STORAGE_ACCOUNT_KEY";
 pub const GCS_DEFAULT_KEY: &str = "service-account.json";
 pub const MONGODB_USERNAME: &str = "MONGODB_USERNAME";
 pub const MONGODB_PASSWORD: &str = "MONGODB_PASSWORD";
+pub const NETRC_DEFAULT_KEY: &str = "netrc";
 
 /// One existing referenced Secret as the operator sees it: which version it is (for the
 /// pod-template hash) and which keys it has (for the preflight check). Values are not kept.
@@ -124,6 +125,23 @@ pub fn credentials(storage: &StorageSpec) -> Vec<Credential> {
         }
     }
     v
+}
+
+/// The git credentials of `upstream`: the `.netrc` file, if any.
+pub fn vcs_credentials(upstream: &UpstreamSpec) -> Vec<Credential> {
+    let netrc = upstream.vcs.as_ref().and_then(|v| v.netrc.as_ref());
+    netrc
+        .map(|n| {
+            credential(
+                &n.secret_name,
+                &n.key,
+                NETRC_DEFAULT_KEY,
+                Delivery::File(NETRC_DEFAULT_KEY),
+                false,
+            )
+        })
+        .into_iter()
+        .collect()
 }
 
 #[cfg(test)]

@@ -66,7 +66,11 @@ impl App {
             cfg.upstream.retries,
         )
         .map_err(anyhow::Error::msg)?
-        .with_netrc(read_netrc(&cfg.upstream.netrc_file)?);
+        .with_netrc(read_netrc(&cfg.upstream.netrc_file)?)
+        .with_direct(
+            vcs_cache_dir(&cfg.upstream.vcs_cache_dir),
+            PrefixPatterns::new(&cfg.upstream.private),
+        );
         let sumdb = SumdbSpec::parse(&cfg.upstream.sumdb)?
             .map(|spec| SumdbClient::new(spec, entries, upstream.http().clone()));
         let sumdb_name = sumdb.as_ref().map(|s| s.spec().name.clone());
@@ -83,7 +87,13 @@ impl App {
             store: store.clone(),
             upstream: upstream.clone(),
             sumdb,
-            nosum: PrefixPatterns::new(&cfg.upstream.nosum_patterns),
+            // Private modules are never looked up in the checksum database either.
+            nosum: PrefixPatterns::new(
+                cfg.upstream
+                    .nosum_patterns
+                    .iter()
+                    .chain(&cfg.upstream.private),
+            ),
             tmp_dir,
             holder: format!(
                 "{}-{}",
@@ -279,4 +289,13 @@ fn read_netrc(configured: &str) -> anyhow::Result<Vec<NetrcLine>> {
         lines.extend(parse_netrc(&text));
     }
     Ok(lines)
+}
+
+/// The mirror cache: the configured directory, else `athens-vcs` in the temporary directory.
+fn vcs_cache_dir(configured: &str) -> std::path::PathBuf {
+    if configured.trim().is_empty() {
+        std::env::temp_dir().join("athens-vcs")
+    } else {
+        std::path::PathBuf::from(configured)
+    }
 }

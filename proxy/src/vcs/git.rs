@@ -1,0 +1,288 @@
+//! The git side: a bare mirror per remote on local disk, fetched incrementally with gitoxide,
+//! and reads of trees and blobs from it. Everything here blocks: call it on `spawn_blocking`.
+
+use super::modzip::{Kind, TreeFile};
+use gix::ObjectId;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+/// Why a git operation failed. Messages carry no credentials: URLs are printed redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> GitError {
+    GitError::Failed(athens_config::redact_userinfo(&format!("{what}: {e}")))
+}
+
+/// The remote's refs at the last fetch: tag names with the commit each points to, and the
+/// commit of the default branch.
+#[derive(Debug, Clone, Default)]
+pub struct Refs {
+    pub tags: Vec<(String, ObjectId)>,
+    pub heads: Vec<(String, ObjectId)>,
+    pub head: Option<ObjectId>,
+}
+
+impl Refs {
+    pub fn tag(&self, name: &str) -> Option<ObjectId> {
+        self.tags.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
+    }
+}
+
+/// A username and password for the remote's host (from `.netrc`).
+#[derive(Clone)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
+}
+
+// Never print a password, not even in debug output.
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Login {{ user: <redacted> }}")
+    }
+}
+
+/// Fetches branches and tags of `url` into the bare mirror at `dir` (made when missing) and
+/// returns the remote's tags and default branch, as `git ls-remote` would list them.
+pub fn fetch(dir: &Path, url: &str, login: Option<Login>) -> Result<Refs, GitError> {
+    let repo = match gix::open(dir) {
+        Ok(r) => r,
+        Err(_) => {
+            std::fs::create_dir_all(dir).map_err(|e| failed("creating mirror", e))?;
+            gix::init_bare(dir).map_err(|e| failed("creating mirror", e))?
+        }
+    };
+    let remote = repo
+        .remote_at(url)
+        .map_err(|e| failed(url, e))?
+        .with_refspecs(
+            ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+            gix::remote::Direction::Fetch,
+        )
+        .map_err(|e| failed(url, e))?;
+    let conn = remote
+        .connect(gix::remote::Direction::Fetch)
+        .map_err(|e| failed(url, e))?
+        .with_credentials(move |action| match action {
+            gix::credentials::helper::Action::Get(ctx) => {
+                Ok(login.clone().map(|l| gix::credentials::protocol::Outcome {
+                    identity: gix::sec::identity::Account {
+                        username: l.user,
+                        password: l.password,
+                        oauth_refresh_token: None,
+                    },
+                    next: ctx.into(),
+                }))
+            }
+            _ => Ok(None),
+        });
+    // The remote's HEAD (its default branch) is listed too: `@latest` of an untagged
+    // repository resolves it. The ref-prefix filter would leave it out otherwise.
+    let head = gix::refspec::parse("HEAD".into(), gix::refspec::parse::Operation::Fetch)
+        .map_err(|e| failed(url, e))?
+        .to_owned();
+    let options = gix::remote::ref_map::Options {
+        extra_refspecs: vec![head],
+        ..Default::default()
+    };
+    let outcome = conn
+        .prepare_fetch(gix::progress::Discard, options)
+        .map_err(|e| failed(url, e))?
+        .receive(gix::progress::Discard, &AtomicBool::new(false))
+        .map_err(|e| failed(url, e))?;
+    let mut refs = Refs::default();
+    for r in &outcome.ref_map.remote_refs {
+        let (name, target, peeled) = r.unpack();
+        let Some(id) = peeled.or(target) else {
+            continue;
+        };
+        let name = name.to_string();
+        if let Some(tag) = name.strip_prefix("refs/tags/") {
+            // Older servers list `^{}` peeled entries separately; the peeled id is used below.
+            if tag.ends_with("^{}") {
+                continue;
+            }
+            match peel_to_commit(&repo, id.to_owned()) {
+                Some(c) => refs.tags.push((tag.to_string(), c)),
+                None => continue,
+            }
+        } else if let Some(branch) = name.strip_prefix("refs/heads/") {
+            refs.heads.push((branch.to_string(), id.to_owned()));
+        } else if name == "HEAD" {
+            refs.head = Some(id.to_owned());
+        }
+    }
+    refs.tags.sort();
+    Ok(refs)
+}
+
+fn peel_to_commit(repo: &gix::Repository, id: ObjectId) -> Option<ObjectId> {
+    let obj = repo.find_object(id).ok()?;
+    obj.peel_to_commit().ok().map(|c| c.id)
+}
+
+/// Opens the mirror for reading.
+pub fn open(dir: &Path) -> Result<gix::Repository, GitError> {
+    gix::open(dir).map_err(|e| failed("opening mirror", e))
+}
+
+/// The committer time of a commit, in seconds since the epoch.
+pub fn commit_time(repo: &gix::Repository, id: ObjectId) -> Result<i64, GitError> {
+    let commit = repo
+        .find_commit(id)
+        .map_err(|e| failed("reading commit", e))?;
+    let time = commit.time().map_err(|e| failed("reading commit", e))?;
+    Ok(time.seconds)
+}
+
+/// The blob at `path` in `commit`'s tree; `None` when there is no regular file there.
+/// Reads at most `limit` bytes' worth (a larger file is an error).
+pub fn read_file(
+    repo: &gix::Repository,
+    commit: ObjectId,
+    path: &str,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, GitError> {
+    let tree = repo
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .map_err(|e| failed("reading tree", e))?;
+    let Some(entry) = tree
+        .lookup_entry_by_path(path)
+        .map_err(|e| failed("reading tree", e))?
+    else {
+        return Ok(None);
+    };
+    if !entry.mode().is_blob() {
+        return Ok(None);
+    }
+    let blob = repo
+        .find_blob(entry.object_id())
+        .map_err(|e| failed("reading blob", e))?;
+    if blob.data.len() as u64 > limit {
+        return Err(GitError::Failed(format!(
+            "{path} is larger than {limit} bytes"
+        )));
+    }
+    Ok(Some(blob.data.clone()))
+}
+
+/// The blob id and size of the regular file at `path` in `commit`'s tree.
+pub fn file_id(
+    repo: &gix::Repository,
+    commit: ObjectId,
+    path: &str,
+) -> Result<Option<(ObjectId, u64)>, GitError> {
+    let tree = repo
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .map_err(|e| failed("reading tree", e))?;
+    let Some(entry) = tree
+        .lookup_entry_by_path(path)
+        .map_err(|e| failed("reading tree", e))?
+    else {
+        return Ok(None);
+    };
+    if !entry.mode().is_blob() {
+        return Ok(None);
+    }
+    let id = entry.object_id();
+    let size = repo
+        .find_header(id)
+        .map_err(|e| failed("reading blob", e))?
+        .size();
+    Ok(Some((id, size)))
+}
+
+/// Every entry under `dir` ("" for the root) of `commit`'s tree, named relative to `dir`,
+/// with the blob ids of regular files.
+pub fn list_tree(
+    repo: &gix::Repository,
+    commit: ObjectId,
+    dir: &str,
+) -> Result<Vec<(TreeFile, ObjectId)>, GitError> {
+    let mut tree = repo
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .map_err(|e| failed("reading tree", e))?;
+    if !dir.is_empty() {
+        let Some(entry) = tree
+            .lookup_entry_by_path(dir)
+            .map_err(|e| failed("reading tree", e))?
+        else {
+            return Ok(Vec::new());
+        };
+        if !entry.mode().is_tree() {
+            return Ok(Vec::new());
+        }
+        tree = repo
+            .find_tree(entry.object_id())
+            .map_err(|e| failed("reading tree", e))?;
+    }
+    let mut rec = gix::traverse::tree::Recorder::default();
+    tree.traverse()
+        .breadthfirst(&mut rec)
+        .map_err(|e| failed("walking tree", e))?;
+    let mut out = Vec::new();
+    for e in rec.records {
+        if e.mode.is_tree() {
+            continue;
+        }
+        let kind = if e.mode.is_link() {
+            Kind::Symlink
+        } else if e.mode.is_blob() {
+            Kind::Regular
+        } else {
+            Kind::Other
+        };
+        let size = if kind == Kind::Regular {
+            repo.find_header(e.oid)
+                .map_err(|err| failed("reading blob", err))?
+                .size()
+        } else {
+            0
+        };
+        let path = String::from_utf8(e.filepath.into())
+            .map_err(|_| GitError::Failed("a file name is not UTF-8".into()))?;
+        out.push((TreeFile { path, kind, size }, e.oid));
+    }
+    Ok(out)
+}
+
+/// A blob's bytes.
+pub fn read_blob(repo: &gix::Repository, id: ObjectId) -> Result<Vec<u8>, GitError> {
+    Ok(repo
+        .find_blob(id)
+        .map_err(|e| failed("reading blob", e))?
+        .data
+        .clone())
+}
+
+/// The commit a hexadecimal prefix names in the mirror, if exactly one object has it.
+pub fn commit_by_prefix(repo: &gix::Repository, hex: &str) -> Option<ObjectId> {
+    let prefix = gix::hash::Prefix::from_hex(hex).ok()?;
+    match repo.objects.lookup_prefix(prefix, None) {
+        Ok(Some(Ok(id))) => peel_to_commit(repo, id),
+        _ => None,
+    }
+}
+
+/// Every commit reachable from `tip`, itself included (`git for-each-ref --merged`'s test).
+pub fn ancestors(
+    repo: &gix::Repository,
+    tip: ObjectId,
+) -> Result<std::collections::HashSet<ObjectId>, GitError> {
+    let walk = repo
+        .rev_walk([tip])
+        .all()
+        .map_err(|e| failed("walking history", e))?;
+    let mut out = std::collections::HashSet::new();
+    for info in walk {
+        out.insert(info.map_err(|e| failed("walking history", e))?.id);
+    }
+    Ok(out)
+}

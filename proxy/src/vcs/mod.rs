@@ -1,0 +1,400 @@
+//! `direct`: modules fetched from version control natively (git via gitoxide), answering the
+//! same protocol paths a proxy answers (`@v/list`, `.info`, `.mod`, `.zip`, `@latest`), so
+//! what it returns goes through the same verification and commit as a proxy's answer.
+//!
+//! Done: repository discovery (known hosts, `.git` qualifiers, `go-import` meta tags over
+//! HTTPS), tagged versions (root, subdirectory and major-version modules, `+incompatible`),
+//! zips by x/mod/zip's rules, queries (branches, tags, commit hashes) and `@latest` resolved
+//! to canonical versions and pseudo-versions, `.netrc` credentials. Not yet: retractions when
+//! picking a pseudo-version's base tag, validating a requested pseudo-version's base, other
+//! VCS, SSH.
+
+mod coderepo;
+mod discover;
+mod git;
+mod gomod;
+mod modzip;
+
+/// golang.org/x/mod/zip's limits (verify/ checks the same numbers again before storing).
+mod limits {
+    pub const MAX_ZIP_FILE: u64 = 500 << 20;
+    pub const MAX_GO_MOD: u64 = 16 << 20;
+    pub const MAX_LICENSE: u64 = 16 << 20;
+}
+
+pub use discover::{MetaImport, RepoRoot, match_go_import, parse_meta_imports, static_root};
+pub use git::Login;
+
+use crate::module::{ModulePath, Version, unescape_path, unescape_version};
+use bytes::Bytes;
+use coderepo::{CodeRepo, RepoError};
+use git::Refs;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Largest `?go-get=1` page read.
+const MAX_META_PAGE: usize = 1 << 20;
+/// Fetches running at once against one git host.
+const FETCHES_PER_HOST: usize = 4;
+/// How long a discovered repository root is reused.
+const ROOT_TTL: Duration = Duration::from_secs(60);
+
+/// Why version control gave us nothing.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VcsError {
+    /// The module or version does not exist there (the go command's "not found").
+    #[error("{0}")]
+    NotFound(String),
+    /// The host or repository could not be read.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// An answer: small bodies in memory, zips in an unnamed temporary file.
+pub enum DirectBody {
+    Bytes(Bytes),
+    File(std::fs::File),
+}
+
+/// One repository's mirror state: at most one fetch runs at a time, and requests that waited
+/// for it take its result instead of fetching again.
+#[derive(Default)]
+struct Slot {
+    refs: Option<Arc<Refs>>,
+    fetched_at: Option<Instant>,
+}
+
+/// The `direct` source.
+pub struct Direct {
+    cache_dir: PathBuf,
+    http: reqwest::Client,
+    /// Credentials by host name (`.netrc` entries, first one per host wins).
+    logins: Vec<(String, Login)>,
+    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    roots: Mutex<HashMap<String, (Instant, RepoRoot)>>,
+    /// Fetch slots per git host.
+    hosts: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl std::fmt::Debug for Direct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Direct {{ cache_dir: {:?} }}", self.cache_dir)
+    }
+}
+
+impl Direct {
+    pub fn new(cache_dir: PathBuf, http: reqwest::Client, logins: Vec<(String, Login)>) -> Self {
+        Self {
+            cache_dir,
+            http,
+            logins,
+            slots: Mutex::default(),
+            roots: Mutex::default(),
+            hosts: Mutex::default(),
+        }
+    }
+
+    /// Answers a protocol path (`<escaped module>/@v/<file>` or `<escaped module>/@latest`).
+    pub async fn get(&self, path: &str) -> Result<DirectBody, VcsError> {
+        let (module_esc, file) = match path.split_once("/@v/") {
+            Some((m, f)) => (m, Some(f)),
+            None => match path.strip_suffix("/@latest") {
+                Some(m) => (m, None),
+                None => return Err(VcsError::NotFound(format!("{path}: not a module path"))),
+            },
+        };
+        let module = unescape_path(module_esc)
+            .ok()
+            .and_then(|p| ModulePath::new(p).ok())
+            .ok_or_else(|| VcsError::NotFound(format!("{path}: invalid module path")))?;
+        let root = self.repo_root(module.as_str()).await?;
+        if root.vcs != "git" {
+            return Err(VcsError::NotFound(format!(
+                "{}: the repository at {} is a {} repository; only git is supported",
+                module.as_str(),
+                athens_config::redact_userinfo(&root.url),
+                root.vcs
+            )));
+        }
+        let repo = CodeRepo::new(module.clone(), &root.root, &root.subdir).map_err(not_found)?;
+        let Some(file) = file else {
+            return self.latest(&root, repo).await;
+        };
+        if file == "list" {
+            let refs = self.refs(&root, None).await?;
+            let dir = self.mirror_dir(&root.url);
+            let list = blocking(move || {
+                let g = git::open(&dir).map_err(RepoError::from)?;
+                repo.versions(&g, &refs)
+            })
+            .await?;
+            let text = crate::module::list_text(&list);
+            return Ok(DirectBody::Bytes(Bytes::from(text)));
+        }
+        let (stem, ext) = file
+            .rsplit_once('.')
+            .ok_or_else(|| VcsError::NotFound(format!("{path}: unknown file")))?;
+        let raw = unescape_version(stem).map_err(|e| VcsError::NotFound(e.to_string()))?;
+        let Ok(version) = Version::parse(&raw) else {
+            if ext != "info" {
+                return Err(VcsError::NotFound(format!(
+                    "{}@{raw}: .{ext} needs a canonical version",
+                    module.as_str()
+                )));
+            }
+            // A query (branch, tag, commit): always against freshly fetched refs.
+            return self.query(&root, repo, raw).await;
+        };
+        // A tag already in the mirror is not fetched again: tags are taken not to move.
+        let want = (!version.is_pseudo()).then(|| repo.tag_for(&version));
+        let refs = self.refs(&root, want).await?;
+        let dir = self.mirror_dir(&root.url);
+        let ext = ext.to_string();
+        blocking(move || {
+            let g = git::open(&dir).map_err(RepoError::from)?;
+            let (rev, mod_dir, gomod) = repo.find_dir(&g, &refs, &version)?;
+            match ext.as_str() {
+                "info" => Ok(DirectBody::Bytes(info_json(
+                    &version,
+                    git::commit_time(&g, rev)?,
+                ))),
+                "mod" => Ok(DirectBody::Bytes(Bytes::from(CodeRepo::go_mod(
+                    gomod,
+                    &repo.module,
+                )))),
+                "zip" => {
+                    let files = repo.zip_files(&g, rev, &mod_dir, gomod.as_deref())?;
+                    let prefix = format!("{}@{}/", repo.module.as_str(), version.as_str());
+                    let tmp = tempfile::tempfile()
+                        .map_err(|e| RepoError::NotFound(format!("temp file: {e}")))?;
+                    let mut out = modzip::write_zip(tmp, &prefix, files, |(name, id)| {
+                        git::read_blob(&g, id).map(|data| (name, data))
+                    })
+                    .map_err(|e| RepoError::Git(git::GitError::Failed(e)))?;
+                    use std::io::Seek;
+                    out.rewind()
+                        .map_err(|e| RepoError::Git(git::GitError::Failed(e.to_string())))?;
+                    Ok(DirectBody::File(out))
+                }
+                _ => Err(RepoError::NotFound(format!("{ext}: unknown file"))),
+            }
+        })
+        .await
+    }
+
+    /// `@latest`: the highest release in the list, else the highest prerelease, else what
+    /// the default branch's head resolves to (a pseudo-version), as the go command's Latest.
+    async fn latest(&self, root: &RepoRoot, repo: CodeRepo) -> Result<DirectBody, VcsError> {
+        let refs = self.refs(root, None).await?;
+        let dir = self.mirror_dir(&root.url);
+        blocking(move || {
+            let g = git::open(&dir).map_err(RepoError::from)?;
+            let list = repo.versions(&g, &refs)?;
+            let best = list
+                .iter()
+                .rev()
+                .find(|v| v.prerelease().is_empty())
+                .or(list.last())
+                .cloned();
+            let (v, rev) = match best {
+                Some(v) => {
+                    let (rev, _, _) = repo.find_dir(&g, &refs, &v)?;
+                    (v, rev)
+                }
+                None => repo.stat(&g, &refs, "HEAD")?,
+            };
+            Ok(DirectBody::Bytes(info_json(&v, git::commit_time(&g, rev)?)))
+        })
+        .await
+    }
+
+    /// `.info` for a branch, tag name or commit hash: the version it resolves to.
+    async fn query(
+        &self,
+        root: &RepoRoot,
+        repo: CodeRepo,
+        query: String,
+    ) -> Result<DirectBody, VcsError> {
+        let refs = self.refs(root, None).await?;
+        let dir = self.mirror_dir(&root.url);
+        blocking(move || {
+            let g = git::open(&dir).map_err(RepoError::from)?;
+            let (v, rev) = repo.stat(&g, &refs, &query)?;
+            Ok(DirectBody::Bytes(info_json(&v, git::commit_time(&g, rev)?)))
+        })
+        .await
+    }
+
+    /// Where the mirror of `url` lives: a name derived from the URL (no credentials in it).
+    fn mirror_dir(&self, url: &str) -> PathBuf {
+        use sha2::Digest;
+        let clean = athens_config::redact_userinfo(url);
+        let h = sha2::Sha256::digest(clean.as_bytes());
+        let hex: String = h[..12].iter().map(|b| format!("{b:02x}")).collect();
+        self.cache_dir.join(format!("{hex}.git"))
+    }
+
+    /// The remote's refs: fetched now (one fetch per repository at a time; whoever waited
+    /// for a fetch that started after it arrived takes that fetch's result), or the last
+    /// fetch's when it already has `want_tag`.
+    async fn refs(&self, root: &RepoRoot, want_tag: Option<String>) -> Result<Arc<Refs>, VcsError> {
+        let arrived = Instant::now();
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.entry(root.url.clone()).or_default().clone()
+        };
+        let mut slot = slot.lock().await;
+        if let Some(refs) = &slot.refs {
+            let fresh = slot.fetched_at.is_some_and(|t| t >= arrived);
+            let has = want_tag.as_ref().is_some_and(|t| refs.tag(t).is_some());
+            if fresh || has {
+                return Ok(refs.clone());
+            }
+        }
+        // At most a few fetches per host at once: a build asking for many repositories of one
+        // host at the same time does not open a connection per repository.
+        let host = reqwest::Url::parse(&root.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        let permits = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(host)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(FETCHES_PER_HOST)))
+            .clone();
+        let _permit = permits
+            .acquire_owned()
+            .await
+            .map_err(|e| VcsError::Failed(format!("fetch limit: {e}")))?;
+        let started = Instant::now();
+        let dir = self.mirror_dir(&root.url);
+        let url = root.url.clone();
+        let login = self.login_for(&url);
+        let refs = tokio::task::spawn_blocking(move || git::fetch(&dir, &url, login))
+            .await
+            .map_err(|e| VcsError::Failed(format!("git task: {e}")))?
+            .map_err(|e| VcsError::Failed(e.to_string()))?;
+        let refs = Arc::new(refs);
+        slot.refs = Some(refs.clone());
+        slot.fetched_at = Some(started);
+        Ok(refs)
+    }
+
+    fn login_for(&self, url: &str) -> Option<Login> {
+        let host = reqwest::Url::parse(url).ok()?.host_str()?.to_string();
+        self.login_for_host(&host)
+    }
+
+    /// The repository serving `module`: a known pattern, else the `go-import` tag at
+    /// `https://<module>?go-get=1` (remembered for a minute).
+    async fn repo_root(&self, module: &str) -> Result<RepoRoot, VcsError> {
+        if let Some(r) = static_root(module) {
+            return Ok(r);
+        }
+        {
+            let roots = self.roots.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((t, r)) = roots.get(module)
+                && t.elapsed() < ROOT_TTL
+            {
+                return Ok(r.clone());
+            }
+        }
+        let url = format!("https://{module}?go-get=1");
+        let mut req = self.http.get(&url);
+        let host = module.split('/').next().unwrap_or(module);
+        if let Some(c) = self.login_for_host(host) {
+            req = req.basic_auth(&c.user, Some(&c.password));
+        }
+        let resp = req.send().await.map_err(|e| {
+            VcsError::Failed(format!(
+                "{module}: looking up the repository at {url}: {}",
+                error_chain(&e.without_url())
+            ))
+        })?;
+        let page = read_page(resp)
+            .await
+            .map_err(|e| VcsError::Failed(format!("{module}: reading {url}: {e}")))?;
+        let imports = parse_meta_imports(&String::from_utf8_lossy(&page));
+        let im = match_go_import(&imports, module)
+            .map_err(|e| VcsError::NotFound(format!("{module}: {e} at {url}")))?;
+        let root = RepoRoot {
+            root: im.prefix,
+            vcs: im.vcs,
+            url: im.url,
+            subdir: im.subdir,
+        };
+        self.roots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(module.to_string(), (Instant::now(), root.clone()));
+        Ok(root)
+    }
+}
+
+impl Direct {
+    /// The `.netrc` rule: the first entry for the host name, compared case-insensitively.
+    fn login_for_host(&self, host: &str) -> Option<Login> {
+        self.logins
+            .iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case(host))
+            .map(|(_, l)| l.clone())
+    }
+}
+
+/// A `?go-get=1` page, at most [`MAX_META_PAGE`] bytes.
+async fn read_page(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| error_chain(&e.without_url()))?
+    {
+        if buf.len() + chunk.len() > MAX_META_PAGE {
+            return Err(format!("page larger than {MAX_META_PAGE} bytes"));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+fn not_found(e: RepoError) -> VcsError {
+    match e {
+        RepoError::NotFound(m) => VcsError::NotFound(m),
+        RepoError::Git(g) => VcsError::Failed(g.to_string()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RepoError> + Send + 'static,
+) -> Result<T, VcsError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| VcsError::Failed(format!("git task: {e}")))?
+        .map_err(not_found)
+}
+
+/// `{"Version":...,"Time":...}` with the commit's time in UTC, as the go command writes it.
+fn info_json(v: &Version, secs: i64) -> Bytes {
+    let time = chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ");
+    Bytes::from(format!(
+        "{{\"Version\":\"{}\",\"Time\":\"{time}\"}}",
+        v.as_str()
+    ))
+}

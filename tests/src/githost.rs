@@ -1,0 +1,367 @@
+//! A private git host made by the test: HTTPS with the test's own CA on an IP literal's port
+//! 443 (module paths need a dot in their first element and the go command needs port 443),
+//! basic auth on every request, `go-import` meta tags at `?go-get=1`, and the repositories
+//! served over smart HTTP by the real `git http-backend` (as CGI).
+
+use crate::image::tls::TestCa;
+use anyhow::{Context, Result, bail, ensure};
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub const USER: &str = "builder";
+pub const PASSWORD: &str = "s3cret-token";
+
+/// A running host; stopped on drop.
+pub struct GitHost {
+    /// The IP literal that is the module paths' host.
+    pub host: String,
+    /// The CA certificate file clients must trust.
+    pub ca_file: PathBuf,
+    /// Requests answered (any route), for checks that nothing reached the host.
+    pub requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+struct State {
+    host: String,
+    project_root: PathBuf,
+    requests: Arc<AtomicUsize>,
+}
+
+impl GitHost {
+    /// Serves the bare repositories under `project_root` (`<name>.git`) at
+    /// `https://<host>/git/<name>.git`, and answers `https://<host>/<path>?go-get=1` with
+    /// `<host>/<first element of path> git https://<host>/git/<first element>.git`.
+    pub async fn start(project_root: &Path) -> Result<GitHost> {
+        let dir = tempfile::tempdir()?;
+        let (listener, ip) = bind_443().await?;
+        let host = ip.to_string();
+        let ca = TestCa::new(&[&host])?;
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, &ca.ca_pem)?;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        use rustls_pki_types::pem::PemObject;
+        let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&ca.cert_pem)
+            .collect::<Result<Vec<_>, _>>()?;
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&ca.key_pem)?;
+        let mut config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let state = Arc::new(State {
+            host: host.clone(),
+            project_root: project_root.to_path_buf(),
+            requests: requests.clone(),
+        });
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (acceptor, state) = (acceptor.clone(), state.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let svc = hyper::service::service_fn(move |req| {
+                        let state = state.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        Ok(GitHost {
+            host,
+            ca_file,
+            requests,
+            task,
+            _dir: dir,
+        })
+    }
+
+    /// A `.netrc` granting access to this host.
+    pub fn netrc(&self) -> String {
+        format!("machine {} login {USER} password {PASSWORD}\n", self.host)
+    }
+}
+
+impl Drop for GitHost {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Port 443 on a loopback address of its own (`127.x.y.z`, chosen at random so parallel runs
+/// do not meet). Binding 443 needs root (or CAP_NET_BIND_SERVICE).
+async fn bind_443() -> Result<(tokio::net::TcpListener, Ipv4Addr)> {
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos() as u64;
+    let mut last = None;
+    for i in 0..20u64 {
+        let n = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(i * 1442695040888963407);
+        let ip = Ipv4Addr::new(
+            127,
+            100 + (n >> 8) as u8 % 100,
+            1 + (n >> 16) as u8 % 250,
+            1 + (n >> 24) as u8 % 250,
+        );
+        match tokio::net::TcpListener::bind(SocketAddr::from((ip, 443))).await {
+            Ok(l) => return Ok((l, ip)),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                bail!("binding {ip}:443 needs root: {e}")
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    bail!("no free 127.x.y.z:443: {last:?}")
+}
+
+async fn handle(state: &State, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    let want = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    );
+    let authorized = req
+        .headers()
+        .get("authorization")
+        .is_some_and(|v| v.as_bytes() == want.as_bytes());
+    if !authorized {
+        return Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header("WWW-Authenticate", "Basic realm=\"git\"")
+            .body(Full::new(Bytes::from_static(b"authentication required\n")))
+            .unwrap();
+    }
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    if query.contains("go-get=1") {
+        let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        let html = format!(
+            "<!DOCTYPE html><html><head><meta name=\"go-import\" content=\"{h}/{first} git \
+             https://{h}/git/{first}.git\"></head><body>go get {h}/{first}</body></html>\n",
+            h = state.host
+        );
+        return Response::new(Full::new(Bytes::from(html)));
+    }
+    if let Some(rest) = path.strip_prefix("/git/") {
+        return match cgi(state, req, rest, &query).await {
+            Ok(r) => r,
+            Err(e) => Response::builder()
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .body(Full::new(Bytes::from(format!("{e:#}\n"))))
+                .unwrap(),
+        };
+    }
+    Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .body(Full::new(Bytes::from_static(b"not found\n")))
+        .unwrap()
+}
+
+/// Runs `git http-backend` for one request and turns its CGI output into a response.
+async fn cgi(
+    state: &State,
+    req: Request<hyper::body::Incoming>,
+    rest: &str,
+    query: &str,
+) -> Result<Response<Full<Bytes>>> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GIT_PROJECT_ROOT", &state.project_root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("PATH_INFO", format!("/{rest}"))
+        .env("QUERY_STRING", query)
+        .env("REQUEST_METHOD", req.method().as_str())
+        .env("REMOTE_USER", USER)
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("CONTENT_TYPE", header("content-type"))
+        .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
+        .env("GIT_PROTOCOL", header("git-protocol"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let body = req.into_body().collect().await?.to_bytes();
+    if !body.is_empty() {
+        cmd.env("CONTENT_LENGTH", body.len().to_string());
+    }
+    let mut child = cmd.spawn().context("spawning git http-backend")?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    let writer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = stdin.write_all(&body).await;
+    });
+    let out = child.wait_with_output().await?;
+    let _ = writer.await;
+    ensure!(
+        out.status.success(),
+        "git http-backend: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let split = out
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| {
+            out.stdout
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|i| (i, 2))
+        })
+        .context("CGI output without a header end")?;
+    let head = String::from_utf8_lossy(&out.stdout[..split.0]).into_owned();
+    let mut resp = Response::builder();
+    for line in head.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        if k.eq_ignore_ascii_case("status") {
+            let code: u16 = v.split_whitespace().next().unwrap_or("200").parse()?;
+            resp = resp.status(code);
+        } else {
+            resp = resp.header(k.trim(), v);
+        }
+    }
+    let body = Bytes::copy_from_slice(&out.stdout[split.0 + split.1..]);
+    Ok(resp.body(Full::new(body))?)
+}
+
+/// Runs `git` in `dir` with fixed identities, dates from `GIT_*_DATE` in `env`, and no
+/// user or system configuration.
+pub fn git(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
+    let mut cmd = Command::new("git");
+    cmd.args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "dev")
+        .env("GIT_AUTHOR_EMAIL", "dev@athens.test")
+        .env("GIT_COMMITTER_NAME", "dev")
+        .env("GIT_COMMITTER_EMAIL", "dev@athens.test");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .context("running git (tests/peers/git-tools installs it)")?;
+    ensure!(
+        out.status.success(),
+        "git {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Builds a repository step by step in a work tree, then publishes it as `<name>.git` (bare)
+/// under a project root.
+pub struct RepoBuilder {
+    pub work: PathBuf,
+    commits: u32,
+}
+
+impl RepoBuilder {
+    pub fn new(work: PathBuf) -> Result<Self> {
+        std::fs::create_dir_all(&work)?;
+        git(&work, &["init", "-q", "-b", "main"], &[])?;
+        Ok(Self { work, commits: 0 })
+    }
+
+    /// Writes files (path, content); an empty content with a `-` path prefix removes it.
+    pub fn write(&self, files: &[(&str, &str)]) -> Result<&Self> {
+        for (p, c) in files {
+            if let Some(gone) = p.strip_prefix('-') {
+                let _ = std::fs::remove_file(self.work.join(gone));
+                continue;
+            }
+            let path = self.work.join(p);
+            std::fs::create_dir_all(path.parent().context("parent")?)?;
+            std::fs::write(path, c)?;
+        }
+        Ok(self)
+    }
+
+    /// Commits everything with a distinct, fixed date.
+    pub fn commit(&mut self, msg: &str) -> Result<String> {
+        self.commits += 1;
+        let date = format!("2024-01-{:02}T10:00:00Z", self.commits.min(28));
+        let env = [
+            ("GIT_AUTHOR_DATE", date.as_str()),
+            ("GIT_COMMITTER_DATE", date.as_str()),
+        ];
+        git(&self.work, &["add", "-A"], &[])?;
+        git(
+            &self.work,
+            &["commit", "-q", "--allow-empty", "-m", msg],
+            &env,
+        )?;
+        Ok(git(&self.work, &["rev-parse", "HEAD"], &[])?
+            .trim()
+            .to_string())
+    }
+
+    pub fn tag(&self, name: &str) -> Result<()> {
+        git(&self.work, &["tag", name], &[]).map(|_| ())
+    }
+
+    pub fn annotated_tag(&self, name: &str) -> Result<()> {
+        git(&self.work, &["tag", "-a", "-m", name, name], &[]).map(|_| ())
+    }
+
+    /// Pushes branches and tags (forced, so moved tags move) to `<root>/<name>.git`.
+    pub fn publish(&self, root: &Path, name: &str) -> Result<()> {
+        Self::publish_dir(&self.work, root, name)
+    }
+
+    /// [`Self::publish`] for a work tree made earlier.
+    pub fn publish_dir(work: &Path, root: &Path, name: &str) -> Result<()> {
+        let bare = root.join(format!("{name}.git"));
+        if !bare.exists() {
+            git(
+                root,
+                &["init", "-q", "--bare", "-b", "main", &format!("{name}.git")],
+                &[],
+            )?;
+        }
+        let target = bare.to_string_lossy().into_owned();
+        git(
+            work,
+            &["push", "-q", "-f", &target, "refs/heads/*:refs/heads/*"],
+            &[],
+        )?;
+        git(
+            work,
+            &["push", "-q", "-f", &target, "refs/tags/*:refs/tags/*"],
+            &[],
+        )?;
+        Ok(())
+    }
+}
