@@ -6,7 +6,7 @@ mod storage;
 #[allow(clippy::duplicated_attributes)]
 mod types;
 
-pub use status::{AthensProxyStatus, DEGRADED, PROGRESSING, READY};
+pub use status::{AthensProxyStatus, DEGRADED, GOPROXY_INJECTION, PROGRESSING, READY};
 pub use storage::*;
 pub use types::*;
 

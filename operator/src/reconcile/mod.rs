@@ -4,6 +4,7 @@ mod apply;
 mod backoff;
 mod controller;
 mod events;
+pub mod injection;
 mod preflight;
 mod report;
 mod status;
@@ -36,6 +37,8 @@ pub struct Context {
     pub settings: Settings,
     /// How often a proxy is reconciled with no change observed (drift repair).
     pub resync: Duration,
+    /// Cluster-wide GOPROXY: the policy, and caches of discovery and probe results.
+    pub injection: injection::Injection,
     /// Consecutive failures per proxy, for backoff.
     failures: Failures,
 }
@@ -49,6 +52,10 @@ impl Context {
         resync: Duration,
     ) -> Self {
         Self {
+            injection: injection::Injection::new(
+                settings.goproxy_policy.clone(),
+                settings.goproxy_verify,
+            ),
             client,
             recorder,
             metrics,
@@ -61,6 +68,7 @@ impl Context {
     /// Drops the per-proxy state of a proxy that no longer exists.
     pub fn forget(&self, namespace: Option<&str>, name: &str) {
         self.failures.forget(&key(namespace, name));
+        self.injection.forget(&key(namespace, name));
     }
 
     /// How many proxies this operator keeps per-proxy state for (failing ones only).
@@ -131,8 +139,11 @@ fn now() -> Time {
 /// Preflight, apply, report. Nothing is applied when preflight finds a problem.
 async fn reconcile_proxy(proxy: &AthensProxy, ctx: &Context) -> Result<Action, Error> {
     if proxy.metadata.deletion_timestamp.is_some() {
-        // Children carry owner references: the garbage collector removes them.
+        // Children carry owner references: the garbage collector removes them. The GOPROXY
+        // binding is cluster-scoped and cannot have one: the finalizer removes it.
         ctx.failures.forget(&key_of(proxy));
+        ctx.injection.forget(&key_of(proxy));
+        injection::finalize(&ctx.client, &ctx.injection, proxy).await?;
         return Ok(Action::await_change());
     }
     let meta = Meta::of(proxy)?;
@@ -147,6 +158,10 @@ async fn reconcile_proxy(proxy: &AthensProxy, ctx: &Context) -> Result<Action, E
         }
     };
 
+    // Injection is independent of the children: a proxy with a spec problem keeps its binding
+    // (injection follows its last status.url; the policy checks it).
+    let (injection, recheck) =
+        injection::ensure(&ctx.client, &ctx.injection, proxy, &meta, &key_of(proxy)).await?;
     let url = render::url(
         &meta.name,
         &meta.namespace,
@@ -159,6 +174,7 @@ async fn reconcile_proxy(proxy: &AthensProxy, ctx: &Context) -> Result<Action, E
         problem: found.problem.clone(),
         url: url.clone(),
         selector: selector_string(&meta.name),
+        injection,
     };
     let prev = proxy.status.as_ref();
     let status = next_status(prev, &observed, &now());
@@ -175,7 +191,9 @@ async fn reconcile_proxy(proxy: &AthensProxy, ctx: &Context) -> Result<Action, E
     }
     match found.problem {
         Some(p) => Err(p.into()),
-        None => Ok(Action::requeue(ctx.resync)),
+        None => Ok(Action::requeue(
+            recheck.unwrap_or(ctx.resync).min(ctx.resync),
+        )),
     }
 }
 

@@ -148,6 +148,7 @@ mod tests {
             problem,
             url: URL.into(),
             selector: "a=b".into(),
+            injection: None,
         };
         next_status(None, &obs, &Time(Timestamp::UNIX_EPOCH))
     }

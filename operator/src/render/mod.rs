@@ -6,6 +6,7 @@ mod config;
 mod configmap;
 mod deployment;
 mod hash;
+pub mod injection;
 mod pvc;
 mod secrets;
 mod service;
@@ -69,6 +70,11 @@ pub struct Settings {
     pub allowed_image_prefixes: Vec<String>,
     /// ServiceAccounts a proxy may run as, by name (empty: any).
     pub allowed_service_accounts: Vec<String>,
+    /// The chart's MutatingAdmissionPolicy that each proxy's binding names (cluster-wide
+    /// GOPROXY); `None`: no bindings (and those of earlier runs are removed).
+    pub goproxy_policy: Option<String>,
+    /// Check injection with a server-side dry-run pod in a namespace that opted in.
+    pub goproxy_verify: bool,
 }
 
 impl Default for Settings {
@@ -77,6 +83,8 @@ impl Default for Settings {
             cluster_domain: "cluster.local".into(),
             allowed_image_prefixes: Vec::new(),
             allowed_service_accounts: Vec::new(),
+            goproxy_policy: None,
+            goproxy_verify: true,
         }
     }
 }
