@@ -214,6 +214,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             allowed_service_accounts: non_empty(&args.allowed_service_accounts),
             goproxy_policy: args.goproxy_policy.clone().filter(|p| !p.trim().is_empty()),
             goproxy_verify: args.goproxy_verify,
+            operator_namespace: std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|n| !n.is_empty()),
         },
         Duration::from_secs(args.resync_seconds.max(1)),
     ));

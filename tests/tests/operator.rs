@@ -18,10 +18,14 @@ use athens_operator::metrics::Metrics;
 use athens_operator::reconcile::{self, Context};
 use athens_operator::render::{Settings, template_hash};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, Service,
 };
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, ResourceExt};
@@ -375,6 +379,43 @@ async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> 
                "spec":{"storage":{"filesystem":{"existingClaim":"x","size":"1Gi"}},"upstream":{"goproxy":"off"}}}"#,
             "existingClaim cannot be combined",
         ),
+        (
+            "a disruption budget with both bounds",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"pdb"},
+               "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"},
+                       "podDisruptionBudget":{"minAvailable":1,"maxUnavailable":"50%"}}}"#,
+            "set minAvailable or maxUnavailable, not both",
+        ),
+        (
+            "autoscaling min above max",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"hpa"},
+               "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"},
+                       "resources":{"requests":{"cpu":"100m"}},
+                       "autoscaling":{"minReplicas":3,"maxReplicas":2}}}"#,
+            "minReplicas must not exceed maxReplicas",
+        ),
+        (
+            "autoscaling without a CPU request",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"hpacpu"},
+               "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"},
+                       "autoscaling":{"maxReplicas":2}}}"#,
+            "set resources.requests.cpu",
+        ),
+        (
+            "autoscaling on a ReadWriteOnce volume",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"hparwo"},
+               "spec":{"storage":{"filesystem":{}},"upstream":{"goproxy":"off"},
+                       "resources":{"requests":{"cpu":"100m"}},
+                       "autoscaling":{"maxReplicas":2}}}"#,
+            "autoscaling to more than one replica needs shared storage",
+        ),
+        (
+            "an ingress host with a scheme",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"ing"},
+               "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"},
+                       "ingress":{"host":"https://goproxy.example.com"}}}"#,
+            "ingress.host is a host name",
+        ),
     ];
     for (what, doc, message) in cases {
         let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(doc))?;
@@ -391,6 +432,101 @@ async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    ns.cleanup().await
+}
+
+/// The optional objects: created owned by the proxy when the spec asks, changed with it, and
+/// deleted when it no longer does.
+#[tokio::test]
+async fn optional_objects_follow_the_spec() -> Result<()> {
+    let ns = TestNamespace::new("extras").await?;
+    let op = Operator::start(&ns, Duration::from_secs(30)).await?;
+    let n = ns.name();
+    let doc = r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"gomods"},
+        "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"},
+                "resources":{"requests":{"cpu":"100m"}},
+                "podDisruptionBudget":{},
+                "autoscaling":{"minReplicas":2,"maxReplicas":5},
+                "networkPolicy":{"from":[{"namespaceSelector":{"matchLabels":{"team":"monitoring"}}}]},
+                "ingress":{"host":"goproxy.example.com","className":"nginx"}}}"#;
+    let out = kubectl(n, &["apply", "-f", "-"], Some(doc))?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = ns.client();
+    let proxies: Api<AthensProxy> = Api::namespaced(client.clone(), n);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), n);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), n);
+    let nps: Api<NetworkPolicy> = Api::namespaced(client.clone(), n);
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), n);
+    poll(TIMEOUT, "the four objects", || async {
+        Ok(pdbs.get_opt("gomods").await?.is_some()
+            && hpas.get_opt("gomods").await?.is_some()
+            && nps.get_opt("gomods").await?.is_some()
+            && ingresses.get_opt("gomods").await?.is_some())
+    })
+    .await?;
+    let uid = proxies.get("gomods").await?.uid().context("uid")?;
+    let owned = |m: &kube::api::ObjectMeta| {
+        m.owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == uid && o.controller == Some(true))
+    };
+    let pdb = pdbs.get("gomods").await?;
+    assert!(owned(&pdb.metadata));
+    let hpa = hpas.get("gomods").await?;
+    assert!(owned(&hpa.metadata));
+    let target = hpa.spec.context("hpa spec")?.scale_target_ref;
+    assert_eq!(
+        (target.kind.as_str(), target.name.as_str()),
+        ("AthensProxy", "gomods")
+    );
+    let np = nps.get("gomods").await?;
+    assert!(owned(&np.metadata));
+    let from = np.spec.and_then(|s| s.ingress).context("rules")?[0]
+        .from
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(
+        from.len(),
+        2,
+        "opted-in namespaces and the listed peer: {from:?}"
+    );
+    let ing = ingresses.get("gomods").await?;
+    assert!(owned(&ing.metadata));
+    assert_eq!(
+        ing.spec.and_then(|s| s.ingress_class_name).as_deref(),
+        Some("nginx")
+    );
+
+    // A change follows; dropping a field deletes its object.
+    proxies
+        .patch(
+            "gomods",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {
+                "podDisruptionBudget": {"minAvailable": "50%"},
+                "autoscaling": null, "networkPolicy": null, "ingress": null,
+            }})),
+        )
+        .await?;
+    poll(
+        TIMEOUT,
+        "dropped objects deleted, the budget changed",
+        || async {
+            let pdb = pdbs.get("gomods").await?;
+            let min = pdb.spec.and_then(|s| s.min_available);
+            Ok(min == Some(IntOrString::String("50%".into()))
+                && hpas.get_opt("gomods").await?.is_none()
+                && nps.get_opt("gomods").await?.is_none()
+                && ingresses.get_opt("gomods").await?.is_none())
+        },
+    )
+    .await?;
+    op.stop().await;
     ns.cleanup().await
 }
 
@@ -822,7 +958,7 @@ async fn rendered_pod_runs_the_real_proxy_and_go_downloads_through_it() -> Resul
     p.metadata.namespace = Some("local".into());
     p.metadata.uid = Some("local".into());
     p.spec.upstream.goproxy = upstream;
-    let d = desired(&p, &Secrets::new())?;
+    let d = desired(&p, &Secrets::new(), &Settings::default())?;
 
     let root = tempfile::tempdir()?;
     let pod = d

@@ -1,11 +1,13 @@
 //! The custom resource definition: Rust types, and the CRD YAML generated from them.
 
+mod extras;
 mod status;
 mod storage;
 // The repeated `printcolumn(type_ = ...)` attributes are distinct columns, not duplicates.
 #[allow(clippy::duplicated_attributes)]
 mod types;
 
+pub use extras::*;
 pub use status::{AthensProxyStatus, DEGRADED, GOPROXY_INJECTION, PROGRESSING, READY};
 pub use storage::*;
 pub use types::*;

@@ -151,7 +151,7 @@ async fn reconcile_proxy(proxy: &AthensProxy, ctx: &Context) -> Result<Action, E
     let (deployment, applied) = match &found.problem {
         Some(_) => (found.deployment, None),
         None => {
-            let desired = render::desired(proxy, &found.secrets)?;
+            let desired = render::desired(proxy, &found.secrets, &ctx.settings)?;
             let (after, applied) =
                 apply::children(&ctx.client, &meta, &desired, found.deployment.as_ref()).await?;
             (Some(after), Some(applied))

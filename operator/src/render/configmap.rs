@@ -21,7 +21,7 @@ mod tests {
     #[test]
     fn holds_the_rendered_config() {
         let p = proxy(fs());
-        let d = desired(&p, &Secrets::new()).unwrap();
+        let d = desired(&p, &Secrets::new(), &Settings::default()).unwrap();
         assert_eq!(d.config_map.metadata.name.as_deref(), Some("gomods-config"));
         let toml = &d.config_map.data.as_ref().unwrap()["config.toml"];
         let parsed = athens_config::Config::from_toml(toml, "cm").unwrap();

@@ -316,7 +316,9 @@ mod tests {
 
     #[test]
     fn hardened_probed_container() {
-        let d = desired(&proxy(fs()), &Secrets::new()).unwrap().deployment;
+        let d = desired(&proxy(fs()), &Secrets::new(), &Settings::default())
+            .unwrap()
+            .deployment;
         let c = &pod(&d).containers[0];
         assert_eq!(c.image.as_deref(), Some(DEFAULT_IMAGE));
         assert_eq!(
@@ -357,7 +359,9 @@ mod tests {
 
     #[test]
     fn filesystem_mounts_claim_and_recreates() {
-        let d = desired(&proxy(fs()), &Secrets::new()).unwrap().deployment;
+        let d = desired(&proxy(fs()), &Secrets::new(), &Settings::default())
+            .unwrap()
+            .deployment;
         let spec = d.spec.as_ref().unwrap();
         assert_eq!(
             spec.strategy.as_ref().unwrap().type_.as_deref(),
@@ -376,7 +380,9 @@ mod tests {
 
     #[test]
     fn s3_credentials_come_from_the_secret() {
-        let d = desired(&proxy(s3()), &Secrets::new()).unwrap().deployment;
+        let d = desired(&proxy(s3()), &Secrets::new(), &Settings::default())
+            .unwrap()
+            .deployment;
         let id = env_of(&d, "AWS_ACCESS_KEY_ID").unwrap();
         assert!(id.value.is_none());
         let r = id
@@ -429,7 +435,9 @@ mod tests {
             }),
             ..Default::default()
         };
-        let d = desired(&proxy(st), &Secrets::new()).unwrap().deployment;
+        let d = desired(&proxy(st), &Secrets::new(), &Settings::default())
+            .unwrap()
+            .deployment;
         assert_eq!(
             env_of(&d, "GOOGLE_SERVICE_ACCOUNT")
                 .unwrap()
@@ -462,7 +470,9 @@ mod tests {
             }),
             ..Default::default()
         };
-        let d = desired(&proxy(st), &Secrets::new()).unwrap().deployment;
+        let d = desired(&proxy(st), &Secrets::new(), &Settings::default())
+            .unwrap()
+            .deployment;
         assert_eq!(
             env_of(&d, "AZURE_STORAGE_ACCOUNT_NAME")
                 .unwrap()
@@ -496,7 +506,9 @@ mod tests {
                 when_unsatisfiable: "ScheduleAnyway".into(),
                 ..Default::default()
             });
-        let d = desired(&p, &Secrets::new()).unwrap().deployment;
+        let d = desired(&p, &Secrets::new(), &Settings::default())
+            .unwrap()
+            .deployment;
         let spec = d.spec.as_ref().unwrap();
         assert_eq!(spec.replicas, Some(3));
         let meta = spec.template.metadata.as_ref().unwrap();
@@ -522,7 +534,7 @@ mod tests {
     #[test]
     fn spec_and_secret_changes_change_the_template_hash() {
         let hash = |p: &AthensProxy, s: &Secrets| {
-            desired(p, s)
+            desired(p, s, &Settings::default())
                 .unwrap()
                 .deployment
                 .spec
