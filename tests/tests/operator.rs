@@ -10,10 +10,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use athens_e2e::cluster::{TestCluster, TestNamespace};
+use athens_e2e::cluster::{DedicatedCluster, TestCluster, TestNamespace};
 use athens_e2e::crd::install_crd;
-use athens_e2e::wait::{poll, repo, wait_ready, workspace_bin};
-use athens_operator::crd::{AthensProxy, DEGRADED, READY};
+use athens_e2e::wait::{poll, repo, script_output, wait_ready, workspace_bin};
+use athens_operator::crd::{AthensProxy, DEGRADED, MONITORING, READY};
 use athens_operator::metrics::Metrics;
 use athens_operator::reconcile::{self, Context};
 use athens_operator::render::{Settings, template_hash};
@@ -528,6 +528,117 @@ async fn optional_objects_follow_the_spec() -> Result<()> {
     .await?;
     op.stop().await;
     ns.cleanup().await
+}
+
+/// `spec.monitoring` on a cluster of its own: reported as not served until the Prometheus
+/// Operator's real CRDs (from its Go module, `tests/peers/prometheus-crds`) are installed, then
+/// a ServiceMonitor, switched to a PodMonitor, and deleted when the field goes.
+#[tokio::test]
+async fn monitor_only_where_the_prometheus_crds_are_served() -> Result<()> {
+    let dedicated = tokio::task::spawn_blocking(|| DedicatedCluster::start("monitoring")).await??;
+    let cluster = dedicated.cluster().clone();
+    let ns = TestNamespace::new_in(&cluster, "monitoring").await?;
+    // A short resync: a CRD installed later is noticed without any change to the proxy.
+    let op = Operator::start(&ns, Duration::from_secs(5)).await?;
+    let client = ns.client();
+    let proxies: Api<AthensProxy> = Api::namespaced(client.clone(), ns.name());
+    let p: AthensProxy = serde_json::from_value(serde_json::json!({
+        "apiVersion": "athens.dev/v1alpha1", "kind": "AthensProxy",
+        "metadata": {"name": "gomods"},
+        "spec": {"storage": {"s3": {"bucket": "b"}}, "upstream": {"goproxy": "off"},
+                 "monitoring": {"interval": "15s"}},
+    }))?;
+    proxies.create(&PostParams::default(), &p).await?;
+    let monitoring_is = |status: &'static str, reason: &'static str| {
+        let proxies = proxies.clone();
+        async move {
+            poll(
+                Duration::from_secs(150),
+                &format!("Monitoring {reason}"),
+                || async {
+                    let p = proxies.get("gomods").await?;
+                    Ok(condition(&p, MONITORING).is_some_and(|c| c.0 == status && c.1 == reason))
+                },
+            )
+            .await
+        }
+    };
+    monitoring_is("False", "CRDNotServed").await?;
+
+    let crds = script_output(&repo().join("tests/peers/prometheus-crds"))?;
+    for file in [
+        "monitoring.coreos.com_servicemonitors.yaml",
+        "monitoring.coreos.com_podmonitors.yaml",
+    ] {
+        let out = cluster
+            .command("kubectl")
+            .args(["apply", "--server-side", "-f"])
+            .arg(crds.join(file))
+            .output()?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    monitoring_is("True", "Created").await?;
+    let ar = |kind: &str| {
+        kube::api::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "monitoring.coreos.com",
+            "v1",
+            kind,
+        ))
+    };
+    let sms: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), ns.name(), &ar("ServiceMonitor"));
+    let pms: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), ns.name(), &ar("PodMonitor"));
+    let sm = sms.get("gomods").await?;
+    let uid = proxies.get("gomods").await?.uid().context("uid")?;
+    assert!(
+        sm.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == uid),
+        "{sm:?}"
+    );
+    assert_eq!(sm.data["spec"]["endpoints"][0]["interval"], "15s");
+
+    proxies
+        .patch(
+            "gomods",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"monitoring": {"kind": "PodMonitor"}}})),
+        )
+        .await?;
+    poll(
+        TIMEOUT,
+        "a PodMonitor instead of the ServiceMonitor",
+        || async {
+            Ok(pms.get_opt("gomods").await?.is_some() && sms.get_opt("gomods").await?.is_none())
+        },
+    )
+    .await?;
+    proxies
+        .patch(
+            "gomods",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"monitoring": null}})),
+        )
+        .await?;
+    poll(
+        TIMEOUT,
+        "no monitor and no Monitoring condition",
+        || async {
+            let p = proxies.get("gomods").await?;
+            Ok(pms.get_opt("gomods").await?.is_none() && condition(&p, MONITORING).is_none())
+        },
+    )
+    .await?;
+    op.stop().await;
+    drop(ns);
+    tokio::task::spawn_blocking(move || dedicated.down()).await?
 }
 
 #[tokio::test]

@@ -78,3 +78,23 @@ pub struct IngressSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
+
+/// Prometheus Operator scraping of the proxy's `/metrics`: a ServiceMonitor or a PodMonitor
+/// (named like the proxy), created only where the cluster serves that kind
+/// (`monitoring.coreos.com/v1`); the Monitoring condition says when it does not.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// `ServiceMonitor` (scrape through the Service) or `PodMonitor` (scrape each pod).
+    /// Default ServiceMonitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["ServiceMonitor", "PodMonitor"]))]
+    pub kind: Option<String>,
+    /// Scrape interval, such as `30s`. Default: Prometheus' own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m|h)$"))]
+    pub interval: Option<String>,
+    /// Labels on the monitor, for example the one your Prometheus selects monitors by.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}

@@ -8,7 +8,7 @@ mod storage;
 mod types;
 
 pub use extras::*;
-pub use status::{AthensProxyStatus, DEGRADED, GOPROXY_INJECTION, PROGRESSING, READY};
+pub use status::{AthensProxyStatus, DEGRADED, GOPROXY_INJECTION, MONITORING, PROGRESSING, READY};
 pub use storage::*;
 pub use types::*;
 

@@ -15,6 +15,9 @@ pub const DEGRADED: &str = "Degraded";
 /// (cluster-wide GOPROXY; only when the operator runs with a GOPROXY policy).
 pub const GOPROXY_INJECTION: &str = "GoproxyInjection";
 
+/// Condition type: whether the ServiceMonitor or PodMonitor `spec.monitoring` asks for exists.
+pub const MONITORING: &str = "Monitoring";
+
 /// What athens-operator observed about this proxy.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -40,6 +43,8 @@ pub struct AthensProxyStatus {
     /// `athens.dev/goproxy=<namespace>.<name>` gets GOPROXY (reason Injected) or when no
     /// namespace is labelled yet (Bound); False when the cluster does not serve the
     /// MutatingAdmissionPolicy API (APINotServed) or such a pod gets nothing (NotInjected).
+    /// With spec.monitoring also Monitoring: True when the monitor exists (Created), False
+    /// when the cluster does not serve its kind (CRDNotServed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

@@ -3,7 +3,9 @@
 //! Every doc comment here becomes `kubectl explain` text, so it is written for the person
 //! applying the resource, not for the reader of this code.
 
-use super::extras::{AutoscalingSpec, DisruptionBudgetSpec, IngressSpec, NetworkPolicySpec};
+use super::extras::{
+    AutoscalingSpec, DisruptionBudgetSpec, IngressSpec, MonitoringSpec, NetworkPolicySpec,
+};
 use super::status::AthensProxyStatus;
 use super::storage::StorageSpec;
 use k8s_openapi::api::core::v1::{
@@ -155,6 +157,11 @@ pub struct AthensProxySpec {
     /// An Ingress for clients outside the cluster. Unset: none (one made before is deleted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressSpec>,
+
+    /// A ServiceMonitor or PodMonitor for the Prometheus Operator. Unset: none (one made
+    /// before is deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
 }
 
 fn default_replicas() -> i32 {

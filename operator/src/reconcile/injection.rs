@@ -7,6 +7,7 @@
 //! them, hence `DynamicObject`.
 
 use super::Error;
+pub use super::status::ConditionState;
 use crate::crd::AthensProxy;
 use crate::render::injection::{
     self as render, BINDING_KIND, FINALIZER, GROUP, InjectionError, MANAGED_BY_LABEL,
@@ -32,17 +33,8 @@ const NOT_SERVED_TTL: Duration = Duration::from_secs(30);
 const RECHECK: Duration = Duration::from_secs(3);
 const SETTLE: Duration = Duration::from_secs(30);
 
-/// Condition status and reason of `GoproxyInjection`, with its message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InjectionState {
-    /// "True", "False" or "Unknown".
-    pub status: &'static str,
-    pub reason: &'static str,
-    pub message: String,
-}
-
-fn state(status: &'static str, reason: &'static str, message: impl Into<String>) -> InjectionState {
-    InjectionState {
+fn state(status: &'static str, reason: &'static str, message: impl Into<String>) -> ConditionState {
+    ConditionState {
         status,
         reason,
         message: message.into(),
@@ -197,7 +189,7 @@ pub async fn ensure(
     proxy: &AthensProxy,
     meta: &Meta,
     key: &str,
-) -> Result<(Option<InjectionState>, Option<Duration>), Error> {
+) -> Result<(Option<ConditionState>, Option<Duration>), Error> {
     let Some(policy) = inj.policy.as_deref() else {
         finalize(client, inj, proxy).await?;
         return Ok((None, None));
@@ -354,7 +346,7 @@ pub async fn ensure(
     }
 }
 
-fn bound(name: &str, label: &str) -> InjectionState {
+fn bound(name: &str, label: &str) -> ConditionState {
     state(
         "True",
         "Bound",

@@ -5,6 +5,7 @@ mod backoff;
 mod controller;
 mod events;
 pub mod injection;
+mod monitoring;
 mod preflight;
 mod report;
 mod status;
@@ -39,6 +40,8 @@ pub struct Context {
     pub resync: Duration,
     /// Cluster-wide GOPROXY: the policy, and caches of discovery and probe results.
     pub injection: injection::Injection,
+    /// The Prometheus Operator kinds the cluster serves (cached discovery).
+    monitors: monitoring::Monitors,
     /// Consecutive failures per proxy, for backoff.
     failures: Failures,
 }
@@ -56,6 +59,7 @@ impl Context {
                 settings.goproxy_policy.clone(),
                 settings.goproxy_verify,
             ),
+            monitors: monitoring::Monitors::default(),
             client,
             recorder,
             metrics,
@@ -148,13 +152,14 @@ async fn reconcile_proxy(proxy: &AthensProxy, ctx: &Context) -> Result<Action, E
     }
     let meta = Meta::of(proxy)?;
     let found = preflight::run(&ctx.client, proxy, &meta, &ctx.settings).await?;
-    let (deployment, applied) = match &found.problem {
-        Some(_) => (found.deployment, None),
+    let (deployment, applied, monitoring) = match &found.problem {
+        Some(_) => (found.deployment, None, None),
         None => {
             let desired = render::desired(proxy, &found.secrets, &ctx.settings)?;
             let (after, applied) =
                 apply::children(&ctx.client, &meta, &desired, found.deployment.as_ref()).await?;
-            (Some(after), Some(applied))
+            let monitoring = monitoring::ensure(&ctx.client, &ctx.monitors, proxy, &meta).await?;
+            (Some(after), Some(applied), monitoring)
         }
     };
 
@@ -175,6 +180,7 @@ async fn reconcile_proxy(proxy: &AthensProxy, ctx: &Context) -> Result<Action, E
         url: url.clone(),
         selector: selector_string(&meta.name),
         injection,
+        monitoring,
     };
     let prev = proxy.status.as_ref();
     let status = next_status(prev, &observed, &now());

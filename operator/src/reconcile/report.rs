@@ -149,6 +149,7 @@ mod tests {
             url: URL.into(),
             selector: "a=b".into(),
             injection: None,
+            monitoring: None,
         };
         next_status(None, &obs, &Time(Timestamp::UNIX_EPOCH))
     }

@@ -1,10 +1,19 @@
 //! The next `status` as a pure function of what the reconciler observed.
 
-use super::injection::InjectionState;
 use super::preflight::Problem;
-use crate::crd::{AthensProxyStatus, DEGRADED, GOPROXY_INJECTION, PROGRESSING, READY};
+use crate::crd::{AthensProxyStatus, DEGRADED, GOPROXY_INJECTION, MONITORING, PROGRESSING, READY};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// Status, reason and message of a condition about an optional feature (GoproxyInjection,
+/// Monitoring), decided by the step that handles it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionState {
+    /// "True", "False" or "Unknown".
+    pub status: &'static str,
+    pub reason: &'static str,
+    pub message: String,
+}
 
 /// What one reconcile saw.
 #[derive(Debug, Clone, Default)]
@@ -20,7 +29,9 @@ pub struct Observed<'a> {
     /// Label selector of the pods.
     pub selector: String,
     /// Cluster-wide GOPROXY, when the operator injects (else no such condition).
-    pub injection: Option<InjectionState>,
+    pub injection: Option<ConditionState>,
+    /// The ServiceMonitor or PodMonitor, when the spec asks for one.
+    pub monitoring: Option<ConditionState>,
 }
 
 /// A condition without its transition time: what decides whether it changed.
@@ -180,13 +191,18 @@ fn conditions(r: Option<&Rollout>, obs: &Observed<'_>) -> Vec<Cond> {
         (None, None) => cond(DEGRADED, false, "AsExpected", "the spec is applied"),
     };
     let mut all = vec![ready, progressing, degraded];
-    if let Some(i) = &obs.injection {
-        all.push(Cond {
-            type_: GOPROXY_INJECTION,
-            status: i.status,
-            reason: i.reason.to_string(),
-            message: i.message.clone(),
-        });
+    for (type_, c) in [
+        (GOPROXY_INJECTION, &obs.injection),
+        (MONITORING, &obs.monitoring),
+    ] {
+        if let Some(c) = c {
+            all.push(Cond {
+                type_,
+                status: c.status,
+                reason: c.reason.to_string(),
+                message: c.message.clone(),
+            });
+        }
     }
     all
 }
@@ -246,6 +262,7 @@ mod tests {
             url: "http://p.ns.svc.cluster.local".into(),
             selector: "a=b".into(),
             injection: None,
+            monitoring: None,
         }
     }
 
@@ -255,7 +272,7 @@ mod tests {
         let s = next_status(None, &obs(Some(&d)), &t(1));
         assert!(s.condition(GOPROXY_INJECTION).is_none());
         let mut o = obs(Some(&d));
-        o.injection = Some(InjectionState {
+        o.injection = Some(ConditionState {
             status: "Unknown",
             reason: "Pending",
             message: "m".into(),

@@ -176,6 +176,41 @@ pub fn ingress(meta: &Meta, spec: &AthensProxySpec) -> Option<Ingress> {
     })
 }
 
+/// The Prometheus Operator's group and version of ServiceMonitor and PodMonitor.
+pub const MONITORING_API_VERSION: &str = "monitoring.coreos.com/v1";
+
+/// The ServiceMonitor or PodMonitor `<name>` (kind, object for server-side apply): `/metrics`
+/// on the `http` port of the proxy's Service or pods.
+pub fn monitor(meta: &Meta, spec: &AthensProxySpec) -> Option<(&'static str, serde_json::Value)> {
+    let m = spec.monitoring.as_ref()?;
+    let mut endpoint = serde_json::json!({"port": "http", "path": "/metrics"});
+    if let Some(i) = &m.interval {
+        endpoint["interval"] = i.clone().into();
+    }
+    let mut labels = super::labels(&meta.name);
+    labels.extend(m.labels.clone());
+    let (kind, endpoints) = match m.kind.as_deref() {
+        Some("PodMonitor") => ("PodMonitor", "podMetricsEndpoints"),
+        _ => ("ServiceMonitor", "endpoints"),
+    };
+    let mut obj = serde_json::json!({
+        "apiVersion": MONITORING_API_VERSION,
+        "kind": kind,
+        "metadata": {
+            "name": meta.name,
+            "namespace": meta.namespace,
+            "labels": labels,
+            "ownerReferences": [meta.owner],
+        },
+        "spec": {
+            "selector": {"matchLabels": selector_labels(&meta.name)},
+            "namespaceSelector": {"matchNames": [meta.namespace]},
+        },
+    });
+    obj["spec"][endpoints] = serde_json::json!([endpoint]);
+    Some((kind, obj))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
@@ -195,12 +230,52 @@ mod tests {
     }
 
     #[test]
+    fn monitors_scrape_the_http_port() {
+        let (m, s) = with(|s| {
+            s.monitoring = Some(MonitoringSpec {
+                kind: None,
+                interval: Some("15s".into()),
+                labels: BTreeMap::from([("release".into(), "prom".into())]),
+            })
+        });
+        let (kind, sm) = monitor(&m, &s).unwrap();
+        assert_eq!(kind, "ServiceMonitor");
+        assert_eq!(sm["spec"]["endpoints"][0]["port"], "http");
+        assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
+        assert_eq!(sm["spec"]["endpoints"][0]["interval"], "15s");
+        assert_eq!(sm["metadata"]["labels"]["release"], "prom");
+        assert_eq!(
+            sm["metadata"]["ownerReferences"][0]["uid"],
+            m.owner.uid.as_str()
+        );
+        assert_eq!(
+            sm["spec"]["namespaceSelector"]["matchNames"][0],
+            m.namespace.as_str()
+        );
+        let (m, s) = with(|s| {
+            s.monitoring = Some(MonitoringSpec {
+                kind: Some("PodMonitor".into()),
+                ..Default::default()
+            })
+        });
+        let (kind, pm) = monitor(&m, &s).unwrap();
+        assert_eq!(kind, "PodMonitor");
+        assert_eq!(pm["spec"]["podMetricsEndpoints"][0]["port"], "http");
+        assert!(
+            pm["spec"]["podMetricsEndpoints"][0]
+                .get("interval")
+                .is_none()
+        );
+    }
+
+    #[test]
     fn nothing_unless_asked_for() {
         let (m, s) = with(|_| {});
         assert!(pod_disruption_budget(&m, &s).is_none());
         assert!(horizontal_pod_autoscaler(&m, &s).is_none());
         assert!(network_policy(&m, &s, Some("ops")).is_none());
         assert!(ingress(&m, &s).is_none());
+        assert!(monitor(&m, &s).is_none());
     }
 
     #[test]

@@ -15,7 +15,10 @@ mod service;
 pub use config::{proxy_config, storage_config};
 pub use configmap::config_map;
 pub use deployment::{deployment, image};
-pub use extras::{horizontal_pod_autoscaler, ingress, network_policy, pod_disruption_budget};
+pub use extras::{
+    MONITORING_API_VERSION, horizontal_pod_autoscaler, ingress, monitor, network_policy,
+    pod_disruption_budget,
+};
 pub use hash::{config_hash, template_hash};
 pub use pvc::{claim_name, persistent_volume_claim, wants_pvc};
 pub use secrets::{Credential, Delivery, SecretVersion, Secrets, credentials};
@@ -252,6 +255,7 @@ pub(crate) mod testing {
                 autoscaling: None,
                 network_policy: None,
                 ingress: None,
+                monitoring: None,
             },
         );
         p.metadata.namespace = Some("build".into());
