@@ -78,16 +78,12 @@ impl TestCluster {
     pub fn get() -> &'static TestCluster {
         static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
         CLUSTER.get_or_init(|| {
-            Self::up(None, None).unwrap_or_else(|e| panic!("no test control plane: {e:#}"))
+            Self::up(None, &[]).unwrap_or_else(|e| panic!("no test control plane: {e:#}"))
         })
     }
 
-    fn up(state: Option<&Path>, kube_version: Option<&str>) -> Result<TestCluster> {
-        let env: Vec<(&str, &str)> = kube_version
-            .map(|v| ("ATHENS_CLUSTER_KUBE_VERSION", v))
-            .into_iter()
-            .collect();
-        let mut cluster = Self::parse(&run_script_env("up", &[], state, &env)?)?;
+    fn up(state: Option<&Path>, env: &[(&str, &str)]) -> Result<TestCluster> {
+        let mut cluster = Self::parse(&run_script_env("up", &[], state, env)?)?;
         cluster.state = state.map(Path::to_path_buf);
         Ok(cluster)
     }
@@ -217,11 +213,21 @@ impl DedicatedCluster {
     /// Starts one whose API server has another version: `tests/cluster/versions`'
     /// `KUBE_NEXT_VERSION` (see [`kube_next_version`]); `None` is the main version.
     pub fn start_version(prefix: &str, kube_version: Option<&str>) -> Result<DedicatedCluster> {
+        let env: Vec<(&str, &str)> = kube_version
+            .map(|v| ("ATHENS_CLUSTER_KUBE_VERSION", v))
+            .into_iter()
+            .collect();
+        Self::start_with(prefix, &env)
+    }
+
+    /// Starts one with settings for `tests/cluster/up` in its environment
+    /// (`ATHENS_CLUSTER_KUBE_VERSION`, `ATHENS_CLUSTER_MAP_FLAGS`).
+    pub fn start_with(prefix: &str, env: &[(&str, &str)]) -> Result<DedicatedCluster> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("athens-cluster-{prefix}-"))
             .tempdir()?;
         let state = dir.path().join("state");
-        let cluster = TestCluster::up(Some(&state), kube_version).inspect_err(|_| {
+        let cluster = TestCluster::up(Some(&state), env).inspect_err(|_| {
             let _ = run_script("down", &[], Some(&state));
         })?;
         Ok(DedicatedCluster { cluster, dir })
@@ -235,7 +241,7 @@ impl DedicatedCluster {
     pub fn down_and_up(&mut self) -> Result<()> {
         let state = self.dir.path().join("state");
         run_script("down", &[], Some(&state))?;
-        self.cluster = TestCluster::up(Some(&state), None)?;
+        self.cluster = TestCluster::up(Some(&state), &[])?;
         Ok(())
     }
 

@@ -589,3 +589,103 @@ async fn missing_policy_is_reported_as_not_injected() -> Result<()> {
     ci.cleanup().await?;
     result
 }
+
+/// The chart rendered for this cluster (`helm template --validate`: Helm reads its API
+/// versions); the kinds of its documents.
+fn chart_kinds(cluster: &TestCluster, release: &str) -> Result<Vec<String>> {
+    let chart = repo().join("charts/athens-operator");
+    let chart = chart.to_str().context("chart path")?;
+    let text = run(
+        cluster,
+        "helm",
+        &[
+            "template",
+            release,
+            chart,
+            "--validate",
+            "--set",
+            "crd.install=false",
+        ],
+        None,
+    )?;
+    let mut kinds = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let v: serde_yaml::Value = serde::Deserialize::deserialize(doc)?;
+        if let Some(k) = v["kind"].as_str() {
+            kinds.push(k.to_string());
+        }
+    }
+    Ok(kinds)
+}
+
+/// A 1.35 cluster whose API server runs with `flags` (`none` or `runtime-config`), a proxy and a
+/// labelled namespace: the proxy's GoproxyInjection condition must be `False` with `reason`.
+async fn misconfigured_cluster(flags: &'static str, reason: &str) -> Result<()> {
+    let dedicated = tokio::task::spawn_blocking(move || {
+        DedicatedCluster::start_with(
+            &format!("goproxy-{flags}"),
+            &[("ATHENS_CLUSTER_MAP_FLAGS", flags)],
+        )
+    })
+    .await??;
+    let cluster = dedicated.cluster().clone();
+    let client = cluster.client().await?;
+    install_crd(&client).await?;
+    let home = TestNamespace::new_in(&cluster, "goproxy").await?;
+    let ci = TestNamespace::new_in(&cluster, "goproxy-ci").await?;
+    let pns = home.name().to_string();
+    let kinds = chart_kinds(&cluster, &pns)?;
+    let policy = match flags {
+        // Not served: the chart leaves the policy out (and still runs the operator with it).
+        "none" => {
+            ensure!(
+                !kinds.iter().any(|k| k == "MutatingAdmissionPolicy"),
+                "{kinds:?}"
+            );
+            format!("{pns}-athens-operator-goproxy")
+        }
+        // Served (v1beta1): the chart installs it, but without the gate nothing mutates.
+        _ => install_policy(&cluster, &pns, "admissionregistration.k8s.io/v1beta1")?,
+    };
+    wait_default_service_account(&client, ci.name()).await?;
+    label(&client, ci.name(), &format!("{pns}.gomods")).await?;
+    let op = Operator::start(&client, &pns, &policy);
+    let proxies: Api<AthensProxy> = Api::namespaced(client.clone(), &pns);
+    let result = async {
+        proxies
+            .create(&PostParams::default(), &proxy("gomods", &PATTERNS)?)
+            .await?;
+        let msg = wait_condition(&proxies, "gomods", "False", reason).await?;
+        let p = proxies.get("gomods").await?;
+        if flags == "none" {
+            ensure!(msg.contains("does not serve"), "{msg}");
+            ensure!(p.finalizers().is_empty(), "{:?}", p.finalizers());
+        }
+        let dry = kubectl_dry_run(&cluster, ci.name(), &build_pod("dry", false))?;
+        ensure!(
+            !envs(&dry).values().any(|e| e.contains_key("GONOSUMDB")),
+            "{:#?}",
+            envs(&dry)
+        );
+        Ok(())
+    }
+    .await;
+    op.stop().await;
+    drop((home, ci));
+    tokio::task::spawn_blocking(move || dedicated.down()).await??;
+    result
+}
+
+/// 1.35 without the flags: the API is not served; the chart renders no policy, and the proxy
+/// says so instead of failing quietly.
+#[tokio::test]
+async fn without_the_api_the_proxy_says_so() -> Result<()> {
+    misconfigured_cluster("none", "APINotServed").await
+}
+
+/// 1.35 with the runtime config but not the feature gate: the API is served (the chart installs
+/// the policy, the operator binds it) but nothing is mutated, and the dry-run check says so.
+#[tokio::test]
+async fn served_but_gated_off_is_reported_not_injected() -> Result<()> {
+    misconfigured_cluster("runtime-config", "NotInjected").await
+}
