@@ -89,7 +89,8 @@ pub fn binding(
             "name": binding_name(meta),
             "labels": {
                 "app.kubernetes.io/name": APP_NAME,
-                "app.kubernetes.io/instance": meta.name.chars().take(63).collect::<String>(),
+                // At most 61 characters: label_value above refused longer names.
+                "app.kubernetes.io/instance": meta.name,
                 MANAGED_BY_LABEL: super::FIELD_MANAGER,
                 PROXY_NAMESPACE_LABEL: meta.namespace,
                 PROXY_UID_LABEL: uid,
