@@ -110,6 +110,15 @@ struct RunArgs {
     /// the Helm chart's `firstProxy` (see first_proxy.rs).
     #[arg(long, env = "ATHENS_OPERATOR_FIRST_PROXY")]
     first_proxy: Option<String>,
+    /// The MutatingAdmissionPolicy (installed by the Helm chart) that each AthensProxy's
+    /// binding names, for cluster-wide GOPROXY. Empty: no bindings (and bindings of earlier
+    /// runs are deleted as their proxies are reconciled).
+    #[arg(long, env = "ATHENS_OPERATOR_GOPROXY_POLICY")]
+    goproxy_policy: Option<String>,
+    /// Check cluster-wide GOPROXY with a server-side dry-run pod in a namespace that opted in
+    /// (needs `create` on pods and `list` on namespaces) and report it in GoproxyInjection.
+    #[arg(long, env = "ATHENS_OPERATOR_GOPROXY_VERIFY", default_value_t = true, action = ArgAction::Set)]
+    goproxy_verify: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -226,6 +235,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             cluster_domain: args.cluster_domain.clone(),
             allowed_image_prefixes: non_empty(&args.allowed_image_prefixes),
             allowed_service_accounts: non_empty(&args.allowed_service_accounts),
+            goproxy_policy: args.goproxy_policy.clone().filter(|p| !p.trim().is_empty()),
+            goproxy_verify: args.goproxy_verify,
+            operator_namespace: std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|n| !n.is_empty()),
         },
         Duration::from_secs(args.resync_seconds.max(1)),
     ));

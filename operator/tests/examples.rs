@@ -72,7 +72,7 @@ fn examples_render_and_include_their_secrets() {
             if let Some(e) = check_secrets(&credentials(&p.spec.storage), &secrets) {
                 panic!("{file}: {e}");
             }
-            let d = desired(&p, &secrets).unwrap();
+            let d = desired(&p, &secrets, &athens_operator::render::Settings::default()).unwrap();
             let toml = &d.config_map.data.as_ref().unwrap()["config.toml"];
             athens_config::Config::from_toml(toml, &file)
                 .unwrap()

@@ -46,12 +46,22 @@ fn script(name: &str) -> PathBuf {
 /// Runs a cluster script for the given state folder (the shared cluster's when `None`); its
 /// stdout. stderr is inherited: the first run builds Kubernetes, and its progress should be visible.
 fn run_script(name: &str, args: &[&str], state: Option<&Path>) -> Result<String> {
+    run_script_env(name, args, state, &[])
+}
+
+fn run_script_env(
+    name: &str,
+    args: &[&str],
+    state: Option<&Path>,
+    env: &[(&str, &str)],
+) -> Result<String> {
     let path = script(name);
     let mut cmd = Command::new(&path);
     cmd.args(args).stderr(std::process::Stdio::inherit());
     if let Some(state) = state {
         cmd.env("ATHENS_CLUSTER_STATE", state);
     }
+    cmd.envs(env.iter().copied());
     let out = cmd
         .output()
         .with_context(|| format!("running {}", path.display()))?;
@@ -68,12 +78,12 @@ impl TestCluster {
     pub fn get() -> &'static TestCluster {
         static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
         CLUSTER.get_or_init(|| {
-            Self::up(None).unwrap_or_else(|e| panic!("no test control plane: {e:#}"))
+            Self::up(None, &[]).unwrap_or_else(|e| panic!("no test control plane: {e:#}"))
         })
     }
 
-    fn up(state: Option<&Path>) -> Result<TestCluster> {
-        let mut cluster = Self::parse(&run_script("up", &[], state)?)?;
+    fn up(state: Option<&Path>, env: &[(&str, &str)]) -> Result<TestCluster> {
+        let mut cluster = Self::parse(&run_script_env("up", &[], state, env)?)?;
         cluster.state = state.map(Path::to_path_buf);
         Ok(cluster)
     }
@@ -173,6 +183,20 @@ impl TestCluster {
     }
 }
 
+/// A version pinned in `tests/cluster/versions` (`KUBE_VERSION`, `KUBE_NEXT_VERSION`).
+pub fn pinned_version(key: &str) -> Result<String> {
+    let text = std::fs::read_to_string(script("versions"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .map(|v| v.trim().to_string())
+        .with_context(|| format!("tests/cluster/versions has no {key}"))
+}
+
+/// The second Kubernetes version the tests run an API server of (`KUBE_NEXT_VERSION`).
+pub fn kube_next_version() -> Result<String> {
+    pinned_version("KUBE_NEXT_VERSION")
+}
+
 /// A control plane of one test's own: its own state folder and ports (`up` picks free ones), so
 /// it has never seen the CRD and may have its components stopped. `down` when dropped.
 pub struct DedicatedCluster {
@@ -183,11 +207,27 @@ pub struct DedicatedCluster {
 impl DedicatedCluster {
     /// Starts one (about 10 s on an idle machine once the binaries are built).
     pub fn start(prefix: &str) -> Result<DedicatedCluster> {
+        Self::start_version(prefix, None)
+    }
+
+    /// Starts one whose API server has another version: `tests/cluster/versions`'
+    /// `KUBE_NEXT_VERSION` (see [`kube_next_version`]); `None` is the main version.
+    pub fn start_version(prefix: &str, kube_version: Option<&str>) -> Result<DedicatedCluster> {
+        let env: Vec<(&str, &str)> = kube_version
+            .map(|v| ("ATHENS_CLUSTER_KUBE_VERSION", v))
+            .into_iter()
+            .collect();
+        Self::start_with(prefix, &env)
+    }
+
+    /// Starts one with settings for `tests/cluster/up` in its environment
+    /// (`ATHENS_CLUSTER_KUBE_VERSION`, `ATHENS_CLUSTER_MAP_FLAGS`).
+    pub fn start_with(prefix: &str, env: &[(&str, &str)]) -> Result<DedicatedCluster> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("athens-cluster-{prefix}-"))
             .tempdir()?;
         let state = dir.path().join("state");
-        let cluster = TestCluster::up(Some(&state)).inspect_err(|_| {
+        let cluster = TestCluster::up(Some(&state), env).inspect_err(|_| {
             let _ = run_script("down", &[], Some(&state));
         })?;
         Ok(DedicatedCluster { cluster, dir })
@@ -201,7 +241,7 @@ impl DedicatedCluster {
     pub fn down_and_up(&mut self) -> Result<()> {
         let state = self.dir.path().join("state");
         run_script("down", &[], Some(&state))?;
-        self.cluster = TestCluster::up(Some(&state))?;
+        self.cluster = TestCluster::up(Some(&state), &[])?;
         Ok(())
     }
 

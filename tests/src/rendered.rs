@@ -45,7 +45,11 @@ pub fn render_storage(storage: &StorageSpec, secrets: &SecretData) -> Result<Ren
         "metadata": {"name": "t", "namespace": "local", "uid": "local"},
         "spec": {"storage": storage, "upstream": {"goproxy": "off"}},
     }))?;
-    let d = desired(&p, &versions(secrets))?;
+    let d = desired(
+        &p,
+        &versions(secrets),
+        &athens_operator::render::Settings::default(),
+    )?;
     let toml = &d.config_map.data.context("ConfigMap data")?["config.toml"];
     let config = athens_proxy::config::Config::from_toml(toml, "configmap")?;
     let pod = d

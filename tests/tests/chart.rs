@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use athens_e2e::cluster::{DedicatedCluster, TestCluster, TestNamespace};
 use athens_e2e::wait::{poll, repo, wait_ready, workspace_bin};
-use athens_operator::crd::{AthensProxy, DEGRADED};
+use athens_operator::crd::{AthensProxy, DEGRADED, GOPROXY_INJECTION};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -625,6 +625,46 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
     wait_ready(TIMEOUT, &proxies, "gomods")
         .await
         .map_err(with_log)?;
+    // Cluster-wide GOPROXY with the chart's RBAC: the policy is installed in the version the
+    // cluster serves, and the operator (as the ServiceAccount) binds each proxy to it, which
+    // the API server allows only to whoever may `get` the proxy.
+    poll(TIMEOUT, "GoproxyInjection=True on gomods", || async {
+        let p = proxies.get("gomods").await?;
+        Ok(p.status
+            .and_then(|s| s.condition(GOPROXY_INJECTION).cloned())
+            .is_some_and(|c| c.status == "True" && c.reason == "Bound"))
+    })
+    .await
+    .map_err(with_log)?;
+    let goproxy_policy = format!("{fullname}-goproxy");
+    let policy = run(
+        tool(
+            "kubectl",
+            &[
+                "get",
+                "mutatingadmissionpolicy",
+                &goproxy_policy,
+                "-o",
+                "jsonpath={.apiVersion}",
+            ],
+        ),
+        None,
+    )?;
+    assert_eq!(policy.trim(), "admissionregistration.k8s.io/v1beta1");
+    let binding = run(
+        tool(
+            "kubectl",
+            &[
+                "get",
+                "mutatingadmissionpolicybinding",
+                &format!("athens-goproxy.{n}.gomods"),
+                "-o",
+                "jsonpath={.spec.policyName}",
+            ],
+        ),
+        None,
+    )?;
+    assert_eq!(binding.trim(), goproxy_policy);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), n);
     let claim = pvcs.get("gomods-storage").await?;
     assert_eq!(claim.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
@@ -656,13 +696,35 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
         &["patch", "deployments.apps", "-n", "default"],
         &["list", "secrets", "--all-namespaces"],
         &["patch", "athensproxies.athens.dev/first", "-n", n],
+        // Cluster-wide GOPROXY (on by default): the finalizer on every proxy is a patch, and
+        // the bindings are the operator's; the policy is the chart's alone.
+        &["patch", "athensproxies.athens.dev/gomods", "-n", n],
+        &[
+            "create",
+            "mutatingadmissionpolicybindings.admissionregistration.k8s.io",
+        ],
+        &[
+            "delete",
+            "mutatingadmissionpolicybindings.admissionregistration.k8s.io",
+        ],
     ] {
         assert_eq!(can_i(granted)?, "yes", "{granted:?}");
     }
     for refused in [
         &["delete", "nodes"][..],
         &["delete", "athensproxies.athens.dev", "-n", n],
-        &["patch", "athensproxies.athens.dev/gomods", "-n", n],
+        &[
+            "create",
+            "mutatingadmissionpolicies.admissionregistration.k8s.io",
+        ],
+        &[
+            "patch",
+            "mutatingadmissionpolicies.admissionregistration.k8s.io",
+        ],
+        &[
+            "get",
+            "mutatingadmissionpolicies.admissionregistration.k8s.io",
+        ],
         &["create", "athensproxies.athens.dev", "-n", "default"],
         &["create", "secrets", "-n", n],
         &["update", "customresourcedefinitions.apiextensions.k8s.io"],
@@ -767,12 +829,15 @@ async fn chart_installs_an_operator_whose_rbac_suffices_and_uninstall_keeps_user
         None,
     )?;
     assert!(deployments.get_opt(&fullname).await?.is_none());
-    assert!(
-        Api::<ClusterRole>::all(admin.clone())
-            .get_opt(&fullname)
-            .await?
-            .is_none()
-    );
+    for role in [fullname.clone(), format!("{fullname}-goproxy")] {
+        assert!(
+            Api::<ClusterRole>::all(admin.clone())
+                .get_opt(&role)
+                .await?
+                .is_none(),
+            "{role} left"
+        );
+    }
     assert!(
         crds.get_opt(CRD_NAME).await?.is_some(),
         "uninstall deleted the CRD"
@@ -822,12 +887,34 @@ async fn chart_with_watch_namespaces_confines_the_operator_to_them() -> Result<(
         .filter_map(|d| Some((d["kind"].as_str()?, d["metadata"]["namespace"].as_str()?)))
         .collect();
     assert!(kinds.contains(&("Role", w)) && kinds.contains(&("RoleBinding", w)));
-    assert!(
-        !docs
-            .iter()
-            .any(|d| d["kind"] == "ClusterRole" || d["kind"] == "ClusterRoleBinding"),
-        "a namespace-scoped install rendered cluster-wide RBAC"
-    );
+    // The only cluster-wide RBAC is cluster-wide GOPROXY's: bindings are cluster-scoped, and
+    // its dry-run check lists labelled namespaces and creates (dry-run) pods in them.
+    let goproxy_role = format!("{fullname}-goproxy");
+    for d in docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "ClusterRoleBinding")
+    {
+        assert_eq!(
+            d["metadata"]["name"].as_str(),
+            Some(goproxy_role.as_str()),
+            "a namespace-scoped install rendered other cluster-wide RBAC: {d:?}"
+        );
+        for rule in d["rules"].as_array().into_iter().flatten() {
+            let resources: Vec<&str> = rule["resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_str())
+                .collect();
+            assert!(
+                matches!(
+                    resources.as_slice(),
+                    ["mutatingadmissionpolicybindings"] | ["namespaces"] | ["pods"]
+                ),
+                "cluster-wide rule beyond GOPROXY injection: {rule:?}"
+            );
+        }
+    }
     let mut install = tool("helm", &["install", &release, &chart, "--namespace", n]);
     install.args(values);
     run(install, None)?;

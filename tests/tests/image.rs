@@ -236,7 +236,11 @@ async fn proxy_image_serves_modules_from_minio_as_the_operator_runs_it() -> Resu
         ]),
     )]);
     // The Secrets' versions only feed the pod-template hash.
-    let desired = render::desired(&proxy, &render::Secrets::new())?;
+    let desired = render::desired(
+        &proxy,
+        &render::Secrets::new(),
+        &render::Settings::default(),
+    )?;
     let pod: PodSpec = desired
         .deployment
         .spec
@@ -358,7 +362,11 @@ async fn operator_image_prints_its_version_under_the_same_restrictions() -> Resu
     let img = image("operator")?;
     // The proxy's rendered pod with the operator's container: same security settings and /tmp.
     let proxy = example_proxy("http://minio:9000", "b", "off", "off")?;
-    let desired = render::desired(&proxy, &render::Secrets::new())?;
+    let desired = render::desired(
+        &proxy,
+        &render::Secrets::new(),
+        &render::Settings::default(),
+    )?;
     let mut pod = desired
         .deployment
         .spec

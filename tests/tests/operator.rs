@@ -10,18 +10,22 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use athens_e2e::cluster::{TestCluster, TestNamespace};
+use athens_e2e::cluster::{DedicatedCluster, TestCluster, TestNamespace};
 use athens_e2e::crd::install_crd;
-use athens_e2e::wait::{poll, repo, wait_ready, workspace_bin};
-use athens_operator::crd::{AthensProxy, DEGRADED, READY};
+use athens_e2e::wait::{poll, repo, script_output, wait_ready, workspace_bin};
+use athens_operator::crd::{AthensProxy, DEGRADED, MONITORING, READY};
 use athens_operator::metrics::Metrics;
 use athens_operator::reconcile::{self, Context};
 use athens_operator::render::{Settings, template_hash};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, Service,
 };
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, ResourceExt};
@@ -375,6 +379,43 @@ async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> 
                "spec":{"storage":{"filesystem":{"existingClaim":"x","size":"1Gi"}},"upstream":{"goproxy":"off"}}}"#,
             "existingClaim cannot be combined",
         ),
+        (
+            "a disruption budget with both bounds",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"pdb"},
+               "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"},
+                       "podDisruptionBudget":{"minAvailable":1,"maxUnavailable":"50%"}}}"#,
+            "set minAvailable or maxUnavailable, not both",
+        ),
+        (
+            "autoscaling min above max",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"hpa"},
+               "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"},
+                       "resources":{"requests":{"cpu":"100m"}},
+                       "autoscaling":{"minReplicas":3,"maxReplicas":2}}}"#,
+            "minReplicas must not exceed maxReplicas",
+        ),
+        (
+            "autoscaling without a CPU request",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"hpacpu"},
+               "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"},
+                       "autoscaling":{"maxReplicas":2}}}"#,
+            "set resources.requests.cpu",
+        ),
+        (
+            "autoscaling on a ReadWriteOnce volume",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"hparwo"},
+               "spec":{"storage":{"filesystem":{}},"upstream":{"goproxy":"off"},
+                       "resources":{"requests":{"cpu":"100m"}},
+                       "autoscaling":{"maxReplicas":2}}}"#,
+            "autoscaling to more than one replica needs shared storage",
+        ),
+        (
+            "an ingress host with a scheme",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"ing"},
+               "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"},
+                       "ingress":{"host":"https://goproxy.example.com"}}}"#,
+            "ingress.host is a host name",
+        ),
     ];
     for (what, doc, message) in cases {
         let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(doc))?;
@@ -392,6 +433,212 @@ async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> 
         String::from_utf8_lossy(&out.stderr)
     );
     ns.cleanup().await
+}
+
+/// The optional objects: created owned by the proxy when the spec asks, changed with it, and
+/// deleted when it no longer does.
+#[tokio::test]
+async fn optional_objects_follow_the_spec() -> Result<()> {
+    let ns = TestNamespace::new("extras").await?;
+    let op = Operator::start(&ns, Duration::from_secs(30)).await?;
+    let n = ns.name();
+    let doc = r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"gomods"},
+        "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"},
+                "resources":{"requests":{"cpu":"100m"}},
+                "podDisruptionBudget":{},
+                "autoscaling":{"minReplicas":2,"maxReplicas":5},
+                "networkPolicy":{"from":[{"namespaceSelector":{"matchLabels":{"team":"monitoring"}}}]},
+                "ingress":{"host":"goproxy.example.com","className":"nginx"}}}"#;
+    let out = kubectl(n, &["apply", "-f", "-"], Some(doc))?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = ns.client();
+    let proxies: Api<AthensProxy> = Api::namespaced(client.clone(), n);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), n);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), n);
+    let nps: Api<NetworkPolicy> = Api::namespaced(client.clone(), n);
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), n);
+    poll(TIMEOUT, "the four objects", || async {
+        Ok(pdbs.get_opt("gomods").await?.is_some()
+            && hpas.get_opt("gomods").await?.is_some()
+            && nps.get_opt("gomods").await?.is_some()
+            && ingresses.get_opt("gomods").await?.is_some())
+    })
+    .await?;
+    let uid = proxies.get("gomods").await?.uid().context("uid")?;
+    let owned = |m: &kube::api::ObjectMeta| {
+        m.owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == uid && o.controller == Some(true))
+    };
+    let pdb = pdbs.get("gomods").await?;
+    assert!(owned(&pdb.metadata));
+    let hpa = hpas.get("gomods").await?;
+    assert!(owned(&hpa.metadata));
+    let target = hpa.spec.context("hpa spec")?.scale_target_ref;
+    assert_eq!(
+        (target.kind.as_str(), target.name.as_str()),
+        ("AthensProxy", "gomods")
+    );
+    let np = nps.get("gomods").await?;
+    assert!(owned(&np.metadata));
+    let from = np.spec.and_then(|s| s.ingress).context("rules")?[0]
+        .from
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(
+        from.len(),
+        2,
+        "opted-in namespaces and the listed peer: {from:?}"
+    );
+    let ing = ingresses.get("gomods").await?;
+    assert!(owned(&ing.metadata));
+    assert_eq!(
+        ing.spec.and_then(|s| s.ingress_class_name).as_deref(),
+        Some("nginx")
+    );
+
+    // A change follows; dropping a field deletes its object.
+    proxies
+        .patch(
+            "gomods",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {
+                "podDisruptionBudget": {"minAvailable": "50%"},
+                "autoscaling": null, "networkPolicy": null, "ingress": null,
+            }})),
+        )
+        .await?;
+    poll(
+        TIMEOUT,
+        "dropped objects deleted, the budget changed",
+        || async {
+            let pdb = pdbs.get("gomods").await?;
+            let min = pdb.spec.and_then(|s| s.min_available);
+            Ok(min == Some(IntOrString::String("50%".into()))
+                && hpas.get_opt("gomods").await?.is_none()
+                && nps.get_opt("gomods").await?.is_none()
+                && ingresses.get_opt("gomods").await?.is_none())
+        },
+    )
+    .await?;
+    op.stop().await;
+    ns.cleanup().await
+}
+
+/// `spec.monitoring` on a cluster of its own: reported as not served until the Prometheus
+/// Operator's real CRDs (from its Go module, `tests/peers/prometheus-crds`) are installed, then
+/// a ServiceMonitor, switched to a PodMonitor, and deleted when the field goes.
+#[tokio::test]
+async fn monitor_only_where_the_prometheus_crds_are_served() -> Result<()> {
+    let dedicated = tokio::task::spawn_blocking(|| DedicatedCluster::start("monitoring")).await??;
+    let cluster = dedicated.cluster().clone();
+    let ns = TestNamespace::new_in(&cluster, "monitoring").await?;
+    // A short resync: a CRD installed later is noticed without any change to the proxy.
+    let op = Operator::start(&ns, Duration::from_secs(5)).await?;
+    let client = ns.client();
+    let proxies: Api<AthensProxy> = Api::namespaced(client.clone(), ns.name());
+    let p: AthensProxy = serde_json::from_value(serde_json::json!({
+        "apiVersion": "athens.dev/v1alpha1", "kind": "AthensProxy",
+        "metadata": {"name": "gomods"},
+        "spec": {"storage": {"s3": {"bucket": "b"}}, "upstream": {"goproxy": "off"},
+                 "monitoring": {"interval": "15s"}},
+    }))?;
+    proxies.create(&PostParams::default(), &p).await?;
+    let monitoring_is = |status: &'static str, reason: &'static str| {
+        let proxies = proxies.clone();
+        async move {
+            poll(
+                Duration::from_secs(150),
+                &format!("Monitoring {reason}"),
+                || async {
+                    let p = proxies.get("gomods").await?;
+                    Ok(condition(&p, MONITORING).is_some_and(|c| c.0 == status && c.1 == reason))
+                },
+            )
+            .await
+        }
+    };
+    monitoring_is("False", "CRDNotServed").await?;
+
+    let crds = script_output(&repo().join("tests/peers/prometheus-crds"))?;
+    for file in [
+        "monitoring.coreos.com_servicemonitors.yaml",
+        "monitoring.coreos.com_podmonitors.yaml",
+    ] {
+        let out = cluster
+            .command("kubectl")
+            .args(["apply", "--server-side", "-f"])
+            .arg(crds.join(file))
+            .output()?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    monitoring_is("True", "Created").await?;
+    let ar = |kind: &str| {
+        kube::api::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "monitoring.coreos.com",
+            "v1",
+            kind,
+        ))
+    };
+    let sms: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), ns.name(), &ar("ServiceMonitor"));
+    let pms: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), ns.name(), &ar("PodMonitor"));
+    let sm = sms.get("gomods").await?;
+    let uid = proxies.get("gomods").await?.uid().context("uid")?;
+    assert!(
+        sm.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == uid),
+        "{sm:?}"
+    );
+    assert_eq!(sm.data["spec"]["endpoints"][0]["interval"], "15s");
+
+    proxies
+        .patch(
+            "gomods",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"monitoring": {"kind": "PodMonitor"}}})),
+        )
+        .await?;
+    poll(
+        TIMEOUT,
+        "a PodMonitor instead of the ServiceMonitor",
+        || async {
+            Ok(pms.get_opt("gomods").await?.is_some() && sms.get_opt("gomods").await?.is_none())
+        },
+    )
+    .await?;
+    proxies
+        .patch(
+            "gomods",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"monitoring": null}})),
+        )
+        .await?;
+    poll(
+        TIMEOUT,
+        "no monitor and no Monitoring condition",
+        || async {
+            let p = proxies.get("gomods").await?;
+            Ok(pms.get_opt("gomods").await?.is_none() && condition(&p, MONITORING).is_none())
+        },
+    )
+    .await?;
+    op.stop().await;
+    drop(ns);
+    tokio::task::spawn_blocking(move || dedicated.down()).await?
 }
 
 #[tokio::test]
@@ -822,7 +1069,7 @@ async fn rendered_pod_runs_the_real_proxy_and_go_downloads_through_it() -> Resul
     p.metadata.namespace = Some("local".into());
     p.metadata.uid = Some("local".into());
     p.spec.upstream.goproxy = upstream;
-    let d = desired(&p, &Secrets::new())?;
+    let d = desired(&p, &Secrets::new(), &Settings::default())?;
 
     let root = tempfile::tempdir()?;
     let pod = d
@@ -1121,7 +1368,7 @@ async fn rendered_filter_change_reaches_a_running_proxy() -> Result<()> {
         }
         Ok(())
     };
-    let first = desired(&p, &Secrets::new())?;
+    let first = desired(&p, &Secrets::new(), &Settings::default())?;
     std::fs::create_dir_all(remap("/var/lib/athens/storage"))?;
     write_files(&first)?;
     let config = remap("/etc/athens/config.toml");
@@ -1134,7 +1381,7 @@ async fn rendered_filter_change_reaches_a_running_proxy() -> Result<()> {
     assert_eq!(status("example.com/other").await?, 404, "upstream is off");
 
     p.spec.filter.as_mut().context("filter")?.rules = vec!["- example.com/other".into()];
-    let second = desired(&p, &Secrets::new())?;
+    let second = desired(&p, &Secrets::new(), &Settings::default())?;
     assert_eq!(
         second.deployment, first.deployment,
         "no rollout for a rule change"

@@ -1,6 +1,7 @@
 //! The custom resource definition: Rust types, and the CRD YAML generated from them.
 
 mod access;
+mod extras;
 mod status;
 mod storage;
 // The repeated `printcolumn(type_ = ...)` attributes are distinct columns, not duplicates.
@@ -8,7 +9,8 @@ mod storage;
 mod types;
 
 pub use access::*;
-pub use status::{AthensProxyStatus, DEGRADED, PROGRESSING, READY};
+pub use extras::*;
+pub use status::{AthensProxyStatus, DEGRADED, GOPROXY_INJECTION, MONITORING, PROGRESSING, READY};
 pub use storage::*;
 pub use types::*;
 

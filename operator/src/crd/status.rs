@@ -11,6 +11,13 @@ pub const PROGRESSING: &str = "Progressing";
 /// Condition type: the spec cannot be satisfied or the operator failed to apply it.
 pub const DEGRADED: &str = "Degraded";
 
+/// Condition type: whether pods in namespaces that opted in get this proxy in `GOPROXY`
+/// (cluster-wide GOPROXY; only when the operator runs with a GOPROXY policy).
+pub const GOPROXY_INJECTION: &str = "GoproxyInjection";
+
+/// Condition type: whether the ServiceMonitor or PodMonitor `spec.monitoring` asks for exists.
+pub const MONITORING: &str = "Monitoring";
+
 /// What athens-operator observed about this proxy.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -31,7 +38,13 @@ pub struct AthensProxyStatus {
     /// `GOPROXY=<url>` or `GOPROXY=<url>,direct`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// Ready, Progressing and Degraded, with reasons and messages.
+    /// Ready, Progressing and Degraded, with reasons and messages; with cluster-wide GOPROXY
+    /// also GoproxyInjection: True when a dry-run pod in a namespace labelled
+    /// `athens.dev/goproxy=<namespace>.<name>` gets GOPROXY (reason Injected) or when no
+    /// namespace is labelled yet (Bound); False when the cluster does not serve the
+    /// MutatingAdmissionPolicy API (APINotServed) or such a pod gets nothing (NotInjected).
+    /// With spec.monitoring also Monitoring: True when the monitor exists (Created), False
+    /// when the cluster does not serve its kind (CRDNotServed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

@@ -3,6 +3,9 @@
 //! Every doc comment here becomes `kubectl explain` text, so it is written for the person
 //! applying the resource, not for the reader of this code.
 
+use super::extras::{
+    AutoscalingSpec, DisruptionBudgetSpec, IngressSpec, MonitoringSpec, NetworkPolicySpec,
+};
 use super::status::AthensProxyStatus;
 use super::storage::StorageSpec;
 use k8s_openapi::api::core::v1::{
@@ -61,6 +64,12 @@ use std::collections::BTreeMap;
 #[x_kube(validation = Rule::new(
     "self.replicas <= 1 || !has(self.storage.filesystem) || has(self.storage.filesystem.existingClaim) || (has(self.storage.filesystem.accessModes) && 'ReadWriteMany' in self.storage.filesystem.accessModes)"
 ).message("more than one replica needs shared storage: use s3, gcs or azure, or a filesystem volume with accessModes [ReadWriteMany]").reason(Reason::FieldValueForbidden))]
+#[x_kube(validation = Rule::new(
+    "!has(self.autoscaling) || self.autoscaling.maxReplicas <= 1 || !has(self.storage.filesystem) || has(self.storage.filesystem.existingClaim) || (has(self.storage.filesystem.accessModes) && 'ReadWriteMany' in self.storage.filesystem.accessModes)"
+).message("autoscaling to more than one replica needs shared storage: use s3, gcs or azure, or a filesystem volume with accessModes [ReadWriteMany]").reason(Reason::FieldValueForbidden))]
+#[x_kube(validation = Rule::new(
+    "!has(self.autoscaling) || (has(self.resources) && has(self.resources.requests) && 'cpu' in self.resources.requests)"
+).message("autoscaling scales on CPU use relative to the CPU request: set resources.requests.cpu").reason(Reason::FieldValueRequired))]
 #[serde(rename_all = "camelCase")]
 pub struct AthensProxySpec {
     /// Number of proxy pods. More than one needs shared storage (s3, gcs, azure, or a
@@ -158,6 +167,28 @@ pub struct AthensProxySpec {
     /// Default: every client is served over HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<super::AccessSpec>,
+
+    /// A PodDisruptionBudget for the proxy pods. Unset: none (one made before is deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_disruption_budget: Option<DisruptionBudgetSpec>,
+
+    /// A HorizontalPodAutoscaler for this proxy. Unset: none (one made before is deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
+
+    /// A NetworkPolicy that admits only the opted-in namespaces, the operator and the listed
+    /// peers. Unset: none (one made before is deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+
+    /// An Ingress for clients outside the cluster. Unset: none (one made before is deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+
+    /// A ServiceMonitor or PodMonitor for the Prometheus Operator. Unset: none (one made
+    /// before is deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
 }
 
 impl AthensProxySpec {

@@ -45,6 +45,23 @@ where
     }
 }
 
+/// Applies an optional child, or deletes the one named `name` that this proxy controls when it
+/// is no longer wanted.
+async fn optional<K>(
+    api: &Api<K>,
+    obj: Option<&K>,
+    name: &str,
+    owner_uid: &str,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
+{
+    match obj {
+        Some(o) => apply(api, o).await.map(drop),
+        None => delete_if_owned(api, name, owner_uid).await.map(drop),
+    }
+}
+
 /// Applies every desired child of one proxy (preflight found no problem), deletes a claim the
 /// operator made that the spec no longer uses, and says what changed.
 pub async fn children(
@@ -80,6 +97,36 @@ pub async fn children(
     apply(
         &Api::<Service>::namespaced(client.clone(), ns),
         &desired.service,
+    )
+    .await?;
+    let uid = meta.owner.uid.as_str();
+    let name = meta.name.as_str();
+    optional(
+        &Api::namespaced(client.clone(), ns),
+        desired.pdb.as_ref(),
+        name,
+        uid,
+    )
+    .await?;
+    optional(
+        &Api::namespaced(client.clone(), ns),
+        desired.hpa.as_ref(),
+        name,
+        uid,
+    )
+    .await?;
+    optional(
+        &Api::namespaced(client.clone(), ns),
+        desired.network_policy.as_ref(),
+        name,
+        uid,
+    )
+    .await?;
+    optional(
+        &Api::namespaced(client.clone(), ns),
+        desired.ingress.as_ref(),
+        name,
+        uid,
     )
     .await?;
     let applied = Applied {

@@ -1,6 +1,6 @@
 //! The controller: what is watched, and the loop that drives reconciles.
 
-use super::{Context, error_policy, reconcile};
+use super::{Context, error_policy, injection, reconcile};
 use crate::crd::AthensProxy;
 use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -36,6 +36,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let shutdown = shutdown.shared();
+    // Bindings whose proxy went away while no operator ran (they inject nothing: their
+    // parameter is gone; this keeps the cluster tidy). A failure is not fatal.
+    if ctx.injection.policy.is_some() {
+        match injection::delete_orphans(&ctx.client, &ctx.injection, &namespaces).await {
+            Ok(n) => tracing::info!(deleted = n, "checked GOPROXY bindings for orphans"),
+            Err(e) => tracing::warn!(error = %e, "checking GOPROXY bindings for orphans"),
+        }
+    }
     if namespaces.is_empty() {
         return run_one(ctx, None, shutdown).await;
     }

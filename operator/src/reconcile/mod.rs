@@ -4,6 +4,8 @@ mod apply;
 mod backoff;
 mod controller;
 mod events;
+pub mod injection;
+mod monitoring;
 mod preflight;
 mod report;
 mod status;
@@ -36,6 +38,10 @@ pub struct Context {
     pub settings: Settings,
     /// How often a proxy is reconciled with no change observed (drift repair).
     pub resync: Duration,
+    /// Cluster-wide GOPROXY: the policy, and caches of discovery and probe results.
+    pub injection: injection::Injection,
+    /// The Prometheus Operator kinds the cluster serves (cached discovery).
+    monitors: monitoring::Monitors,
     /// Consecutive failures per proxy, for backoff.
     failures: Failures,
 }
@@ -49,6 +55,11 @@ impl Context {
         resync: Duration,
     ) -> Self {
         Self {
+            injection: injection::Injection::new(
+                settings.goproxy_policy.clone(),
+                settings.goproxy_verify,
+            ),
+            monitors: monitoring::Monitors::default(),
             client,
             recorder,
             metrics,
@@ -61,6 +72,7 @@ impl Context {
     /// Drops the per-proxy state of a proxy that no longer exists.
     pub fn forget(&self, namespace: Option<&str>, name: &str) {
         self.failures.forget(&key(namespace, name));
+        self.injection.forget(&key(namespace, name));
     }
 
     /// How many proxies this operator keeps per-proxy state for (failing ones only).
@@ -131,22 +143,30 @@ fn now() -> Time {
 /// Preflight, apply, report. Nothing is applied when preflight finds a problem.
 async fn reconcile_proxy(proxy: &AthensProxy, ctx: &Context) -> Result<Action, Error> {
     if proxy.metadata.deletion_timestamp.is_some() {
-        // Children carry owner references: the garbage collector removes them.
+        // Children carry owner references: the garbage collector removes them. The GOPROXY
+        // binding is cluster-scoped and cannot have one: the finalizer removes it.
         ctx.failures.forget(&key_of(proxy));
+        ctx.injection.forget(&key_of(proxy));
+        injection::finalize(&ctx.client, &ctx.injection, proxy).await?;
         return Ok(Action::await_change());
     }
     let meta = Meta::of(proxy)?;
     let found = preflight::run(&ctx.client, proxy, &meta, &ctx.settings).await?;
-    let (deployment, applied) = match &found.problem {
-        Some(_) => (found.deployment, None),
+    let (deployment, applied, monitoring) = match &found.problem {
+        Some(_) => (found.deployment, None, None),
         None => {
-            let desired = render::desired(proxy, &found.secrets)?;
+            let desired = render::desired(proxy, &found.secrets, &ctx.settings)?;
             let (after, applied) =
                 apply::children(&ctx.client, &meta, &desired, found.deployment.as_ref()).await?;
-            (Some(after), Some(applied))
+            let monitoring = monitoring::ensure(&ctx.client, &ctx.monitors, proxy, &meta).await?;
+            (Some(after), Some(applied), monitoring)
         }
     };
 
+    // Injection is independent of the children: a proxy with a spec problem keeps its binding
+    // (injection follows its last status.url; the policy checks it).
+    let (injection, recheck) =
+        injection::ensure(&ctx.client, &ctx.injection, proxy, &meta, &key_of(proxy)).await?;
     let url = render::tls_url(
         &meta.name,
         &meta.namespace,
@@ -160,6 +180,8 @@ async fn reconcile_proxy(proxy: &AthensProxy, ctx: &Context) -> Result<Action, E
         problem: found.problem.clone(),
         url: url.clone(),
         selector: selector_string(&meta.name),
+        injection,
+        monitoring,
     };
     let prev = proxy.status.as_ref();
     let status = next_status(prev, &observed, &now());
@@ -176,7 +198,9 @@ async fn reconcile_proxy(proxy: &AthensProxy, ctx: &Context) -> Result<Action, E
     }
     match found.problem {
         Some(p) => Err(p.into()),
-        None => Ok(Action::requeue(ctx.resync)),
+        None => Ok(Action::requeue(
+            recheck.unwrap_or(ctx.resync).min(ctx.resync),
+        )),
     }
 }
 

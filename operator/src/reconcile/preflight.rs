@@ -9,7 +9,10 @@ use crate::render::{
     config_map_name, credentials, image, policy_files, vcs_credentials, wants_pvc,
 };
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Api, Client};
 
@@ -311,7 +314,44 @@ async fn name_conflict(
         let pvc = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
             .get_metadata_opt(&claim_name(&meta.name))
             .await?;
-        return Ok(found(pvc.map(|m| m.metadata), "PersistentVolumeClaim"));
+        if let Some(p) = found(pvc.map(|m| m.metadata), "PersistentVolumeClaim") {
+            return Ok(Some(p));
+        }
+    }
+    // The optional objects, only when wanted (one not wanted is deleted only if ours).
+    let spec = &proxy.spec;
+    let name = meta.name.as_str();
+    if spec.pod_disruption_budget.is_some() {
+        let m = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
+            .get_metadata_opt(name)
+            .await?;
+        if let Some(p) = found(m.map(|m| m.metadata), "PodDisruptionBudget") {
+            return Ok(Some(p));
+        }
+    }
+    if spec.autoscaling.is_some() {
+        let m = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns)
+            .get_metadata_opt(name)
+            .await?;
+        if let Some(p) = found(m.map(|m| m.metadata), "HorizontalPodAutoscaler") {
+            return Ok(Some(p));
+        }
+    }
+    if spec.network_policy.is_some() {
+        let m = Api::<NetworkPolicy>::namespaced(client.clone(), ns)
+            .get_metadata_opt(name)
+            .await?;
+        if let Some(p) = found(m.map(|m| m.metadata), "NetworkPolicy") {
+            return Ok(Some(p));
+        }
+    }
+    if spec.ingress.is_some() {
+        let m = Api::<Ingress>::namespaced(client.clone(), ns)
+            .get_metadata_opt(name)
+            .await?;
+        if let Some(p) = found(m.map(|m| m.metadata), "Ingress") {
+            return Ok(Some(p));
+        }
     }
     Ok(None)
 }

@@ -148,6 +148,8 @@ mod tests {
             problem,
             url: URL.into(),
             selector: "a=b".into(),
+            injection: None,
+            monitoring: None,
         };
         next_status(None, &obs, &Time(Timestamp::UNIX_EPOCH))
     }

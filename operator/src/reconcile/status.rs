@@ -1,9 +1,19 @@
 //! The next `status` as a pure function of what the reconciler observed.
 
 use super::preflight::Problem;
-use crate::crd::{AthensProxyStatus, DEGRADED, PROGRESSING, READY};
+use crate::crd::{AthensProxyStatus, DEGRADED, GOPROXY_INJECTION, MONITORING, PROGRESSING, READY};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// Status, reason and message of a condition about an optional feature (GoproxyInjection,
+/// Monitoring), decided by the step that handles it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionState {
+    /// "True", "False" or "Unknown".
+    pub status: &'static str,
+    pub reason: &'static str,
+    pub message: String,
+}
 
 /// What one reconcile saw.
 #[derive(Debug, Clone, Default)]
@@ -18,13 +28,17 @@ pub struct Observed<'a> {
     pub url: String,
     /// Label selector of the pods.
     pub selector: String,
+    /// Cluster-wide GOPROXY, when the operator injects (else no such condition).
+    pub injection: Option<ConditionState>,
+    /// The ServiceMonitor or PodMonitor, when the spec asks for one.
+    pub monitoring: Option<ConditionState>,
 }
 
 /// A condition without its transition time: what decides whether it changed.
 #[derive(Debug, Clone, PartialEq)]
 struct Cond {
     type_: &'static str,
-    status: bool,
+    status: &'static str,
     reason: String,
     message: String,
 }
@@ -32,7 +46,7 @@ struct Cond {
 fn cond(type_: &'static str, status: bool, reason: &str, message: impl Into<String>) -> Cond {
     Cond {
         type_,
-        status,
+        status: if status { "True" } else { "False" },
         reason: reason.into(),
         message: message.into(),
     }
@@ -176,11 +190,25 @@ fn conditions(r: Option<&Rollout>, obs: &Observed<'_>) -> Vec<Cond> {
         (None, Some((reason, message))) => cond(DEGRADED, true, reason, message.clone()),
         (None, None) => cond(DEGRADED, false, "AsExpected", "the spec is applied"),
     };
-    vec![ready, progressing, degraded]
+    let mut all = vec![ready, progressing, degraded];
+    for (type_, c) in [
+        (GOPROXY_INJECTION, &obs.injection),
+        (MONITORING, &obs.monitoring),
+    ] {
+        if let Some(c) = c {
+            all.push(Cond {
+                type_,
+                status: c.status,
+                reason: c.reason.to_string(),
+                message: c.message.clone(),
+            });
+        }
+    }
+    all
 }
 
 fn to_condition(c: Cond, prev: &[Condition], generation: Option<i64>, now: &Time) -> Condition {
-    let status = if c.status { "True" } else { "False" }.to_string();
+    let status = c.status.to_string();
     let since = prev
         .iter()
         .find(|p| p.type_ == c.type_ && p.status == status)
@@ -233,7 +261,28 @@ mod tests {
             problem: None,
             url: "http://p.ns.svc.cluster.local".into(),
             selector: "a=b".into(),
+            injection: None,
+            monitoring: None,
         }
+    }
+
+    #[test]
+    fn injection_condition_only_when_injecting() {
+        let d = dep(1, 1, 1);
+        let s = next_status(None, &obs(Some(&d)), &t(1));
+        assert!(s.condition(GOPROXY_INJECTION).is_none());
+        let mut o = obs(Some(&d));
+        o.injection = Some(ConditionState {
+            status: "Unknown",
+            reason: "Pending",
+            message: "m".into(),
+        });
+        let s = next_status(None, &o, &t(1));
+        let c = s.condition(GOPROXY_INJECTION).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("Unknown", "Pending")
+        );
     }
 
     #[test]

@@ -231,9 +231,13 @@ mod tests {
     fn the_pod_mounts_them_and_probes_over_https() {
         let mut p = proxy(fs());
         p.spec = with_access();
-        let d = crate::render::desired(&p, &crate::render::Secrets::new())
-            .unwrap()
-            .deployment;
+        let d = crate::render::desired(
+            &p,
+            &crate::render::Secrets::new(),
+            &crate::render::Settings::default(),
+        )
+        .unwrap()
+        .deployment;
         let pod = d.spec.unwrap().template.spec.unwrap();
         let c = &pod.containers[0];
         for probe in [&c.liveness_probe, &c.readiness_probe] {

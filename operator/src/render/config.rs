@@ -2,7 +2,8 @@
 
 use super::secrets::NETRC_DEFAULT_KEY;
 use super::{
-    CONFIG_DIR, CONTAINER_PORT, DOWNLOAD_KEY, FILTER_KEY, POLICY_REF_DIR, STORAGE_DIR, VCS_SECRET_DIR,
+    CONFIG_DIR, CONTAINER_PORT, DOWNLOAD_KEY, FILTER_KEY, POLICY_REF_DIR, STORAGE_DIR,
+    VCS_SECRET_DIR,
 };
 use crate::crd::{AthensProxySpec, NetworkModeSpec, StorageSpec};
 use athens_config::{Config, LogFormat, NetworkMode, StorageConfig};

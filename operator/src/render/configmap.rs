@@ -24,7 +24,7 @@ mod tests {
     #[test]
     fn holds_the_rendered_config() {
         let p = proxy(fs());
-        let d = desired(&p, &Secrets::new()).unwrap();
+        let d = desired(&p, &Secrets::new(), &Settings::default()).unwrap();
         assert_eq!(d.config_map.metadata.name.as_deref(), Some("gomods-config"));
         let toml = &d.config_map.data.as_ref().unwrap()["config.toml"];
         let parsed = athens_config::Config::from_toml(toml, "cm").unwrap();
@@ -48,7 +48,7 @@ mod tests {
             mode: Some("async".into()),
             ..Default::default()
         });
-        let d = desired(&p, &Secrets::new()).unwrap();
+        let d = desired(&p, &Secrets::new(), &crate::render::Settings::default()).unwrap();
         let data = d.config_map.data.as_ref().unwrap();
         assert_eq!(data["filter"], "-\n+ github.com/gomods/athens v0.1,v0.2\n");
         assert_eq!(
@@ -67,7 +67,7 @@ mod tests {
             .rules
             .push("- github.com/bad".into());
         p2.spec.download_modes.as_mut().unwrap().mode = Some("none".into());
-        let d2 = desired(&p2, &Secrets::new()).unwrap();
+        let d2 = desired(&p2, &Secrets::new(), &crate::render::Settings::default()).unwrap();
         assert_ne!(d2.config_map, d.config_map);
         assert_eq!(
             d2.deployment, d.deployment,
@@ -86,7 +86,7 @@ mod tests {
             config_map_ref: Some(r),
             ..Default::default()
         });
-        let d = desired(&p, &Secrets::new()).unwrap();
+        let d = desired(&p, &Secrets::new(), &crate::render::Settings::default()).unwrap();
         let data = d.config_map.data.as_ref().unwrap();
         assert!(!data.contains_key("filter"));
         let cfg = athens_config::Config::from_toml(&data["config.toml"], "cm").unwrap();

@@ -4,8 +4,8 @@ use super::access::serves_tls;
 use super::secrets::{Credential, Delivery, GCS_DEFAULT_KEY, credentials, vcs_credentials};
 use super::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONTAINER_PORT, DEFAULT_IMAGE, DOWNLOAD_KEY,
-    FILTER_KEY, GCS_KEY_DIR, Meta, POLICY_REF_DIR, STORAGE_DIR, TMP_DIR, VCS_SECRET_DIR, claim_name,
-    config_map_name, pvc::access_modes, selector_labels,
+    FILTER_KEY, GCS_KEY_DIR, Meta, POLICY_REF_DIR, STORAGE_DIR, TMP_DIR, VCS_SECRET_DIR,
+    claim_name, config_map_name, pvc::access_modes, selector_labels,
 };
 use crate::crd::AthensProxySpec;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
@@ -364,7 +364,9 @@ mod tests {
 
     #[test]
     fn hardened_probed_container() {
-        let d = desired(&proxy(fs()), &Secrets::new()).unwrap().deployment;
+        let d = desired(&proxy(fs()), &Secrets::new(), &Settings::default())
+            .unwrap()
+            .deployment;
         let c = &pod(&d).containers[0];
         assert_eq!(c.image.as_deref(), Some(DEFAULT_IMAGE));
         assert_eq!(
@@ -405,7 +407,9 @@ mod tests {
 
     #[test]
     fn filesystem_mounts_claim_and_recreates() {
-        let d = desired(&proxy(fs()), &Secrets::new()).unwrap().deployment;
+        let d = desired(&proxy(fs()), &Secrets::new(), &Settings::default())
+            .unwrap()
+            .deployment;
         let spec = d.spec.as_ref().unwrap();
         assert_eq!(
             spec.strategy.as_ref().unwrap().type_.as_deref(),
@@ -424,7 +428,9 @@ mod tests {
 
     #[test]
     fn s3_credentials_come_from_the_secret() {
-        let d = desired(&proxy(s3()), &Secrets::new()).unwrap().deployment;
+        let d = desired(&proxy(s3()), &Secrets::new(), &Settings::default())
+            .unwrap()
+            .deployment;
         let id = env_of(&d, "AWS_ACCESS_KEY_ID").unwrap();
         assert!(id.value.is_none());
         let r = id
@@ -473,7 +479,9 @@ mod tests {
                 key: None,
             }),
         });
-        let d = desired(&p, &Secrets::new()).unwrap().deployment;
+        let d = desired(&p, &Secrets::new(), &crate::render::Settings::default())
+            .unwrap()
+            .deployment;
         let v = pod(&d)
             .volumes
             .as_ref()
@@ -518,7 +526,9 @@ mod tests {
             }),
             ..Default::default()
         };
-        let d = desired(&proxy(st), &Secrets::new()).unwrap().deployment;
+        let d = desired(&proxy(st), &Secrets::new(), &Settings::default())
+            .unwrap()
+            .deployment;
         assert_eq!(
             env_of(&d, "GOOGLE_SERVICE_ACCOUNT")
                 .unwrap()
@@ -551,7 +561,9 @@ mod tests {
             }),
             ..Default::default()
         };
-        let d = desired(&proxy(st), &Secrets::new()).unwrap().deployment;
+        let d = desired(&proxy(st), &Secrets::new(), &Settings::default())
+            .unwrap()
+            .deployment;
         assert_eq!(
             env_of(&d, "AZURE_STORAGE_ACCOUNT_NAME")
                 .unwrap()
@@ -585,7 +597,9 @@ mod tests {
                 when_unsatisfiable: "ScheduleAnyway".into(),
                 ..Default::default()
             });
-        let d = desired(&p, &Secrets::new()).unwrap().deployment;
+        let d = desired(&p, &Secrets::new(), &Settings::default())
+            .unwrap()
+            .deployment;
         let spec = d.spec.as_ref().unwrap();
         assert_eq!(spec.replicas, Some(3));
         let meta = spec.template.metadata.as_ref().unwrap();
@@ -611,7 +625,7 @@ mod tests {
     #[test]
     fn spec_and_secret_changes_change_the_template_hash() {
         let hash = |p: &AthensProxy, s: &Secrets| {
-            desired(p, s)
+            desired(p, s, &Settings::default())
                 .unwrap()
                 .deployment
                 .spec

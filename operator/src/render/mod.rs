@@ -6,7 +6,9 @@ mod access;
 mod config;
 mod configmap;
 mod deployment;
+mod extras;
 mod hash;
+pub mod injection;
 mod pvc;
 mod secrets;
 mod service;
@@ -15,6 +17,10 @@ pub use access::{access_credentials, serves_tls};
 pub use config::{policy_files, proxy_config, storage_config};
 pub use configmap::config_map;
 pub use deployment::{deployment, image};
+pub use extras::{
+    MONITORING_API_VERSION, horizontal_pod_autoscaler, ingress, monitor, network_policy,
+    pod_disruption_budget,
+};
 pub use hash::{config_hash, template_hash};
 pub use pvc::{claim_name, persistent_volume_claim, wants_pvc};
 pub use secrets::{Credential, Delivery, SecretVersion, Secrets, credentials, vcs_credentials};
@@ -23,7 +29,10 @@ pub use service::service;
 use crate::crd::AthensProxy;
 use k8s_openapi::api::{
     apps::v1::Deployment,
+    autoscaling::v2::HorizontalPodAutoscaler,
     core::v1::{ConfigMap, PersistentVolumeClaim, Service},
+    networking::v1::{Ingress, NetworkPolicy},
+    policy::v1::PodDisruptionBudget,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
@@ -68,6 +77,11 @@ pub struct Desired {
     pub service: Service,
     /// `None` when the operator should not own a claim (and must delete one it made before).
     pub pvc: Option<PersistentVolumeClaim>,
+    /// The optional objects around the proxy; `None`: not wanted (one made before is deleted).
+    pub pdb: Option<PodDisruptionBudget>,
+    pub hpa: Option<HorizontalPodAutoscaler>,
+    pub network_policy: Option<NetworkPolicy>,
+    pub ingress: Option<Ingress>,
 }
 
 /// Settings of this operator installation that shape what it renders and what it accepts.
@@ -79,6 +93,13 @@ pub struct Settings {
     pub allowed_image_prefixes: Vec<String>,
     /// ServiceAccounts a proxy may run as, by name (empty: any).
     pub allowed_service_accounts: Vec<String>,
+    /// The chart's MutatingAdmissionPolicy that each proxy's binding names (cluster-wide
+    /// GOPROXY); `None`: no bindings (and those of earlier runs are removed).
+    pub goproxy_policy: Option<String>,
+    /// Check injection with a server-side dry-run pod in a namespace that opted in.
+    pub goproxy_verify: bool,
+    /// The operator's own namespace, admitted by each proxy's NetworkPolicy (when known).
+    pub operator_namespace: Option<String>,
 }
 
 impl Default for Settings {
@@ -87,6 +108,9 @@ impl Default for Settings {
             cluster_domain: "cluster.local".into(),
             allowed_image_prefixes: Vec::new(),
             allowed_service_accounts: Vec::new(),
+            goproxy_policy: None,
+            goproxy_verify: true,
+            operator_namespace: None,
         }
     }
 }
@@ -100,7 +124,11 @@ pub enum RenderError {
 
 /// All desired objects. `secrets` holds the versions of the Secrets the spec references (by
 /// name); it only feeds the pod-template hash, so a rotated credential rolls the pods.
-pub fn desired(proxy: &AthensProxy, secrets: &Secrets) -> Result<Desired, RenderError> {
+pub fn desired(
+    proxy: &AthensProxy,
+    secrets: &Secrets,
+    settings: &Settings,
+) -> Result<Desired, RenderError> {
     let meta = Meta::of(proxy)?;
     let config = proxy_config(&proxy.spec);
     let toml = config.to_toml();
@@ -110,6 +138,10 @@ pub fn desired(proxy: &AthensProxy, secrets: &Secrets) -> Result<Desired, Render
         deployment: deployment(&meta, &proxy.spec, &hash),
         service: service(&meta, &proxy.spec),
         pvc: persistent_volume_claim(&meta, &proxy.spec),
+        pdb: pod_disruption_budget(&meta, &proxy.spec),
+        hpa: horizontal_pod_autoscaler(&meta, &proxy.spec),
+        network_policy: network_policy(&meta, &proxy.spec, settings.operator_namespace.as_deref()),
+        ingress: ingress(&meta, &proxy.spec),
     })
 }
 
@@ -239,6 +271,11 @@ pub(crate) mod testing {
                 filter: None,
                 download_modes: None,
                 access: None,
+                pod_disruption_budget: None,
+                autoscaling: None,
+                network_policy: None,
+                ingress: None,
+                monitoring: None,
             },
         );
         p.metadata.namespace = Some("build".into());
@@ -285,7 +322,7 @@ mod tests {
 
     #[test]
     fn children_are_owned_and_labelled() {
-        let d = desired(&proxy(fs()), &Secrets::new()).unwrap();
+        let d = desired(&proxy(fs()), &Secrets::new(), &Settings::default()).unwrap();
         for meta in [
             &d.config_map.metadata,
             &d.deployment.metadata,
@@ -306,8 +343,8 @@ mod tests {
     #[test]
     fn rendering_is_deterministic() {
         let p = proxy(s3());
-        let a = desired(&p, &Secrets::new()).unwrap();
-        let b = desired(&p, &Secrets::new()).unwrap();
+        let a = desired(&p, &Secrets::new(), &Settings::default()).unwrap();
+        let b = desired(&p, &Secrets::new(), &Settings::default()).unwrap();
         assert_eq!(a, b);
     }
 
@@ -316,7 +353,7 @@ mod tests {
         let mut p = proxy(fs());
         p.metadata.uid = None;
         assert_eq!(
-            desired(&p, &Secrets::new()),
+            desired(&p, &Secrets::new(), &Settings::default()),
             Err(RenderError::MissingMetadata("uid"))
         );
     }

@@ -70,7 +70,7 @@ mod tests {
 
     #[test]
     fn created_claim_defaults() {
-        let d = desired(&proxy(fs()), &Secrets::new()).unwrap();
+        let d = desired(&proxy(fs()), &Secrets::new(), &Settings::default()).unwrap();
         let pvc = d.pvc.unwrap();
         assert_eq!(pvc.metadata.name.as_deref(), Some("gomods-storage"));
         let spec = pvc.spec.unwrap();
@@ -89,9 +89,14 @@ mod tests {
             existing_claim: Some("mine".into()),
             ..Default::default()
         });
-        assert!(desired(&proxy(st), &Secrets::new()).unwrap().pvc.is_none());
         assert!(
-            desired(&proxy(s3()), &Secrets::new())
+            desired(&proxy(st), &Secrets::new(), &Settings::default())
+                .unwrap()
+                .pvc
+                .is_none()
+        );
+        assert!(
+            desired(&proxy(s3()), &Secrets::new(), &Settings::default())
                 .unwrap()
                 .pvc
                 .is_none()

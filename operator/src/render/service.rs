@@ -42,7 +42,9 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let mut p = proxy(fs());
-        let svc = desired(&p, &Secrets::new()).unwrap().service;
+        let svc = desired(&p, &Secrets::new(), &Settings::default())
+            .unwrap()
+            .service;
         let s = svc.spec.unwrap();
         assert_eq!(s.type_.as_deref(), Some("ClusterIP"));
         assert_eq!(s.ports.as_ref().unwrap()[0].port, 80);
@@ -55,7 +57,9 @@ mod tests {
             .service
             .annotations
             .insert("lb".into(), "internal".into());
-        let svc = desired(&p, &Secrets::new()).unwrap().service;
+        let svc = desired(&p, &Secrets::new(), &Settings::default())
+            .unwrap()
+            .service;
         assert_eq!(svc.metadata.annotations.unwrap()["lb"], "internal");
         let s = svc.spec.unwrap();
         assert_eq!(s.type_.as_deref(), Some("LoadBalancer"));
