@@ -133,6 +133,11 @@ impl Metrics {
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");
         }
+        // Both results exist from the start, so a scraper sees 0 (and rate() works) before the
+        // first reload.
+        for result in ["ok", "refused"] {
+            m.policy_reloads.with_label_values(&[result]);
+        }
         m
     }
 

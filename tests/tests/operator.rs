@@ -150,9 +150,22 @@ fn every_example_file_has_a_readiness_test() -> Result<()> {
 /// the controller-manager's provisioner `up` enables), as on a real cluster: no volume is made
 /// by hand.
 async fn example_becomes_ready(file: &str, name: &str) -> Result<()> {
+    example_becomes_ready_after(&[], file, name).await
+}
+
+/// The same, after the kubectl command the example's comment asks a user to run first.
+async fn example_becomes_ready_after(first: &[&str], file: &str, name: &str) -> Result<()> {
     assert!(EXAMPLES.contains(&file), "{file} is not in EXAMPLES");
     let ns = TestNamespace::new("example").await?;
     let op = Operator::start(&ns, Duration::from_secs(30)).await?;
+    if !first.is_empty() {
+        let out = kubectl(ns.name(), first, None)?;
+        anyhow::ensure!(
+            out.status.success(),
+            "kubectl {first:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     kubectl_apply_file(ns.name(), &repo().join("examples").join(file))?;
     let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
     let p = wait_ready(TIMEOUT, &api, name).await?;
@@ -245,7 +258,14 @@ async fn example_azure_becomes_ready() -> Result<()> {
 
 #[tokio::test]
 async fn example_private_modules_becomes_ready() -> Result<()> {
-    example_becomes_ready("private-modules.yaml", "gomods-private").await
+    // As the example's comment says: the .netrc Secret first.
+    let netrc = "--from-literal=netrc=machine git.corp.example login ci-bot password token";
+    example_becomes_ready_after(
+        &["create", "secret", "generic", "git-netrc", netrc],
+        "private-modules.yaml",
+        "gomods-private",
+    )
+    .await
 }
 
 /// Changing the spec or a referenced Secret rolls the pod template; scaling does not.
