@@ -147,22 +147,10 @@ pub fn read_file(
     path: &str,
     limit: u64,
 ) -> Result<Option<Vec<u8>>, GitError> {
-    let tree = repo
-        .find_commit(commit)
-        .and_then(|c| c.tree())
-        .map_err(|e| failed("reading tree", e))?;
-    let Some(entry) = tree
-        .lookup_entry_by_path(path)
-        .map_err(|e| failed("reading tree", e))?
-    else {
+    let Some(id) = blob_at(repo, commit, path)? else {
         return Ok(None);
     };
-    if !entry.mode().is_blob() {
-        return Ok(None);
-    }
-    let blob = repo
-        .find_blob(entry.object_id())
-        .map_err(|e| failed("reading blob", e))?;
+    let blob = repo.find_blob(id).map_err(|e| failed("reading blob", e))?;
     if blob.data.len() as u64 > limit {
         return Err(GitError::Failed(format!(
             "{path} is larger than {limit} bytes"
@@ -171,12 +159,12 @@ pub fn read_file(
     Ok(Some(blob.data.clone()))
 }
 
-/// The blob id and size of the regular file at `path` in `commit`'s tree.
-pub fn file_id(
+/// The id of the blob at `path` in `commit`'s tree; `None` when absent or not a blob.
+fn blob_at(
     repo: &gix::Repository,
     commit: ObjectId,
     path: &str,
-) -> Result<Option<(ObjectId, u64)>, GitError> {
+) -> Result<Option<ObjectId>, GitError> {
     let tree = repo
         .find_commit(commit)
         .and_then(|c| c.tree())
@@ -187,10 +175,18 @@ pub fn file_id(
     else {
         return Ok(None);
     };
-    if !entry.mode().is_blob() {
+    Ok(entry.mode().is_blob().then(|| entry.object_id()))
+}
+
+/// The blob id and size of the regular file at `path` in `commit`'s tree.
+pub fn file_id(
+    repo: &gix::Repository,
+    commit: ObjectId,
+    path: &str,
+) -> Result<Option<(ObjectId, u64)>, GitError> {
+    let Some(id) = blob_at(repo, commit, path)? else {
         return Ok(None);
-    }
-    let id = entry.object_id();
+    };
     let size = repo
         .find_header(id)
         .map_err(|e| failed("reading blob", e))?
