@@ -15,10 +15,17 @@ pub fn binary(dir: &str) -> PathBuf {
         return bin.clone();
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let out = std::env::temp_dir().join(format!("athens-e2e-{dir}-{}", std::process::id()));
+    // One place per checkout (beside the Rust build), not a new file in /tmp per test process:
+    // those piled up by the hundred. Built under a per-process name, then renamed, so test
+    // processes running at once never see a half-written binary.
+    let dir_out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/go-helpers");
+    std::fs::create_dir_all(&dir_out)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", dir_out.display()));
+    let out = dir_out.join(dir);
+    let partial = dir_out.join(format!(".{dir}-{}", std::process::id()));
     let status = Command::new("go")
         .args(["build", "-o"])
-        .arg(&out)
+        .arg(&partial)
         .arg(".")
         .current_dir(&src)
         .env("GOWORK", "off")
@@ -26,6 +33,8 @@ pub fn binary(dir: &str) -> PathBuf {
         .status()
         .unwrap_or_else(|e| panic!("running go build for tests/{dir}: {e}"));
     assert!(status.success(), "go build of tests/{dir} failed");
+    std::fs::rename(&partial, &out)
+        .unwrap_or_else(|e| panic!("moving {} into place: {e}", partial.display()));
     built.insert(dir.to_string(), out.clone());
     out
 }
