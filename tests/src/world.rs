@@ -110,6 +110,20 @@ impl Proxy {
     }
 }
 
+/// `modules` written into a new upstream folder, a checksum database (named [`SUMDB_NAME`]) that
+/// signed them, and the upstream serving the folder.
+pub async fn serve_signed(
+    modules: &[FakeModule],
+) -> (tempfile::TempDir, SumdbServer, LocalUpstream) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for m in modules {
+        m.write_to(dir.path());
+    }
+    let sumdb = SumdbServer::start(dir.path(), SUMDB_NAME);
+    let upstream = LocalUpstream::start(dir.path().to_path_buf()).await;
+    (dir, sumdb, upstream)
+}
+
 /// Modules, their upstream and their checksum database.
 pub struct World {
     pub dir: tempfile::TempDir,
@@ -125,12 +139,7 @@ pub struct World {
 
 impl World {
     pub async fn new(modules: Vec<FakeModule>) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        for m in &modules {
-            m.write_to(dir.path());
-        }
-        let sumdb = SumdbServer::start(dir.path(), SUMDB_NAME);
-        let upstream = LocalUpstream::start(dir.path().to_path_buf()).await;
+        let (dir, sumdb, upstream) = serve_signed(&modules).await;
         let mut signed = HashMap::new();
         for m in &modules {
             signed.insert(id(m), signed_lines(&sumdb, m).await);

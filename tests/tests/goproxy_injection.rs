@@ -98,25 +98,30 @@ fn run(cluster: &TestCluster, program: &str, args: &[&str], stdin: Option<&str>)
     Ok(String::from_utf8(out.stdout)?)
 }
 
+/// The chart as `helm template --validate` renders it for this cluster (Helm reads the cluster's
+/// API versions), without the CRD; `extra` narrows it, e.g. to one template.
+fn helm_template(cluster: &TestCluster, release: &str, extra: &[&str]) -> Result<String> {
+    let chart = repo().join("charts/athens-operator");
+    let chart = chart.to_str().context("chart path")?;
+    let mut args = vec![
+        "template",
+        release,
+        chart,
+        "--validate",
+        "--set",
+        "crd.install=false",
+    ];
+    args.extend_from_slice(extra);
+    run(cluster, "helm", &args, None)
+}
+
 /// The chart's policy as `helm template --validate` renders it for this cluster (Helm reads the
 /// cluster's API versions), applied with kubectl. Returns its name.
 fn install_policy(cluster: &TestCluster, release: &str, want_api_version: &str) -> Result<String> {
-    let chart = repo().join("charts/athens-operator");
-    let chart = chart.to_str().context("chart path")?;
-    let text = run(
+    let text = helm_template(
         cluster,
-        "helm",
-        &[
-            "template",
-            release,
-            chart,
-            "--validate",
-            "--set",
-            "crd.install=false",
-            "--show-only",
-            "templates/goproxy-policy.yaml",
-        ],
-        None,
+        release,
+        &["--show-only", "templates/goproxy-policy.yaml"],
     )?;
     let policy: serde_yaml::Value = serde_yaml::from_str(&text)?;
     ensure!(
@@ -593,21 +598,7 @@ async fn missing_policy_is_reported_as_not_injected() -> Result<()> {
 /// The chart rendered for this cluster (`helm template --validate`: Helm reads its API
 /// versions); the kinds of its documents.
 fn chart_kinds(cluster: &TestCluster, release: &str) -> Result<Vec<String>> {
-    let chart = repo().join("charts/athens-operator");
-    let chart = chart.to_str().context("chart path")?;
-    let text = run(
-        cluster,
-        "helm",
-        &[
-            "template",
-            release,
-            chart,
-            "--validate",
-            "--set",
-            "crd.install=false",
-        ],
-        None,
-    )?;
+    let text = helm_template(cluster, release, &[])?;
     let mut kinds = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let v: serde_yaml::Value = serde::Deserialize::deserialize(doc)?;

@@ -6,10 +6,9 @@ use athens_e2e::modzip::FakeModule;
 use athens_e2e::proxy::ProxyProcess;
 use athens_e2e::sumdb::SumdbServer;
 use athens_e2e::upstream::{Fault, LocalUpstream};
+use athens_e2e::world::{SUMDB_NAME, serve_signed};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-const SUMDB_NAME: &str = "sumdb.test";
 
 /// An upstream folder with modules, a checksum database signing them, and the upstream server.
 struct World {
@@ -20,12 +19,7 @@ struct World {
 
 impl World {
     async fn new(modules: &[FakeModule]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        for m in modules {
-            m.write_to(dir.path());
-        }
-        let sumdb = SumdbServer::start(dir.path(), SUMDB_NAME);
-        let upstream = LocalUpstream::start(dir.path().to_path_buf()).await;
+        let (dir, sumdb, upstream) = serve_signed(modules).await;
         Self {
             _dir: dir,
             upstream,

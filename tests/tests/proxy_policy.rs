@@ -6,11 +6,10 @@ use athens_e2e::modzip::FakeModule;
 use athens_e2e::proxy::ProxyProcess;
 use athens_e2e::sumdb::SumdbServer;
 use athens_e2e::upstream::LocalUpstream;
+use athens_e2e::world::serve_signed;
 use base64::Engine;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-const SUMDB_NAME: &str = "sumdb.test";
 
 struct World {
     dir: tempfile::TempDir,
@@ -21,12 +20,7 @@ struct World {
 
 impl World {
     async fn new(modules: &[FakeModule]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        for m in modules {
-            m.write_to(dir.path());
-        }
-        let sumdb = SumdbServer::start(dir.path(), SUMDB_NAME);
-        let upstream = LocalUpstream::start(dir.path().to_path_buf()).await;
+        let (dir, sumdb, upstream) = serve_signed(modules).await;
         Self {
             dir,
             upstream,
