@@ -67,6 +67,8 @@ impl Default for UpstreamConfig {
             nosum_patterns: Vec::new(),
             private: Vec::new(),
             vcs_cache_dir: String::new(),
+            vcs_ssh_keys: Vec::new(),
+            vcs_known_hosts: String::new(),
             network_mode: NetworkMode::Strict,
             timeout_seconds: 60,
             retries: 2,

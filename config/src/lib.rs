@@ -113,6 +113,16 @@ pub struct UpstreamConfig {
     /// per repository, fetched incrementally). Empty: `athens-vcs` in the system's temporary
     /// directory.
     pub vcs_cache_dir: String,
+    /// SSH private keys (OpenSSH or PEM format, without a passphrase) for `ssh://` git
+    /// remotes, offered in order. Empty: whichever of `~/.ssh/id_ed25519`, `id_ecdsa` and
+    /// `id_rsa` exist. The proxy has its own SSH client: `ssh` programs, `~/.ssh/config` and
+    /// `GIT_SSH_COMMAND` are not used. The user name is the URL's, else `git`.
+    pub vcs_ssh_keys: Vec<String>,
+    /// The `known_hosts` file that must list every SSH git server's host key (OpenSSH format,
+    /// `[host]:port` for other ports than 22, hashed names allowed; list every key type the
+    /// server has, as `ssh-keyscan` prints them). Unknown or changed host keys are refused;
+    /// there is no trust on first use. Empty: `~/.ssh/known_hosts`.
+    pub vcs_known_hosts: String,
     /// `strict`, `fallback` or `offline`.
     pub network_mode: NetworkMode,
     /// Per-request timeout for upstream calls, in seconds (zips get this long per idle read).

@@ -70,6 +70,7 @@ impl App {
         .with_direct(
             vcs_cache_dir(&cfg.upstream.vcs_cache_dir),
             PrefixPatterns::new(&cfg.upstream.private),
+            ssh_config(&cfg.upstream),
         );
         let sumdb = SumdbSpec::parse(&cfg.upstream.sumdb)?
             .map(|spec| SumdbClient::new(spec, entries, upstream.http().clone()));
@@ -289,6 +290,25 @@ fn read_netrc(configured: &str) -> anyhow::Result<Vec<NetrcLine>> {
         lines.extend(parse_netrc(&text));
     }
     Ok(lines)
+}
+
+/// SSH keys and known_hosts: as configured, else the ones `ssh` would use from `~/.ssh`.
+fn ssh_config(cfg: &athens_config::UpstreamConfig) -> crate::vcs::SshConfig {
+    let dot_ssh = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".ssh"));
+    let keys = if cfg.vcs_ssh_keys.is_empty() {
+        dot_ssh
+            .iter()
+            .flat_map(|d| ["id_ed25519", "id_ecdsa", "id_rsa"].map(|n| d.join(n)))
+            .filter(|p| p.is_file())
+            .collect()
+    } else {
+        cfg.vcs_ssh_keys.iter().map(Into::into).collect()
+    };
+    let known_hosts = match cfg.vcs_known_hosts.as_str() {
+        "" => dot_ssh.map(|d| d.join("known_hosts")),
+        p => Some(p.into()),
+    };
+    crate::vcs::SshConfig { keys, known_hosts }
 }
 
 /// The mirror cache: the configured directory, else `athens-vcs` in the temporary directory.

@@ -2,6 +2,7 @@
 //! and reads of trees and blobs from it. Everything here blocks: call it on `spawn_blocking`.
 
 use super::modzip::{Kind, TreeFile};
+use super::ssh::SshConfig;
 use gix::ObjectId;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -48,7 +49,15 @@ impl std::fmt::Debug for Login {
 
 /// Fetches branches and tags of `url` into the bare mirror at `dir` (made when missing) and
 /// returns the remote's tags and default branch, as `git ls-remote` would list them.
-pub fn fetch(dir: &Path, url: &str, login: Option<Login>) -> Result<Refs, GitError> {
+/// `ssh://` remotes (also after `insteadOf` rewriting) go through the native SSH client,
+/// which blocks on `rt`.
+pub fn fetch(
+    dir: &Path,
+    url: &str,
+    login: Option<Login>,
+    rt: &tokio::runtime::Handle,
+    ssh: &SshConfig,
+) -> Result<Refs, GitError> {
     let repo = match gix::open(dir) {
         Ok(r) => r,
         Err(_) => {
@@ -64,22 +73,29 @@ pub fn fetch(dir: &Path, url: &str, login: Option<Login>) -> Result<Refs, GitErr
             gix::remote::Direction::Fetch,
         )
         .map_err(|e| failed(url, e))?;
-    let conn = remote
-        .connect(gix::remote::Direction::Fetch)
-        .map_err(|e| failed(url, e))?
-        .with_credentials(move |action| match action {
-            gix::credentials::helper::Action::Get(ctx) => {
-                Ok(login.clone().map(|l| gix::credentials::protocol::Outcome {
-                    identity: gix::sec::identity::Account {
-                        username: l.user,
-                        password: l.password,
-                        oauth_refresh_token: None,
-                    },
-                    next: ctx.into(),
-                }))
-            }
-            _ => Ok(None),
-        });
+    let ssh_url = remote
+        .url(gix::remote::Direction::Fetch)
+        .filter(|u| u.scheme == gix::url::Scheme::Ssh)
+        .cloned();
+    let conn = match ssh_url {
+        Some(u) => remote.to_connection_with_transport(super::ssh::connect(rt, ssh, &u)?),
+        None => remote
+            .connect(gix::remote::Direction::Fetch)
+            .map_err(|e| failed(url, e))?,
+    };
+    let conn = conn.with_credentials(move |action| match action {
+        gix::credentials::helper::Action::Get(ctx) => {
+            Ok(login.clone().map(|l| gix::credentials::protocol::Outcome {
+                identity: gix::sec::identity::Account {
+                    username: l.user,
+                    password: l.password,
+                    oauth_refresh_token: None,
+                },
+                next: ctx.into(),
+            }))
+        }
+        _ => Ok(None),
+    });
     // The remote's HEAD (its default branch) is listed too: `@latest` of an untagged
     // repository resolves it. The ref-prefix filter would leave it out otherwise.
     let head = gix::refspec::parse("HEAD".into(), gix::refspec::parse::Operation::Fetch)

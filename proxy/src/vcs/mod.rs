@@ -5,15 +5,17 @@
 //! Done: repository discovery (known hosts, `.git` qualifiers, `go-import` meta tags over
 //! HTTPS), tagged versions (root, subdirectory and major-version modules, `+incompatible`),
 //! zips by x/mod/zip's rules, queries (branches, tags, commit hashes) and `@latest` resolved
-//! to canonical versions and pseudo-versions, `.netrc` credentials. Not yet: retractions when
+//! to canonical versions and pseudo-versions, `.netrc` credentials, `ssh://` remotes through
+//! an in-process SSH client (ssh.rs: keys and known_hosts). Not yet: retractions when
 //! picking a pseudo-version's base tag, validating a requested pseudo-version's base, other
-//! VCS, SSH.
+//! VCS.
 
 mod coderepo;
 mod discover;
 mod git;
 mod gomod;
 mod modzip;
+mod ssh;
 
 /// golang.org/x/mod/zip's limits (verify/ checks the same numbers again before storing).
 mod limits {
@@ -22,8 +24,11 @@ mod limits {
     pub const MAX_LICENSE: u64 = 16 << 20;
 }
 
-pub use discover::{MetaImport, RepoRoot, match_go_import, parse_meta_imports, static_root};
+pub use discover::{
+    MetaImport, RepoRoot, check_repo_url, match_go_import, parse_meta_imports, static_root,
+};
 pub use git::Login;
+pub use ssh::SshConfig;
 
 use crate::module::{ModulePath, Version, unescape_path, unescape_version};
 use bytes::Bytes;
@@ -72,6 +77,8 @@ pub struct Direct {
     http: reqwest::Client,
     /// Credentials by host name (`.netrc` entries, first one per host wins).
     logins: Vec<(String, Login)>,
+    /// Keys and known_hosts for `ssh://` remotes.
+    ssh: Arc<SshConfig>,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     roots: Mutex<HashMap<String, (Instant, RepoRoot)>>,
     /// Fetch slots per git host.
@@ -90,10 +97,17 @@ impl Direct {
             cache_dir,
             http,
             logins,
+            ssh: Arc::default(),
             slots: Mutex::default(),
             roots: Mutex::default(),
             hosts: Mutex::default(),
         }
+    }
+
+    /// Uses these SSH keys and known_hosts file for `ssh://` remotes.
+    pub fn with_ssh(mut self, ssh: SshConfig) -> Self {
+        self.ssh = Arc::new(ssh);
+        self
     }
 
     /// Answers a protocol path (`<escaped module>/@v/<file>` or `<escaped module>/@latest`).
@@ -255,9 +269,9 @@ impl Direct {
         }
         // At most a few fetches per host at once: a build asking for many repositories of one
         // host at the same time does not open a connection per repository.
-        let host = reqwest::Url::parse(&root.url)
+        let host = gix::Url::from_bytes(root.url.as_str().into())
             .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
+            .and_then(|u| u.host().map(str::to_string))
             .unwrap_or_default();
         let permits = self
             .hosts
@@ -271,10 +285,12 @@ impl Direct {
             .await
             .map_err(|e| VcsError::Failed(format!("fetch limit: {e}")))?;
         let started = Instant::now();
+        tracing::debug!(remote = %athens_config::redact_userinfo(&root.url), "git fetch");
         let dir = self.mirror_dir(&root.url);
         let url = root.url.clone();
         let login = self.login_for(&url);
-        let refs = tokio::task::spawn_blocking(move || git::fetch(&dir, &url, login))
+        let (rt, ssh) = (tokio::runtime::Handle::current(), self.ssh.clone());
+        let refs = tokio::task::spawn_blocking(move || git::fetch(&dir, &url, login, &rt, &ssh))
             .await
             .map_err(|e| VcsError::Failed(format!("git task: {e}")))?
             .map_err(|e| VcsError::Failed(e.to_string()))?;
@@ -321,10 +337,16 @@ impl Direct {
         let imports = parse_meta_imports(&String::from_utf8_lossy(&page));
         let im = match_go_import(&imports, module)
             .map_err(|e| VcsError::NotFound(format!("{module}: {e} at {url}")))?;
+        let repo_url = check_repo_url(&im.url).map_err(|e| {
+            VcsError::NotFound(format!(
+                "{module}: {} (from {url})",
+                athens_config::redact_userinfo(&e)
+            ))
+        })?;
         let root = RepoRoot {
             root: im.prefix,
             vcs: im.vcs,
-            url: im.url,
+            url: repo_url,
             subdir: im.subdir,
         };
         self.roots
