@@ -69,6 +69,7 @@ impl Default for UpstreamConfig {
             vcs_cache_dir: String::new(),
             vcs_ssh_keys: Vec::new(),
             vcs_known_hosts: String::new(),
+            vcs_git_config: String::new(),
             network_mode: NetworkMode::Strict,
             timeout_seconds: 60,
             retries: 2,

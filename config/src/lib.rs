@@ -123,6 +123,13 @@ pub struct UpstreamConfig {
     /// server has, as `ssh-keyscan` prints them). Unknown or changed host keys are refused;
     /// there is no trust on first use. Empty: `~/.ssh/known_hosts`.
     pub vcs_known_hosts: String,
+    /// A git config file (git's syntax) applied to every repository fetched, as git applies
+    /// `GIT_CONFIG_GLOBAL`: `url.<base>.insteadOf`, `http.extraHeader` (also in URL-scoped
+    /// `[http "https://host/"]` sections, e.g. a bearer token per host), other `http.*` keys,
+    /// and `credential.helper = store --file=<path>` (the file is read by the proxy; other
+    /// helpers are not run). Read again at every fetch, so a changed file applies without a
+    /// restart. Extra CAs: `SSL_CERT_FILE`, not `http.sslCAInfo`. Empty: none.
+    pub vcs_git_config: String,
     /// `strict`, `fallback` or `offline`.
     pub network_mode: NetworkMode,
     /// Per-request timeout for upstream calls, in seconds (zips get this long per idle read).

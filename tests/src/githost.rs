@@ -29,6 +29,7 @@ pub struct GitHost {
     /// Requests answered (any route), for checks that nothing reached the host.
     pub requests: Arc<AtomicUsize>,
     repo_base: Arc<std::sync::Mutex<Option<String>>>,
+    bearer: Arc<std::sync::Mutex<Option<String>>>,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -38,6 +39,7 @@ struct State {
     project_root: PathBuf,
     requests: Arc<AtomicUsize>,
     repo_base: Arc<std::sync::Mutex<Option<String>>>,
+    bearer: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl GitHost {
@@ -63,7 +65,9 @@ impl GitHost {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let requests = Arc::new(AtomicUsize::new(0));
         let repo_base = Arc::new(std::sync::Mutex::new(None));
+        let bearer = Arc::new(std::sync::Mutex::new(None));
         let state = Arc::new(State {
+            bearer: bearer.clone(),
             host: host.clone(),
             project_root: project_root.to_path_buf(),
             requests: requests.clone(),
@@ -94,6 +98,7 @@ impl GitHost {
             ca_file,
             requests,
             repo_base,
+            bearer,
             task,
             _dir: dir,
         })
@@ -103,6 +108,12 @@ impl GitHost {
     /// of this host's smart HTTP URL.
     pub fn set_repo_base(&self, base: &str) {
         *self.repo_base.lock().unwrap() = Some(base.to_string());
+    }
+
+    /// From now on git requests (`/git/...`) need `Authorization: Bearer <token>` (as sent
+    /// by `http.extraHeader`) instead of basic auth; `?go-get=1` pages still take basic auth.
+    pub fn require_bearer_for_git(&self, token: &str) {
+        *self.bearer.lock().unwrap() = Some(token.to_string());
     }
 
     /// A `.netrc` granting access to this host.
@@ -152,6 +163,11 @@ async fn handle(state: &State, req: Request<hyper::body::Incoming>) -> Response<
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
     );
+    let bearer = state.bearer.lock().unwrap().clone();
+    let want = match bearer {
+        Some(token) if req.uri().path().starts_with("/git/") => format!("Bearer {token}"),
+        _ => want,
+    };
     let authorized = req
         .headers()
         .get("authorization")

@@ -71,6 +71,8 @@ impl App {
             vcs_cache_dir(&cfg.upstream.vcs_cache_dir),
             PrefixPatterns::new(&cfg.upstream.private),
             ssh_config(&cfg.upstream),
+            (!cfg.upstream.vcs_git_config.is_empty())
+                .then(|| cfg.upstream.vcs_git_config.clone().into()),
         );
         let sumdb = SumdbSpec::parse(&cfg.upstream.sumdb)?
             .map(|spec| SumdbClient::new(spec, entries, upstream.http().clone()));

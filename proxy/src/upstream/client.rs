@@ -84,6 +84,7 @@ impl Upstream {
         cache_dir: std::path::PathBuf,
         private: PrefixPatterns,
         ssh: crate::vcs::SshConfig,
+        git_config: Option<std::path::PathBuf>,
     ) -> Self {
         let logins = self
             .netrc
@@ -97,7 +98,7 @@ impl Upstream {
             })
             .collect();
         self.direct = Some(Arc::new(
-            Direct::new(cache_dir, self.http.clone(), logins).with_ssh(ssh),
+            Direct::new(cache_dir, self.http.clone(), logins).with_git(ssh, git_config),
         ));
         self.private = private;
         self

@@ -13,6 +13,7 @@
 mod coderepo;
 mod discover;
 mod git;
+mod gitconfig;
 mod gomod;
 mod modzip;
 mod ssh;
@@ -27,7 +28,7 @@ mod limits {
 pub use discover::{
     MetaImport, RepoRoot, check_repo_url, match_go_import, parse_meta_imports, static_root,
 };
-pub use git::Login;
+pub use git::{Credentials, Login};
 pub use ssh::SshConfig;
 
 use crate::module::{ModulePath, Version, unescape_path, unescape_version};
@@ -77,8 +78,8 @@ pub struct Direct {
     http: reqwest::Client,
     /// Credentials by host name (`.netrc` entries, first one per host wins).
     logins: Vec<(String, Login)>,
-    /// Keys and known_hosts for `ssh://` remotes.
-    ssh: Arc<SshConfig>,
+    /// What git fetches authenticate and configure themselves with.
+    creds: Arc<Credentials>,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     roots: Mutex<HashMap<String, (Instant, RepoRoot)>>,
     /// Fetch slots per git host.
@@ -96,17 +97,25 @@ impl Direct {
         Self {
             cache_dir,
             http,
+            creds: Arc::new(Credentials {
+                logins: logins.clone(),
+                ..Default::default()
+            }),
             logins,
-            ssh: Arc::default(),
             slots: Mutex::default(),
             roots: Mutex::default(),
             hosts: Mutex::default(),
         }
     }
 
-    /// Uses these SSH keys and known_hosts file for `ssh://` remotes.
-    pub fn with_ssh(mut self, ssh: SshConfig) -> Self {
-        self.ssh = Arc::new(ssh);
+    /// Uses these SSH keys and known_hosts file for `ssh://` remotes, and this git config
+    /// file (`insteadOf`, `http.*`, `credential.helper = store`) for every remote.
+    pub fn with_git(mut self, ssh: SshConfig, git_config: Option<PathBuf>) -> Self {
+        self.creds = Arc::new(Credentials {
+            logins: self.logins.clone(),
+            ssh,
+            git_config,
+        });
         self
     }
 
@@ -288,9 +297,8 @@ impl Direct {
         tracing::debug!(remote = %athens_config::redact_userinfo(&root.url), "git fetch");
         let dir = self.mirror_dir(&root.url);
         let url = root.url.clone();
-        let login = self.login_for(&url);
-        let (rt, ssh) = (tokio::runtime::Handle::current(), self.ssh.clone());
-        let refs = tokio::task::spawn_blocking(move || git::fetch(&dir, &url, login, &rt, &ssh))
+        let (rt, creds) = (tokio::runtime::Handle::current(), self.creds.clone());
+        let refs = tokio::task::spawn_blocking(move || git::fetch(&dir, &url, &creds, &rt))
             .await
             .map_err(|e| VcsError::Failed(format!("git task: {e}")))?
             .map_err(|e| VcsError::Failed(e.to_string()))?;
@@ -298,11 +306,6 @@ impl Direct {
         slot.refs = Some(refs.clone());
         slot.fetched_at = Some(started);
         Ok(refs)
-    }
-
-    fn login_for(&self, url: &str) -> Option<Login> {
-        let host = reqwest::Url::parse(url).ok()?.host_str()?.to_string();
-        self.login_for_host(&host)
     }
 
     /// The repository serving `module`: a known pattern, else the `go-import` tag at
