@@ -70,6 +70,8 @@ impl Default for UpstreamConfig {
             vcs_ssh_keys: Vec::new(),
             vcs_known_hosts: String::new(),
             vcs_git_config: String::new(),
+            vcs_tokens: Vec::new(),
+            vcs_cache_max_bytes: 0,
             network_mode: NetworkMode::Strict,
             timeout_seconds: 60,
             retries: 2,

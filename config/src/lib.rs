@@ -130,6 +130,16 @@ pub struct UpstreamConfig {
     /// helpers are not run). Read again at every fetch, so a changed file applies without a
     /// restart. Extra CAs: `SSL_CERT_FILE`, not `http.sslCAInfo`. Empty: none.
     pub vcs_git_config: String,
+    /// Access tokens per git host, sent as HTTPS basic auth (`username`, token as password)
+    /// for `go-import` discovery and git fetches, ahead of `.netrc` entries for the same host.
+    /// GitHub and GitLab accept a personal or project access token this way. Each entry:
+    /// `host`, `file` (holding the token, read at startup) and `username` (default
+    /// `x-access-token`), e.g. `[[upstream.vcs_tokens]]` tables in TOML.
+    pub vcs_tokens: Vec<VcsToken>,
+    /// Most bytes the git mirrors in `vcs_cache_dir` may take: after a fetch, the least
+    /// recently used mirrors not in use are removed until the rest fit (a removed mirror is
+    /// fetched again in full when next needed). 0: no limit.
+    pub vcs_cache_max_bytes: u64,
     /// `strict`, `fallback` or `offline`.
     pub network_mode: NetworkMode,
     /// Per-request timeout for upstream calls, in seconds (zips get this long per idle read).
@@ -152,6 +162,24 @@ pub struct UpstreamConfig {
     /// requests for that version meanwhile get the same error without fetching again (0
     /// disables).
     pub failed_fill_seconds: u64,
+}
+
+/// One git host's access token (`upstream.vcs_tokens`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VcsToken {
+    /// The host name, as in a module path or repository URL (`github.com`, `git.corp.example`).
+    pub host: String,
+    /// The basic-auth user name sent with the token. Default `x-access-token` (GitHub; GitLab
+    /// accepts any name with a personal access token, `oauth2` with an OAuth token).
+    #[serde(default = "default_token_user")]
+    pub username: String,
+    /// The file holding the token (surrounding whitespace ignored), read at startup.
+    pub file: String,
+}
+
+fn default_token_user() -> String {
+    "x-access-token".into()
 }
 
 /// Client connections: nothing from outside is trusted for time.

@@ -66,13 +66,19 @@ impl App {
             cfg.upstream.retries,
         )
         .map_err(anyhow::Error::msg)?
-        .with_netrc(read_netrc(&cfg.upstream.netrc_file)?)
+        .with_netrc(
+            read_tokens(&cfg.upstream.vcs_tokens)?
+                .into_iter()
+                .chain(read_netrc(&cfg.upstream.netrc_file)?)
+                .collect(),
+        )
         .with_direct(
             vcs_cache_dir(&cfg.upstream.vcs_cache_dir),
             PrefixPatterns::new(&cfg.upstream.private),
             ssh_config(&cfg.upstream),
             (!cfg.upstream.vcs_git_config.is_empty())
                 .then(|| cfg.upstream.vcs_git_config.clone().into()),
+            cfg.upstream.vcs_cache_max_bytes,
         );
         let sumdb = SumdbSpec::parse(&cfg.upstream.sumdb)?
             .map(|spec| SumdbClient::new(spec, entries, upstream.http().clone()));
@@ -292,6 +298,24 @@ fn read_netrc(configured: &str) -> anyhow::Result<Vec<NetrcLine>> {
         lines.extend(parse_netrc(&text));
     }
     Ok(lines)
+}
+
+/// Per-host tokens as `.netrc` lines (listed first, so they win over a `.netrc` entry).
+fn read_tokens(tokens: &[athens_config::VcsToken]) -> anyhow::Result<Vec<NetrcLine>> {
+    tokens
+        .iter()
+        .map(|t| {
+            // The error names the file, never its contents.
+            let text = std::fs::read_to_string(&t.file).map_err(|e| {
+                anyhow::anyhow!("reading the token file {} of {}: {e}", t.file, t.host)
+            })?;
+            Ok(NetrcLine {
+                machine: t.host.clone(),
+                login: t.username.clone(),
+                password: text.trim().to_string(),
+            })
+        })
+        .collect()
 }
 
 /// SSH keys and known_hosts: as configured, else the ones `ssh` would use from `~/.ssh`.

@@ -85,6 +85,7 @@ impl Upstream {
         private: PrefixPatterns,
         ssh: crate::vcs::SshConfig,
         git_config: Option<std::path::PathBuf>,
+        cache_max: u64,
     ) -> Self {
         let logins = self
             .netrc
@@ -98,7 +99,9 @@ impl Upstream {
             })
             .collect();
         self.direct = Some(Arc::new(
-            Direct::new(cache_dir, self.http.clone(), logins).with_git(ssh, git_config),
+            Direct::new(cache_dir, self.http.clone(), logins)
+                .with_git(ssh, git_config)
+                .with_cache_limit(cache_max),
         ));
         self.private = private;
         self

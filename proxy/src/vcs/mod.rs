@@ -10,6 +10,7 @@
 //! picking a pseudo-version's base tag, validating a requested pseudo-version's base, other
 //! VCS.
 
+mod cache;
 mod coderepo;
 mod discover;
 mod git;
@@ -80,6 +81,10 @@ pub struct Direct {
     logins: Vec<(String, Login)>,
     /// What git fetches authenticate and configure themselves with.
     creds: Arc<Credentials>,
+    /// Most bytes of mirrors kept (0: no limit).
+    cache_max: u64,
+    /// An eviction pass is running.
+    evicting: Arc<std::sync::atomic::AtomicBool>,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     roots: Mutex<HashMap<String, (Instant, RepoRoot)>>,
     /// Fetch slots per git host.
@@ -102,6 +107,8 @@ impl Direct {
                 ..Default::default()
             }),
             logins,
+            cache_max: 0,
+            evicting: Arc::default(),
             slots: Mutex::default(),
             roots: Mutex::default(),
             hosts: Mutex::default(),
@@ -116,6 +123,12 @@ impl Direct {
             ssh,
             git_config,
         });
+        self
+    }
+
+    /// Keeps the mirrors under `max` bytes, least recently used removed first (0: no limit).
+    pub fn with_cache_limit(mut self, max: u64) -> Self {
+        self.cache_max = max;
         self
     }
 
@@ -269,6 +282,12 @@ impl Direct {
             slots.entry(root.url.clone()).or_default().clone()
         };
         let mut slot = slot.lock().await;
+        let mirror = self.mirror_dir(&root.url);
+        cache::touch(&mirror);
+        // A mirror removed by the cache bound is fetched again, whatever was remembered.
+        if !mirror.exists() {
+            slot.refs = None;
+        }
         if let Some(refs) = &slot.refs {
             let fresh = slot.fetched_at.is_some_and(|t| t >= arrived);
             let has = want_tag.as_ref().is_some_and(|t| refs.tag(t).is_some());
@@ -305,6 +324,7 @@ impl Direct {
         let refs = Arc::new(refs);
         slot.refs = Some(refs.clone());
         slot.fetched_at = Some(started);
+        self.bound_cache(self.mirror_dir(&root.url));
         Ok(refs)
     }
 
@@ -362,6 +382,29 @@ impl Direct {
 
 impl Direct {
     /// The `.netrc` rule: the first entry for the host name, compared case-insensitively.
+    /// Starts an eviction pass in the background unless one is running (or there is no limit).
+    fn bound_cache(&self, keep: PathBuf) {
+        use std::sync::atomic::Ordering;
+        if self.cache_max == 0 || self.evicting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (dir, max, flag) = (
+            self.cache_dir.clone(),
+            self.cache_max,
+            self.evicting.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let n = cache::evict(&dir, max, &keep);
+            if n > 0 {
+                tracing::info!(
+                    removed = n,
+                    "git mirror cache over its limit: least recently used mirrors removed"
+                );
+            }
+            flag.store(false, Ordering::Release);
+        });
+    }
+
     fn login_for_host(&self, host: &str) -> Option<Login> {
         self.logins
             .iter()
