@@ -64,10 +64,9 @@ ENTRYPOINT ["/usr/local/bin/athens-operator"]
 CMD ["run"]
 
 # ---- proxy: `docker build --target proxy` ----
-# No git, no SSH client and no Go toolchain: private-module fetching (`direct`) is not implemented
-# yet and answers 404; every other path is native HTTP to an upstream proxy and the checksum
-# database. The design fetches git natively in Rust; if that lands by shelling out to ssh for
-# git+ssh remotes, a static ssh client goes here (and into tests/image/layout).
+# No git, no ssh program and no Go toolchain: private modules (`direct`) are fetched natively
+# in Rust (gitoxide for git; an in-process SSH client, russh, for ssh:// remotes, so nothing is
+# spawned); every other path is native HTTP to an upstream proxy and the checksum database.
 FROM runtime AS proxy
 COPY --from=build /out/athens-proxy /usr/local/bin/athens-proxy
 EXPOSE 3000

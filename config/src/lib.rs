@@ -113,6 +113,33 @@ pub struct UpstreamConfig {
     /// per repository, fetched incrementally). Empty: `athens-vcs` in the system's temporary
     /// directory.
     pub vcs_cache_dir: String,
+    /// SSH private keys (OpenSSH or PEM format, without a passphrase) for `ssh://` git
+    /// remotes, offered in order. Empty: whichever of `~/.ssh/id_ed25519`, `id_ecdsa` and
+    /// `id_rsa` exist. The proxy has its own SSH client: `ssh` programs, `~/.ssh/config` and
+    /// `GIT_SSH_COMMAND` are not used. The user name is the URL's, else `git`.
+    pub vcs_ssh_keys: Vec<String>,
+    /// The `known_hosts` file that must list every SSH git server's host key (OpenSSH format,
+    /// `[host]:port` for other ports than 22, hashed names allowed; list every key type the
+    /// server has, as `ssh-keyscan` prints them). Unknown or changed host keys are refused;
+    /// there is no trust on first use. Empty: `~/.ssh/known_hosts`.
+    pub vcs_known_hosts: String,
+    /// A git config file (git's syntax) applied to every repository fetched, as git applies
+    /// `GIT_CONFIG_GLOBAL`: `url.<base>.insteadOf`, `http.extraHeader` (also in URL-scoped
+    /// `[http "https://host/"]` sections, e.g. a bearer token per host), other `http.*` keys,
+    /// and `credential.helper = store --file=<path>` (the file is read by the proxy; other
+    /// helpers are not run). Read again at every fetch, so a changed file applies without a
+    /// restart. Extra CAs: `SSL_CERT_FILE`, not `http.sslCAInfo`. Empty: none.
+    pub vcs_git_config: String,
+    /// Access tokens per git host, sent as HTTPS basic auth (`username`, token as password)
+    /// for `go-import` discovery and git fetches, ahead of `.netrc` entries for the same host.
+    /// GitHub and GitLab accept a personal or project access token this way. Each entry:
+    /// `host`, `file` (holding the token, read at startup) and `username` (default
+    /// `x-access-token`), e.g. `[[upstream.vcs_tokens]]` tables in TOML.
+    pub vcs_tokens: Vec<VcsToken>,
+    /// Most bytes the git mirrors in `vcs_cache_dir` may take: after a fetch, the least
+    /// recently used mirrors not in use are removed until the rest fit (a removed mirror is
+    /// fetched again in full when next needed). 0: no limit.
+    pub vcs_cache_max_bytes: u64,
     /// `strict`, `fallback` or `offline`.
     pub network_mode: NetworkMode,
     /// Per-request timeout for upstream calls, in seconds (zips get this long per idle read).
@@ -135,6 +162,24 @@ pub struct UpstreamConfig {
     /// requests for that version meanwhile get the same error without fetching again (0
     /// disables).
     pub failed_fill_seconds: u64,
+}
+
+/// One git host's access token (`upstream.vcs_tokens`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VcsToken {
+    /// The host name, as in a module path or repository URL (`github.com`, `git.corp.example`).
+    pub host: String,
+    /// The basic-auth user name sent with the token. Default `x-access-token` (GitHub; GitLab
+    /// accepts any name with a personal access token, `oauth2` with an OAuth token).
+    #[serde(default = "default_token_user")]
+    pub username: String,
+    /// The file holding the token (surrounding whitespace ignored), read at startup.
+    pub file: String,
+}
+
+fn default_token_user() -> String {
+    "x-access-token".into()
 }
 
 /// Client connections: nothing from outside is trusted for time.

@@ -159,6 +159,8 @@ fn kind(def: &Value) -> String {
         return variants.join(" / ");
     }
     match def.get("type").and_then(Value::as_str) {
+        // An array of tables (`[[...]]` in TOML) refers to its item's definition.
+        Some("array") if def.pointer("/items/$ref").is_some() => "list of tables".into(),
         Some("array") => "list of strings".into(),
         Some("object") => "table of strings".into(),
         Some(t) => t.into(),

@@ -3,12 +3,14 @@
 //! basic auth on every request, `go-import` meta tags at `?go-get=1`, and the repositories
 //! served over smart HTTP by the real `git http-backend` (as CGI).
 
+use crate::gocmd::GoEnv;
 use crate::image::tls::TestCa;
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,6 +28,8 @@ pub struct GitHost {
     pub ca_file: PathBuf,
     /// Requests answered (any route), for checks that nothing reached the host.
     pub requests: Arc<AtomicUsize>,
+    repo_base: Arc<std::sync::Mutex<Option<String>>>,
+    bearer: Arc<std::sync::Mutex<Option<String>>>,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -34,6 +38,8 @@ struct State {
     host: String,
     project_root: PathBuf,
     requests: Arc<AtomicUsize>,
+    repo_base: Arc<std::sync::Mutex<Option<String>>>,
+    bearer: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl GitHost {
@@ -58,10 +64,14 @@ impl GitHost {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let requests = Arc::new(AtomicUsize::new(0));
+        let repo_base = Arc::new(std::sync::Mutex::new(None));
+        let bearer = Arc::new(std::sync::Mutex::new(None));
         let state = Arc::new(State {
+            bearer: bearer.clone(),
             host: host.clone(),
             project_root: project_root.to_path_buf(),
             requests: requests.clone(),
+            repo_base: repo_base.clone(),
         });
         let task = tokio::spawn(async move {
             loop {
@@ -87,9 +97,23 @@ impl GitHost {
             host,
             ca_file,
             requests,
+            repo_base,
+            bearer,
             task,
             _dir: dir,
         })
+    }
+
+    /// Makes `go-import` tags name `<base>/<first element>.git` (an `ssh://` URL, say) instead
+    /// of this host's smart HTTP URL.
+    pub fn set_repo_base(&self, base: &str) {
+        *self.repo_base.lock().unwrap() = Some(base.to_string());
+    }
+
+    /// From now on git requests (`/git/...`) need `Authorization: Bearer <token>` (as sent
+    /// by `http.extraHeader`) instead of basic auth; `?go-get=1` pages still take basic auth.
+    pub fn require_bearer_for_git(&self, token: &str) {
+        *self.bearer.lock().unwrap() = Some(token.to_string());
     }
 
     /// A `.netrc` granting access to this host.
@@ -139,6 +163,11 @@ async fn handle(state: &State, req: Request<hyper::body::Incoming>) -> Response<
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
     );
+    let bearer = state.bearer.lock().unwrap().clone();
+    let want = match bearer {
+        Some(token) if req.uri().path().starts_with("/git/") => format!("Bearer {token}"),
+        _ => want,
+    };
     let authorized = req
         .headers()
         .get("authorization")
@@ -154,9 +183,11 @@ async fn handle(state: &State, req: Request<hyper::body::Incoming>) -> Response<
     let query = req.uri().query().unwrap_or("").to_string();
     if query.contains("go-get=1") {
         let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        let base = state.repo_base.lock().unwrap().clone();
+        let base = base.unwrap_or_else(|| format!("https://{}/git", state.host));
         let html = format!(
             "<!DOCTYPE html><html><head><meta name=\"go-import\" content=\"{h}/{first} git \
-             https://{h}/git/{first}.git\"></head><body>go get {h}/{first}</body></html>\n",
+             {base}/{first}.git\"></head><body>go get {h}/{first}</body></html>\n",
             h = state.host
         );
         return Response::new(Full::new(Bytes::from(html)));
@@ -364,4 +395,155 @@ impl RepoBuilder {
         )?;
         Ok(())
     }
+}
+
+/// What `go mod download -json` reports that must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Download {
+    pub version: String,
+    pub sum: String,
+    pub go_mod_sum: String,
+    pub time: String,
+}
+
+pub fn downloads(go: &GoEnv, dir: &Path, mods: &[(String, String)]) -> BTreeMap<String, Download> {
+    let list: Vec<(&str, &str)> = mods.iter().map(|(p, v)| (p.as_str(), v.as_str())).collect();
+    let out = go.download(dir, &list);
+    let mut got = BTreeMap::new();
+    for v in serde_json::Deserializer::from_str(&out).into_iter::<serde_json::Value>() {
+        let v = v.expect("go mod download -json output");
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        assert!(s("Error").is_empty(), "{v}");
+        got.insert(
+            format!("{}@{}", s("Path"), s("Version")),
+            Download {
+                version: s("Version"),
+                sum: s("Sum"),
+                go_mod_sum: s("GoModSum"),
+                time: s("Time"),
+            },
+        );
+    }
+    // Queries that name a tagged commit resolve to a version also asked for by name, so there
+    // are fewer answers than requests; every request answered without error is checked above.
+    assert!(got.len() + 2 >= mods.len(), "{out}");
+    got
+}
+
+/// The `Time` of each version, as `go list -m -json` reports it from `.info`.
+pub fn times(
+    go: &GoEnv,
+    dir: &Path,
+    mods: &BTreeMap<String, Download>,
+) -> BTreeMap<String, String> {
+    mods.keys()
+        .map(|k| {
+            let out = go.run_ok(dir, &["list", "-m", "-json", k]);
+            let v: serde_json::Value = serde_json::from_str(&out).expect("go list -m -json");
+            (
+                k.clone(),
+                v["Time"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+pub fn versions(go: &GoEnv, dir: &Path, module: &str) -> String {
+    go.run_ok(dir, &["list", "-m", "-versions", module])
+}
+
+/// The repositories: every case of the module layout the go command distinguishes.
+pub fn make_repos(root: &Path, work: &Path, host: &str) -> anyhow::Result<()> {
+    // "lib": a root module with vendor/, a nested module, an upper-case file name, a LICENSE,
+    // a subdirectory module (tags `sub/vX`, LICENSE taken from the root), a v2 major-version
+    // subdirectory, and annotated and lightweight tags.
+    let mut lib = RepoBuilder::new(work.join("lib"))?;
+    lib.write(&[
+        ("go.mod", &format!("module {host}/lib\n\ngo 1.21\n")),
+        ("lib.go", "package lib\n\nconst V = 1\n"),
+        ("LICENSE", "Copyright (c) the lib authors\n"),
+        ("README.MD", "Upper-case names are kept.\n"),
+        ("vendor/modules.txt", "# vendored\n"),
+        ("vendor/corp.test/dep/dep.go", "package dep\n"),
+        ("pkg/vendor/vendor.go", "package vendor\n"),
+        ("nested/go.mod", &format!("module {host}/lib/nested\n")),
+        ("nested/n.go", "package nested\n"),
+        ("sub/go.mod", &format!("module {host}/lib/sub\n\ngo 1.24\n")),
+        ("sub/sub.go", "package sub\n"),
+        ("sub/vendor/modules.txt", "# dropped from Go 1.24 on\n"),
+    ])?;
+    lib.commit("v1.0.0")?;
+    lib.tag("v1.0.0")?;
+    lib.tag("sub/v0.1.0")?;
+    lib.write(&[("lib.go", "package lib\n\nconst V = 2\n")])?;
+    lib.commit("v1.1.0")?;
+    lib.annotated_tag("v1.1.0")?;
+    lib.tag("v1.2.0-rc.1")?;
+    lib.tag("not-a-version")?;
+    lib.write(&[
+        ("v2/go.mod", &format!("module {host}/lib/v2\n\ngo 1.22\n")),
+        ("v2/lib.go", "package lib\n\nconst V = 3\n"),
+    ])?;
+    lib.commit("v2 in a subdirectory")?;
+    lib.tag("v2.0.0")?;
+    lib.annotated_tag("sub/v0.2.0")?;
+    // A commit on main after the last tags: main resolves to a pseudo-version after the
+    // prerelease v1.2.0-rc.1 (v2.0.0 is not a v1 tag).
+    lib.write(&[("lib.go", "package lib\n\nconst V = 4\n")])?;
+    lib.commit("after the tags")?;
+    // A branch from v1.0.0: a pseudo-version after a release.
+    git(
+        &lib.work,
+        &["checkout", "-q", "-b", "feature", "v1.0.0"],
+        &[],
+    )?;
+    lib.write(&[("feature.go", "package lib\n")])?;
+    lib.commit("feature")?;
+    git(&lib.work, &["checkout", "-q", "main"], &[])?;
+    lib.publish(root, "lib")?;
+
+    // "legacy": no go.mod at all; v2+ tags become +incompatible versions.
+    let mut legacy = RepoBuilder::new(work.join("legacy"))?;
+    legacy.write(&[("legacy.go", "package legacy\n")])?;
+    legacy.commit("one")?;
+    legacy.tag("v1.0.0")?;
+    legacy.write(&[("legacy.go", "package legacy // two\n")])?;
+    legacy.commit("two")?;
+    legacy.tag("v2.0.0")?;
+    legacy.tag("v2.1.0")?;
+    legacy.write(&[("legacy.go", "package legacy // three\n")])?;
+    legacy.commit("three")?;
+    legacy.publish(root, "legacy")?;
+
+    // "fresh": no tags at all, so @latest is a v0.0.0 pseudo-version.
+    let mut fresh = RepoBuilder::new(work.join("fresh"))?;
+    fresh.write(&[
+        ("go.mod", &format!("module {host}/fresh\n")),
+        ("f.go", "package fresh\n"),
+    ])?;
+    fresh.commit("only")?;
+    fresh.publish(root, "fresh")?;
+    Ok(())
+}
+
+pub fn all_modules(host: &str) -> Vec<(String, String)> {
+    [
+        ("lib", "v1.0.0"),
+        ("lib", "v1.1.0"),
+        ("lib", "v1.2.0-rc.1"),
+        ("lib/sub", "v0.1.0"),
+        ("lib/sub", "v0.2.0"),
+        ("lib/v2", "v2.0.0"),
+        ("legacy", "v1.0.0"),
+        ("legacy", "v2.1.0+incompatible"),
+        // Queries: branches, HEAD of a repository without tags, commit hashes.
+        ("lib", "main"),
+        ("lib", "feature"),
+        ("lib/v2", "main"),
+        ("legacy", "main"),
+        ("fresh", "latest"),
+    ]
+    .iter()
+    .map(|(m, v)| (format!("{host}/{m}"), v.to_string()))
+    .collect()
 }

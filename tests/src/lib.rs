@@ -17,6 +17,7 @@ pub mod proxy;
 pub mod rawzip;
 pub mod reliability;
 pub mod rendered;
+pub mod sshhost;
 pub mod sumdb;
 pub mod upstream;
 pub mod wait;

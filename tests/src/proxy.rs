@@ -25,6 +25,21 @@ impl ProxyProcess {
     /// Starts the proxy with `args` (listening on a free loopback port unless `args` says
     /// otherwise) and waits for its `GOPROXY=` line.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_inner(args, env, Stdio::inherit())
+    }
+
+    /// [`Self::start`] with the proxy's log (stderr, at `debug` unless `RUST_LOG` is in `env`)
+    /// written to `log`, for tests that check what it logs.
+    pub fn start_logged(args: &[&str], env: &[(&str, &str)], log: &std::path::Path) -> Self {
+        let file = std::fs::File::create(log).expect("create the proxy log file");
+        let mut env = env.to_vec();
+        if !env.iter().any(|(k, _)| *k == "RUST_LOG") {
+            env.push(("RUST_LOG", "debug"));
+        }
+        Self::start_inner(args, &env, Stdio::from(file))
+    }
+
+    fn start_inner(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
         let mut cmd = Command::new(proxy_bin());
         if !args.iter().any(|a| *a == "--listen" || *a == "--config") {
             cmd.args(["--listen", "127.0.0.1:0"]);
@@ -32,7 +47,7 @@ impl ProxyProcess {
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .env_remove("ATHENS_CONFIG")
             // Quiet by default: test output is for the tests. ATHENS_TEST_PROXY_LOG=debug to see.
             .env(

@@ -436,6 +436,20 @@ async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> 
                        "ingress":{"host":"https://goproxy.example.com"}}}"#,
             "ingress.host is a host name",
         ),
+        (
+            "an SSH key without known_hosts",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"sshkh"},
+               "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off",
+                       "vcs":{"sshKey":{"secretName":"deploy"}}}}}"#,
+            "vcs.sshKey needs vcs.knownHosts",
+        ),
+        (
+            "a mirror cache limit that is not a size",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"cache"},
+               "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off",
+                       "vcs":{"cacheSizeLimit":"2GB"}}}}"#,
+            "cacheSizeLimit",
+        ),
     ];
     for (what, doc, message) in cases {
         let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(doc))?;

@@ -198,8 +198,8 @@ impl AthensProxySpec {
         if let Some(a) = &self.access {
             v.extend(a.secret_names());
         }
-        if let Some(n) = self.upstream.vcs.as_ref().and_then(|c| c.netrc.as_ref()) {
-            v.push(n.secret_name.as_str());
+        if let Some(vcs) = &self.upstream.vcs {
+            v.extend(vcs.secret_names());
         }
         v.sort_unstable();
         v.dedup();
@@ -317,7 +317,7 @@ pub struct UpstreamSpec {
     /// found the way the go command finds them: `go-import` meta tags or a `.git` path
     /// qualifier), never from the proxies in `goproxy` and never looked up in the checksum
     /// database, so their names never leave for a public host. Credentials for the git hosts
-    /// go in `vcs.netrc`; SSH is not supported yet.
+    /// go in `vcs` (a `.netrc`, tokens per host, SSH keys, a git config).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub private: Vec<String>,
 
@@ -351,17 +351,91 @@ pub struct UpstreamSpec {
     pub fill_lease_seconds: Option<u64>,
 }
 
-/// Credentials the proxy uses to fetch from git hosts.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+/// Credentials and settings the proxy uses to fetch from git hosts. Every Secret key is
+/// mounted read-only as a file (mode 0440, readable through the pod's fsGroup), never put in
+/// the environment; the pods roll when a referenced Secret changes, and a missing Secret or key
+/// makes the proxy `Degraded` before any pod is touched.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = Rule::new("!has(self.sshKey) || has(self.knownHosts)").message("vcs.sshKey needs vcs.knownHosts: SSH host keys are always checked").reason(Reason::FieldValueRequired))]
 #[serde(rename_all = "camelCase")]
 pub struct VcsSpec {
     /// A Secret key holding a `.netrc` file (`machine <host> login <user> password <token>`
     /// lines; for GitHub and GitLab the password is an access token with read access). The
     /// proxy sends these credentials to the matching hosts for `go-import` discovery and git
-    /// fetches. Mounted read-only as a file, never put in the environment; pods roll when the
-    /// Secret changes.
+    /// fetches. Default key `netrc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netrc: Option<SecretFileRef>,
+
+    /// Access tokens per git host, sent as HTTPS basic auth for `go-import` discovery and git
+    /// fetches (ahead of `netrc` entries for the same host). At most 16.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub tokens: Vec<VcsTokenRef>,
+
+    /// A Secret key holding an SSH private key (OpenSSH or PEM format, no passphrase) for
+    /// `ssh://` repositories, e.g. a deploy key. A Secret of type `kubernetes.io/ssh-auth`
+    /// fits: the default key is `ssh-privatekey`. The proxy has its own SSH client; the user
+    /// name is the repository URL's, else `git`. Needs `knownHosts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<SecretFileRef>,
+
+    /// A Secret key holding an OpenSSH `known_hosts` file that lists every SSH git server's
+    /// host key (`ssh-keyscan <host>` prints the lines; `[host]:port` for ports other than
+    /// 22). Unknown or changed host keys are refused. Default key `known_hosts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<SecretFileRef>,
+
+    /// A Secret key holding a git config file, applied as git applies a global config:
+    /// `url.<base>.insteadOf` (e.g. to send `https://` repository URLs to `ssh://` ones),
+    /// `http.extraHeader` (also per host in `[http "https://host/"]` sections, e.g. a bearer
+    /// token) and `credential.helper = store --file=<path>`. Re-read at every fetch. Default
+    /// key `gitconfig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_config: Option<SecretFileRef>,
+
+    /// Size limit of the git mirror cache, an emptyDir of each pod (`sizeLimit`). The proxy
+    /// keeps its mirrors under 80% of it, removing the least recently used. A number of bytes
+    /// with an optional `Ki`, `Mi`, `Gi` or `Ti` suffix. Default `2Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[1-9][0-9]*(Ki|Mi|Gi|Ti)?$"))]
+    pub cache_size_limit: Option<String>,
+}
+
+impl VcsSpec {
+    /// The Secrets referenced.
+    pub fn secret_names(&self) -> Vec<&str> {
+        let files = [
+            &self.netrc,
+            &self.ssh_key,
+            &self.known_hosts,
+            &self.git_config,
+        ];
+        files
+            .into_iter()
+            .flatten()
+            .map(|r| r.secret_name.as_str())
+            .chain(self.tokens.iter().map(|t| t.secret_name.as_str()))
+            .collect()
+    }
+}
+
+/// One git host's access token, from a Secret key.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct VcsTokenRef {
+    /// The git host (`github.com`, `gitlab.corp.example`), as in module paths.
+    #[schemars(length(min = 1))]
+    pub host: String,
+    /// The basic-auth user name sent with the token. Default `x-access-token` (GitHub; GitLab
+    /// takes any name with a personal access token, `oauth2` with an OAuth token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Name of the Secret in this namespace.
+    #[schemars(length(min = 1))]
+    pub secret_name: String,
+    /// Key holding the token. Default `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// A file taken from one key of a Secret in this namespace.
@@ -371,7 +445,7 @@ pub struct SecretFileRef {
     /// Name of the Secret in this namespace.
     #[schemars(length(min = 1))]
     pub secret_name: String,
-    /// Key holding the file. Default `netrc`.
+    /// Key holding the file. Default: the field's own (see the field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }

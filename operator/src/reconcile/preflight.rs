@@ -494,6 +494,7 @@ mod tests {
                     secret_name: "git".into(),
                     key: Some("corp-netrc".into()),
                 }),
+                ..Default::default()
             }),
             ..Default::default()
         };
@@ -502,6 +503,49 @@ mod tests {
         let err = check_secrets(&creds, &data).unwrap();
         assert_eq!(err.reason(), "SecretKeyNotFound");
         let data = Secrets::from([("git".to_string(), secret(&["corp-netrc"]))]);
+        assert_eq!(check_secrets(&creds, &data), None);
+    }
+
+    #[test]
+    fn an_ssh_key_or_token_secret_must_exist_with_its_key() {
+        let up = crate::crd::UpstreamSpec {
+            vcs: Some(crate::crd::VcsSpec {
+                ssh_key: Some(crate::crd::SecretFileRef {
+                    secret_name: "deploy".into(),
+                    key: None,
+                }),
+                known_hosts: Some(crate::crd::SecretFileRef {
+                    secret_name: "deploy".into(),
+                    key: None,
+                }),
+                tokens: vec![crate::crd::VcsTokenRef {
+                    host: "github.com".into(),
+                    secret_name: "gh".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let creds = vcs_credentials(&up);
+        let deploy = (
+            "deploy".to_string(),
+            secret(&["ssh-privatekey", "known_hosts"]),
+        );
+        let data = Secrets::from([deploy.clone()]);
+        assert_eq!(
+            check_secrets(&creds, &data).unwrap().reason(),
+            "SecretNotFound"
+        );
+        let data = Secrets::from([
+            ("deploy".to_string(), secret(&["ssh-privatekey"])),
+            ("gh".to_string(), secret(&["token"])),
+        ]);
+        assert_eq!(
+            check_secrets(&creds, &data).unwrap().reason(),
+            "SecretKeyNotFound"
+        );
+        let data = Secrets::from([deploy, ("gh".to_string(), secret(&["token"]))]);
         assert_eq!(check_secrets(&creds, &data), None);
     }
 

@@ -1,9 +1,11 @@
 //! The proxy configuration: `athens_config::Config`, the type the proxy itself parses.
 
-use super::secrets::NETRC_DEFAULT_KEY;
+use super::secrets::{
+    GIT_CONFIG_FILE, KNOWN_HOSTS_FILE, NETRC_DEFAULT_KEY, SSH_KEY_FILE, TOKEN_FILES,
+};
 use super::{
     CONFIG_DIR, CONTAINER_PORT, DOWNLOAD_KEY, FILTER_KEY, POLICY_REF_DIR, STORAGE_DIR,
-    VCS_SECRET_DIR,
+    VCS_CACHE_DIR, VCS_SECRET_DIR,
 };
 use crate::crd::{AthensProxySpec, NetworkModeSpec, StorageSpec};
 use athens_config::{Config, LogFormat, NetworkMode, StorageConfig};
@@ -36,6 +38,34 @@ pub fn policy_files(spec: &AthensProxySpec) -> BTreeMap<String, String> {
     files
 }
 
+/// Default size limit of the git mirror cache emptyDir.
+pub const DEFAULT_VCS_CACHE_LIMIT: &str = "2Gi";
+
+/// The git mirror cache's size limit, when the proxy fetches from version control at all
+/// (private patterns, `direct` in the list, or `vcs` settings).
+pub fn vcs_cache_limit(spec: &AthensProxySpec) -> Option<String> {
+    let up = &spec.upstream;
+    let direct = up.goproxy.split([',', '|']).any(|e| e.trim() == "direct");
+    if up.private.is_empty() && up.vcs.is_none() && !direct {
+        return None;
+    }
+    Some(
+        up.vcs
+            .as_ref()
+            .and_then(|v| v.cache_size_limit.clone())
+            .unwrap_or_else(|| DEFAULT_VCS_CACHE_LIMIT.into()),
+    )
+}
+
+/// Bytes of a quantity as the CRD allows it (`<n>` with an optional Ki/Mi/Gi/Ti suffix).
+pub fn quantity_bytes(q: &str) -> Option<u64> {
+    let (num, shift) = [("Ki", 10), ("Mi", 20), ("Gi", 30), ("Ti", 40)]
+        .iter()
+        .find_map(|(suffix, shift)| q.strip_suffix(suffix).map(|n| (n, *shift)))
+        .unwrap_or((q, 0));
+    num.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
 /// The configuration file the proxy pods read.
 ///
 /// `upstream.sumdb` is left empty when the spec does not set it: the proxy then resolves it
@@ -61,8 +91,38 @@ pub fn proxy_config(spec: &AthensProxySpec) -> Config {
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect();
-    if up.vcs.as_ref().is_some_and(|v| v.netrc.is_some()) {
-        c.upstream.netrc_file = format!("{VCS_SECRET_DIR}/{NETRC_DEFAULT_KEY}");
+    if let Some(vcs) = &up.vcs {
+        let file = |name: &str| format!("{VCS_SECRET_DIR}/{name}");
+        if vcs.netrc.is_some() {
+            c.upstream.netrc_file = file(NETRC_DEFAULT_KEY);
+        }
+        if vcs.ssh_key.is_some() {
+            c.upstream.vcs_ssh_keys = vec![file(SSH_KEY_FILE)];
+        }
+        if vcs.known_hosts.is_some() {
+            c.upstream.vcs_known_hosts = file(KNOWN_HOSTS_FILE);
+        }
+        if vcs.git_config.is_some() {
+            c.upstream.vcs_git_config = file(GIT_CONFIG_FILE);
+        }
+        c.upstream.vcs_tokens = vcs
+            .tokens
+            .iter()
+            .zip(TOKEN_FILES)
+            .map(|(t, name)| athens_config::VcsToken {
+                host: t.host.trim().to_string(),
+                username: t
+                    .username
+                    .clone()
+                    .unwrap_or_else(|| "x-access-token".into()),
+                file: file(name),
+            })
+            .collect();
+    }
+    if let Some(limit) = vcs_cache_limit(spec) {
+        c.upstream.vcs_cache_dir = VCS_CACHE_DIR.to_string();
+        // 80%: the proxy removes mirrors before the kubelet evicts the pod for the emptyDir.
+        c.upstream.vcs_cache_max_bytes = quantity_bytes(&limit).unwrap_or(0) / 5 * 4;
     }
     if let Some(m) = up.network_mode {
         c.upstream.network_mode = match m {

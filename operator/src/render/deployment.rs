@@ -4,8 +4,8 @@ use super::access::serves_tls;
 use super::secrets::{Credential, Delivery, GCS_DEFAULT_KEY, credentials, vcs_credentials};
 use super::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONTAINER_PORT, DEFAULT_IMAGE, DOWNLOAD_KEY,
-    FILTER_KEY, GCS_KEY_DIR, Meta, POLICY_REF_DIR, STORAGE_DIR, TMP_DIR, VCS_SECRET_DIR,
-    claim_name, config_map_name, pvc::access_modes, selector_labels,
+    FILTER_KEY, GCS_KEY_DIR, Meta, POLICY_REF_DIR, STORAGE_DIR, TMP_DIR, VCS_CACHE_DIR,
+    VCS_SECRET_DIR, claim_name, config_map_name, pvc::access_modes, selector_labels,
 };
 use crate::crd::AthensProxySpec;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
@@ -13,8 +13,10 @@ use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
     EnvVarSource, HTTPGetAction, KeyToPath, LocalObjectReference,
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    ProjectedVolumeSource, SeccompProfile, SecretKeySelector, SecretProjection, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount, VolumeProjection,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
@@ -300,11 +302,47 @@ fn volumes(meta: &Meta, spec: &AthensProxySpec) -> (Vec<Volume>, Vec<VolumeMount
     let (access_volumes, access_mounts) = super::access::access_volumes(spec);
     volumes.extend(access_volumes);
     mounts.extend(access_mounts);
-    for c in vcs_credentials(&spec.upstream) {
-        if let Delivery::File(file) = c.delivery {
-            volumes.push(secret_file_volume(&c, file, VCS_VOLUME));
-            mounts.push(mount(VCS_VOLUME, VCS_SECRET_DIR, true));
-        }
+    // Every git credential in one projected volume: one directory, each key a 0440 file.
+    let sources: Vec<VolumeProjection> = vcs_credentials(&spec.upstream)
+        .iter()
+        .filter_map(|c| match c.delivery {
+            Delivery::File(file) => Some(VolumeProjection {
+                secret: Some(SecretProjection {
+                    name: c.secret.clone(),
+                    items: Some(vec![KeyToPath {
+                        key: c.key.clone(),
+                        path: file.into(),
+                        mode: None,
+                    }]),
+                    optional: None,
+                }),
+                ..Default::default()
+            }),
+            Delivery::Env(_) => None,
+        })
+        .collect();
+    if !sources.is_empty() {
+        volumes.push(Volume {
+            name: VCS_VOLUME.into(),
+            projected: Some(ProjectedVolumeSource {
+                default_mode: Some(0o440),
+                sources: Some(sources),
+            }),
+            ..Default::default()
+        });
+        mounts.push(mount(VCS_VOLUME, VCS_SECRET_DIR, true));
+    }
+    // The git mirror cache: its own emptyDir with a size limit the proxy keeps under.
+    if let Some(limit) = super::config::vcs_cache_limit(spec) {
+        volumes.push(Volume {
+            name: VCS_CACHE_VOLUME.into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity(limit)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(mount(VCS_CACHE_VOLUME, VCS_CACHE_DIR, false));
     }
     (volumes, mounts)
 }
@@ -312,8 +350,12 @@ fn volumes(meta: &Meta, spec: &AthensProxySpec) -> (Vec<Volume>, Vec<VolumeMount
 /// The one credentials file volume (the GCS key), mounted at [`GCS_KEY_DIR`].
 const CREDENTIALS_VOLUME: &str = "gcs-credentials";
 
-/// The git credentials volume (the `.netrc`), mounted at [`VCS_SECRET_DIR`].
+/// The git credentials volume (`.netrc`, tokens, SSH key, known_hosts, git config), mounted
+/// at [`VCS_SECRET_DIR`].
 const VCS_VOLUME: &str = "vcs-credentials";
+
+/// The git mirror cache volume, mounted at [`VCS_CACHE_DIR`].
+const VCS_CACHE_VOLUME: &str = "vcs-cache";
 
 /// One Secret key as a read-only file, readable by the pod's group (fsGroup) only.
 fn secret_file_volume(c: &Credential, file: &str, volume: &str) -> Volume {
@@ -478,24 +520,13 @@ mod tests {
                 secret_name: "git".into(),
                 key: None,
             }),
+            ..Default::default()
         });
         let d = desired(&p, &Secrets::new(), &crate::render::Settings::default())
             .unwrap()
             .deployment;
-        let v = pod(&d)
-            .volumes
-            .as_ref()
-            .unwrap()
-            .iter()
-            .find(|v| v.name == "vcs-credentials")
-            .unwrap();
-        let secret = v.secret.as_ref().unwrap();
-        assert_eq!(secret.secret_name.as_deref(), Some("git"));
-        let items = secret.items.as_ref().unwrap();
-        assert_eq!(
-            (items[0].key.as_str(), items[0].path.as_str()),
-            ("netrc", "netrc")
-        );
+        let files = vcs_files(&d);
+        assert_eq!(files, [("git", "netrc", "netrc")]);
         let c = &pod(&d).containers[0];
         let m = c
             .volume_mounts
@@ -511,6 +542,148 @@ mod tests {
         let cfg = crate::render::proxy_config(&p.spec);
         assert_eq!(cfg.upstream.netrc_file, "/var/run/secrets/athens/vcs/netrc");
         assert_eq!(p.spec.secret_names(), ["git"]);
+    }
+
+    /// (Secret, key, file) of each source of the projected git credentials volume, which
+    /// must be 0440.
+    fn vcs_files(d: &Deployment) -> Vec<(&str, &str, &str)> {
+        let v = pod(d)
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "vcs-credentials")
+            .unwrap();
+        let projected = v.projected.as_ref().unwrap();
+        assert_eq!(projected.default_mode, Some(0o440));
+        projected
+            .sources
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let sec = s.secret.as_ref().unwrap();
+                let item = &sec.items.as_ref().unwrap()[0];
+                (sec.name.as_str(), item.key.as_str(), item.path.as_str())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ssh_key_known_hosts_git_config_and_tokens_are_files_in_one_read_only_volume() {
+        let mut p = proxy(fs());
+        let file = |s: &str, k: Option<&str>| {
+            Some(crate::crd::SecretFileRef {
+                secret_name: s.into(),
+                key: k.map(Into::into),
+            })
+        };
+        p.spec.upstream.private = vec!["git.corp.test".into()];
+        p.spec.upstream.vcs = Some(crate::crd::VcsSpec {
+            ssh_key: file("deploy-key", None),
+            known_hosts: file("deploy-key", Some("hosts")),
+            git_config: file("gitcfg", None),
+            tokens: vec![
+                crate::crd::VcsTokenRef {
+                    host: "github.com".into(),
+                    username: None,
+                    secret_name: "gh".into(),
+                    key: None,
+                },
+                crate::crd::VcsTokenRef {
+                    host: "gitlab.corp.test".into(),
+                    username: Some("oauth2".into()),
+                    secret_name: "gl".into(),
+                    key: Some("pat".into()),
+                },
+            ],
+            cache_size_limit: Some("500Mi".into()),
+            ..Default::default()
+        });
+        let d = desired(&p, &Secrets::new(), &crate::render::Settings::default())
+            .unwrap()
+            .deployment;
+        assert_eq!(
+            vcs_files(&d),
+            [
+                ("deploy-key", "ssh-privatekey", "ssh-key"),
+                ("deploy-key", "hosts", "known_hosts"),
+                ("gitcfg", "gitconfig", "gitconfig"),
+                ("gh", "token", "token-0"),
+                ("gl", "pat", "token-1"),
+            ]
+        );
+        let env = pod(&d).containers[0].env.as_ref().unwrap();
+        assert!(env.iter().all(|e| e.value_from.is_none()), "{env:?}");
+        let cfg = crate::render::proxy_config(&p.spec);
+        let dir = "/var/run/secrets/athens/vcs";
+        assert_eq!(cfg.upstream.vcs_ssh_keys, [format!("{dir}/ssh-key")]);
+        assert_eq!(cfg.upstream.vcs_known_hosts, format!("{dir}/known_hosts"));
+        assert_eq!(cfg.upstream.vcs_git_config, format!("{dir}/gitconfig"));
+        let tokens: Vec<_> = cfg
+            .upstream
+            .vcs_tokens
+            .iter()
+            .map(|t| (t.host.as_str(), t.username.as_str(), t.file.as_str()))
+            .collect();
+        assert_eq!(
+            tokens,
+            [
+                (
+                    "github.com",
+                    "x-access-token",
+                    "/var/run/secrets/athens/vcs/token-0"
+                ),
+                (
+                    "gitlab.corp.test",
+                    "oauth2",
+                    "/var/run/secrets/athens/vcs/token-1"
+                ),
+            ]
+        );
+        assert_eq!(p.spec.secret_names(), ["deploy-key", "gh", "gitcfg", "gl"]);
+        // The mirror cache: its own emptyDir with the size limit, 80% of it for the proxy.
+        let cache = pod(&d)
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "vcs-cache")
+            .unwrap();
+        assert_eq!(
+            cache.empty_dir.as_ref().unwrap().size_limit,
+            Some(Quantity("500Mi".into()))
+        );
+        assert_eq!(cfg.upstream.vcs_cache_dir, "/var/cache/athens/vcs");
+        assert_eq!(cfg.upstream.vcs_cache_max_bytes, 500 * 1024 * 1024 / 5 * 4);
+        let m = pod(&d).containers[0]
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.name == "vcs-cache")
+            .unwrap();
+        assert_eq!(m.mount_path, "/var/cache/athens/vcs");
+    }
+
+    #[test]
+    fn no_mirror_cache_without_version_control() {
+        let p = proxy(fs());
+        let d = desired(&p, &Secrets::new(), &crate::render::Settings::default())
+            .unwrap()
+            .deployment;
+        let vols = pod(&d).volumes.as_ref().unwrap();
+        assert!(
+            vols.iter()
+                .all(|v| v.name != "vcs-cache" && v.name != "vcs-credentials")
+        );
+        let mut p = proxy(fs());
+        p.spec.upstream.goproxy = "https://proxy.corp.test|direct".into();
+        let cfg = crate::render::proxy_config(&p.spec);
+        assert_eq!(
+            cfg.upstream.vcs_cache_max_bytes,
+            2 * 1024 * 1024 * 1024 / 5 * 4
+        );
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub const GCS_KEY_DIR: &str = "/var/run/secrets/athens/gcs";
 pub const TMP_DIR: &str = "/tmp";
 /// Where the git `.netrc` Secret key is mounted (as the file `netrc`).
 pub const VCS_SECRET_DIR: &str = "/var/run/secrets/athens/vcs";
+/// Where the git mirror cache emptyDir is mounted.
+pub const VCS_CACHE_DIR: &str = "/var/cache/athens/vcs";
 /// Pod-template annotation holding the hash of the configuration and referenced Secrets.
 pub const CONFIG_HASH_ANNOTATION: &str = "athens.dev/config-hash";
 /// Value of `app.kubernetes.io/name` on everything the operator creates.

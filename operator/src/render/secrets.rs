@@ -14,6 +14,20 @@ pub const GCS_DEFAULT_KEY: &str = "service-account.json";
 pub const MONGODB_USERNAME: &str = "MONGODB_USERNAME";
 pub const MONGODB_PASSWORD: &str = "MONGODB_PASSWORD";
 pub const NETRC_DEFAULT_KEY: &str = "netrc";
+/// The key `kubernetes.io/ssh-auth` Secrets hold their private key under.
+pub const SSH_KEY_DEFAULT_KEY: &str = "ssh-privatekey";
+pub const KNOWN_HOSTS_DEFAULT_KEY: &str = "known_hosts";
+pub const GIT_CONFIG_DEFAULT_KEY: &str = "gitconfig";
+pub const TOKEN_DEFAULT_KEY: &str = "token";
+/// File names in the git credentials directory.
+pub const SSH_KEY_FILE: &str = "ssh-key";
+pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
+pub const GIT_CONFIG_FILE: &str = "gitconfig";
+/// One file per host token, by position (the CRD allows at most 16).
+pub const TOKEN_FILES: [&str; 16] = [
+    "token-0", "token-1", "token-2", "token-3", "token-4", "token-5", "token-6", "token-7",
+    "token-8", "token-9", "token-10", "token-11", "token-12", "token-13", "token-14", "token-15",
+];
 
 /// One existing referenced Secret as the operator sees it: which version it is (for the
 /// pod-template hash) and which keys it has (for the preflight check). Values are not kept.
@@ -127,21 +141,35 @@ pub fn credentials(storage: &StorageSpec) -> Vec<Credential> {
     v
 }
 
-/// The git credentials of `upstream`: the `.netrc` file, if any.
+/// The git credentials of `upstream`, each a file in the git credentials directory: the
+/// `.netrc`, the SSH key and known_hosts, the git config, then the host tokens in order.
 pub fn vcs_credentials(upstream: &UpstreamSpec) -> Vec<Credential> {
-    let netrc = upstream.vcs.as_ref().and_then(|v| v.netrc.as_ref());
-    netrc
-        .map(|n| {
-            credential(
-                &n.secret_name,
-                &n.key,
-                NETRC_DEFAULT_KEY,
-                Delivery::File(NETRC_DEFAULT_KEY),
-                false,
-            )
-        })
+    let Some(vcs) = upstream.vcs.as_ref() else {
+        return Vec::new();
+    };
+    let files = [
+        (&vcs.netrc, NETRC_DEFAULT_KEY, NETRC_DEFAULT_KEY),
+        (&vcs.ssh_key, SSH_KEY_DEFAULT_KEY, SSH_KEY_FILE),
+        (&vcs.known_hosts, KNOWN_HOSTS_DEFAULT_KEY, KNOWN_HOSTS_FILE),
+        (&vcs.git_config, GIT_CONFIG_DEFAULT_KEY, GIT_CONFIG_FILE),
+    ];
+    let mut v: Vec<Credential> = files
         .into_iter()
-        .collect()
+        .filter_map(|(r, key, file)| {
+            r.as_ref()
+                .map(|r| credential(&r.secret_name, &r.key, key, Delivery::File(file), false))
+        })
+        .collect();
+    v.extend(vcs.tokens.iter().zip(TOKEN_FILES).map(|(t, file)| {
+        credential(
+            &t.secret_name,
+            &t.key,
+            TOKEN_DEFAULT_KEY,
+            Delivery::File(file),
+            false,
+        )
+    }));
+    v
 }
 
 #[cfg(test)]

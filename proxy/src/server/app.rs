@@ -66,10 +66,19 @@ impl App {
             cfg.upstream.retries,
         )
         .map_err(anyhow::Error::msg)?
-        .with_netrc(read_netrc(&cfg.upstream.netrc_file)?)
+        .with_netrc(
+            read_tokens(&cfg.upstream.vcs_tokens)?
+                .into_iter()
+                .chain(read_netrc(&cfg.upstream.netrc_file)?)
+                .collect(),
+        )
         .with_direct(
             vcs_cache_dir(&cfg.upstream.vcs_cache_dir),
             PrefixPatterns::new(&cfg.upstream.private),
+            ssh_config(&cfg.upstream),
+            (!cfg.upstream.vcs_git_config.is_empty())
+                .then(|| cfg.upstream.vcs_git_config.clone().into()),
+            cfg.upstream.vcs_cache_max_bytes,
         );
         let sumdb = SumdbSpec::parse(&cfg.upstream.sumdb)?
             .map(|spec| SumdbClient::new(spec, entries, upstream.http().clone()));
@@ -289,6 +298,43 @@ fn read_netrc(configured: &str) -> anyhow::Result<Vec<NetrcLine>> {
         lines.extend(parse_netrc(&text));
     }
     Ok(lines)
+}
+
+/// Per-host tokens as `.netrc` lines (listed first, so they win over a `.netrc` entry).
+fn read_tokens(tokens: &[athens_config::VcsToken]) -> anyhow::Result<Vec<NetrcLine>> {
+    tokens
+        .iter()
+        .map(|t| {
+            // The error names the file, never its contents.
+            let text = std::fs::read_to_string(&t.file).map_err(|e| {
+                anyhow::anyhow!("reading the token file {} of {}: {e}", t.file, t.host)
+            })?;
+            Ok(NetrcLine {
+                machine: t.host.clone(),
+                login: t.username.clone(),
+                password: text.trim().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// SSH keys and known_hosts: as configured, else the ones `ssh` would use from `~/.ssh`.
+fn ssh_config(cfg: &athens_config::UpstreamConfig) -> crate::vcs::SshConfig {
+    let dot_ssh = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".ssh"));
+    let keys = if cfg.vcs_ssh_keys.is_empty() {
+        dot_ssh
+            .iter()
+            .flat_map(|d| ["id_ed25519", "id_ecdsa", "id_rsa"].map(|n| d.join(n)))
+            .filter(|p| p.is_file())
+            .collect()
+    } else {
+        cfg.vcs_ssh_keys.iter().map(Into::into).collect()
+    };
+    let known_hosts = match cfg.vcs_known_hosts.as_str() {
+        "" => dot_ssh.map(|d| d.join("known_hosts")),
+        p => Some(p.into()),
+    };
+    crate::vcs::SshConfig { keys, known_hosts }
 }
 
 /// The mirror cache: the configured directory, else `athens-vcs` in the temporary directory.

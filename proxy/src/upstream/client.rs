@@ -79,7 +79,14 @@ impl Upstream {
 
     /// Serves `direct` entries and `private` modules from version control, with mirrors in
     /// `cache_dir`. Call after [`Self::with_netrc`]: the same credentials are used.
-    pub fn with_direct(mut self, cache_dir: std::path::PathBuf, private: PrefixPatterns) -> Self {
+    pub fn with_direct(
+        mut self,
+        cache_dir: std::path::PathBuf,
+        private: PrefixPatterns,
+        ssh: crate::vcs::SshConfig,
+        git_config: Option<std::path::PathBuf>,
+        cache_max: u64,
+    ) -> Self {
         let logins = self
             .netrc
             .iter()
@@ -91,7 +98,11 @@ impl Upstream {
                 (l.machine.clone(), login)
             })
             .collect();
-        self.direct = Some(Arc::new(Direct::new(cache_dir, self.http.clone(), logins)));
+        self.direct = Some(Arc::new(
+            Direct::new(cache_dir, self.http.clone(), logins)
+                .with_git(ssh, git_config)
+                .with_cache_limit(cache_max),
+        ));
         self.private = private;
         self
     }

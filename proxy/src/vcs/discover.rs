@@ -58,6 +58,28 @@ fn host_ok(h: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
 }
 
+/// The repository URL of a `go-import` tag, checked as the go command checks it: HTTPS or
+/// SSH only (`git+ssh://` is taken as `ssh://`). Plain `http://` and `git://` (which the go
+/// command allows only under GOINSECURE) and local schemes such as `file://` (which would let
+/// a page read the proxy's own disk) are refused.
+pub fn check_repo_url(url: &str) -> Result<String, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("repository URL {url:?} has no scheme"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or("");
+    if host.is_empty() || host.starts_with('-') {
+        return Err(format!("repository URL {url:?} has no host"));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" | "ssh" => Ok(url.to_string()),
+        "git+ssh" => Ok(format!("ssh://{rest}")),
+        other => Err(format!(
+            "repository URL scheme {other}:// is not allowed (https and ssh are)"
+        )),
+    }
+}
+
 /// One `<meta name="go-import" content="prefix vcs url [subdir]">`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetaImport {
@@ -156,6 +178,27 @@ pub fn match_go_import(imports: &[MetaImport], path: &str) -> Result<MetaImport,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repo_urls_https_and_ssh_only() {
+        let ok = |u: &str| check_repo_url(u).unwrap();
+        assert_eq!(ok("https://h.test/r.git"), "https://h.test/r.git");
+        assert_eq!(
+            ok("ssh://git@h.test:2222/r.git"),
+            "ssh://git@h.test:2222/r.git"
+        );
+        assert_eq!(ok("git+ssh://git@h.test/r"), "ssh://git@h.test/r");
+        for bad in [
+            "file:///etc/repo",
+            "http://h.test/r",
+            "git://h.test/r",
+            "ext::sh -c x",
+            "ssh://-oProxyCommand=x/r",
+            "https:///r",
+        ] {
+            assert!(check_repo_url(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn static_roots() {

@@ -2,6 +2,7 @@
 //! and reads of trees and blobs from it. Everything here blocks: call it on `spawn_blocking`.
 
 use super::modzip::{Kind, TreeFile};
+use super::ssh::SshConfig;
 use gix::ObjectId;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -46,16 +47,71 @@ impl std::fmt::Debug for Login {
     }
 }
 
+/// Everything a fetch authenticates and configures itself with.
+#[derive(Debug, Default)]
+pub struct Credentials {
+    /// `.netrc` logins by host name (the first entry for a host wins).
+    pub logins: Vec<(String, Login)>,
+    pub ssh: SshConfig,
+    /// A git config file applied to every mirror (see gitconfig.rs).
+    pub git_config: Option<std::path::PathBuf>,
+}
+
+impl Credentials {
+    /// The login for a URL git asks credentials for: `.netrc` by host, else the first
+    /// `credential.helper = store` file with an entry for it.
+    fn login_for(&self, url: &str, store_files: &[std::path::PathBuf]) -> Option<Login> {
+        let host = reqwest::Url::parse(url).ok()?.host_str()?.to_string();
+        if let Some((_, l)) = self
+            .logins
+            .iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case(&host))
+        {
+            return Some(l.clone());
+        }
+        store_files.iter().find_map(|f| {
+            let text = std::fs::read_to_string(f).ok()?;
+            super::gitconfig::store_login(&text, url)
+        })
+    }
+}
+
 /// Fetches branches and tags of `url` into the bare mirror at `dir` (made when missing) and
 /// returns the remote's tags and default branch, as `git ls-remote` would list them.
-pub fn fetch(dir: &Path, url: &str, login: Option<Login>) -> Result<Refs, GitError> {
-    let repo = match gix::open(dir) {
+/// `ssh://` remotes (also after `insteadOf` rewriting) go through the native SSH client,
+/// which blocks on `rt`.
+pub fn fetch(
+    dir: &Path,
+    url: &str,
+    creds: &Credentials,
+    rt: &tokio::runtime::Handle,
+) -> Result<Refs, GitError> {
+    let mut repo = match gix::open(dir) {
         Ok(r) => r,
         Err(_) => {
             std::fs::create_dir_all(dir).map_err(|e| failed("creating mirror", e))?;
             gix::init_bare(dir).map_err(|e| failed("creating mirror", e))?
         }
     };
+    let mut store_files = Vec::new();
+    if let Some(path) = &creds.git_config {
+        let config = super::gitconfig::read(path)?;
+        store_files = super::gitconfig::store_files(&config);
+        // `http.<url>` sections match the URL after `insteadOf` rewriting, as in git: find
+        // that URL with the rewrites alone first.
+        let mut probe = repo.clone();
+        apply_config(&mut probe, super::gitconfig::scoped_for(&config, "")?)?;
+        let rewritten = probe
+            .remote_at(url)
+            .ok()
+            .and_then(|r| r.url(gix::remote::Direction::Fetch).map(|u| u.to_bstring()))
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| url.to_string());
+        apply_config(
+            &mut repo,
+            super::gitconfig::scoped_for(&config, &rewritten)?,
+        )?;
+    }
     let remote = repo
         .remote_at(url)
         .map_err(|e| failed(url, e))?
@@ -64,22 +120,31 @@ pub fn fetch(dir: &Path, url: &str, login: Option<Login>) -> Result<Refs, GitErr
             gix::remote::Direction::Fetch,
         )
         .map_err(|e| failed(url, e))?;
-    let conn = remote
-        .connect(gix::remote::Direction::Fetch)
-        .map_err(|e| failed(url, e))?
-        .with_credentials(move |action| match action {
-            gix::credentials::helper::Action::Get(ctx) => {
-                Ok(login.clone().map(|l| gix::credentials::protocol::Outcome {
-                    identity: gix::sec::identity::Account {
-                        username: l.user,
-                        password: l.password,
-                        oauth_refresh_token: None,
-                    },
-                    next: ctx.into(),
-                }))
-            }
-            _ => Ok(None),
-        });
+    let ssh_url = remote
+        .url(gix::remote::Direction::Fetch)
+        .filter(|u| u.scheme == gix::url::Scheme::Ssh)
+        .cloned();
+    let conn = match ssh_url {
+        Some(u) => remote.to_connection_with_transport(super::ssh::connect(rt, &creds.ssh, &u)?),
+        None => remote
+            .connect(gix::remote::Direction::Fetch)
+            .map_err(|e| failed(url, e))?,
+    };
+    let conn = conn.with_credentials(move |action| match action {
+        gix::credentials::helper::Action::Get(ctx) => {
+            let asked = ctx.url.as_ref().map(|u| u.to_string()).unwrap_or_default();
+            let login = creds.login_for(&asked, &store_files);
+            Ok(login.map(|l| gix::credentials::protocol::Outcome {
+                identity: gix::sec::identity::Account {
+                    username: l.user,
+                    password: l.password,
+                    oauth_refresh_token: None,
+                },
+                next: ctx.into(),
+            }))
+        }
+        _ => Ok(None),
+    });
     // The remote's HEAD (its default branch) is listed too: `@latest` of an untagged
     // repository resolves it. The ref-prefix filter would leave it out otherwise.
     let head = gix::refspec::parse("HEAD".into(), gix::refspec::parse::Operation::Fetch)
@@ -118,6 +183,16 @@ pub fn fetch(dir: &Path, url: &str, login: Option<Login>) -> Result<Refs, GitErr
     }
     refs.tags.sort();
     Ok(refs)
+}
+
+/// Adds `config` to the in-memory configuration of `repo` (nothing is written to disk).
+fn apply_config(repo: &mut gix::Repository, config: gix::config::File) -> Result<(), GitError> {
+    let mut snap = repo.config_snapshot_mut();
+    snap.append(config)
+        .map_err(|e| failed("applying git config", e))?;
+    snap.commit()
+        .map_err(|e| failed("applying git config", e))?;
+    Ok(())
 }
 
 fn peel_to_commit(repo: &gix::Repository, id: ObjectId) -> Option<ObjectId> {

@@ -5,15 +5,19 @@
 //! Done: repository discovery (known hosts, `.git` qualifiers, `go-import` meta tags over
 //! HTTPS), tagged versions (root, subdirectory and major-version modules, `+incompatible`),
 //! zips by x/mod/zip's rules, queries (branches, tags, commit hashes) and `@latest` resolved
-//! to canonical versions and pseudo-versions, `.netrc` credentials. Not yet: retractions when
+//! to canonical versions and pseudo-versions, `.netrc` credentials, `ssh://` remotes through
+//! an in-process SSH client (ssh.rs: keys and known_hosts). Not yet: retractions when
 //! picking a pseudo-version's base tag, validating a requested pseudo-version's base, other
-//! VCS, SSH.
+//! VCS.
 
+mod cache;
 mod coderepo;
 mod discover;
 mod git;
+mod gitconfig;
 mod gomod;
 mod modzip;
+mod ssh;
 
 /// golang.org/x/mod/zip's limits (verify/ checks the same numbers again before storing).
 mod limits {
@@ -22,8 +26,11 @@ mod limits {
     pub const MAX_LICENSE: u64 = 16 << 20;
 }
 
-pub use discover::{MetaImport, RepoRoot, match_go_import, parse_meta_imports, static_root};
-pub use git::Login;
+pub use discover::{
+    MetaImport, RepoRoot, check_repo_url, match_go_import, parse_meta_imports, static_root,
+};
+pub use git::{Credentials, Login};
+pub use ssh::SshConfig;
 
 use crate::module::{ModulePath, Version, unescape_path, unescape_version};
 use bytes::Bytes;
@@ -72,6 +79,12 @@ pub struct Direct {
     http: reqwest::Client,
     /// Credentials by host name (`.netrc` entries, first one per host wins).
     logins: Vec<(String, Login)>,
+    /// What git fetches authenticate and configure themselves with.
+    creds: Arc<Credentials>,
+    /// Most bytes of mirrors kept (0: no limit).
+    cache_max: u64,
+    /// An eviction pass is running.
+    evicting: Arc<std::sync::atomic::AtomicBool>,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     roots: Mutex<HashMap<String, (Instant, RepoRoot)>>,
     /// Fetch slots per git host.
@@ -89,11 +102,34 @@ impl Direct {
         Self {
             cache_dir,
             http,
+            creds: Arc::new(Credentials {
+                logins: logins.clone(),
+                ..Default::default()
+            }),
             logins,
+            cache_max: 0,
+            evicting: Arc::default(),
             slots: Mutex::default(),
             roots: Mutex::default(),
             hosts: Mutex::default(),
         }
+    }
+
+    /// Uses these SSH keys and known_hosts file for `ssh://` remotes, and this git config
+    /// file (`insteadOf`, `http.*`, `credential.helper = store`) for every remote.
+    pub fn with_git(mut self, ssh: SshConfig, git_config: Option<PathBuf>) -> Self {
+        self.creds = Arc::new(Credentials {
+            logins: self.logins.clone(),
+            ssh,
+            git_config,
+        });
+        self
+    }
+
+    /// Keeps the mirrors under `max` bytes, least recently used removed first (0: no limit).
+    pub fn with_cache_limit(mut self, max: u64) -> Self {
+        self.cache_max = max;
+        self
     }
 
     /// Answers a protocol path (`<escaped module>/@v/<file>` or `<escaped module>/@latest`).
@@ -246,6 +282,12 @@ impl Direct {
             slots.entry(root.url.clone()).or_default().clone()
         };
         let mut slot = slot.lock().await;
+        let mirror = self.mirror_dir(&root.url);
+        cache::touch(&mirror);
+        // A mirror removed by the cache bound is fetched again, whatever was remembered.
+        if !mirror.exists() {
+            slot.refs = None;
+        }
         if let Some(refs) = &slot.refs {
             let fresh = slot.fetched_at.is_some_and(|t| t >= arrived);
             let has = want_tag.as_ref().is_some_and(|t| refs.tag(t).is_some());
@@ -255,9 +297,9 @@ impl Direct {
         }
         // At most a few fetches per host at once: a build asking for many repositories of one
         // host at the same time does not open a connection per repository.
-        let host = reqwest::Url::parse(&root.url)
+        let host = gix::Url::from_bytes(root.url.as_str().into())
             .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
+            .and_then(|u| u.host().map(str::to_string))
             .unwrap_or_default();
         let permits = self
             .hosts
@@ -271,22 +313,19 @@ impl Direct {
             .await
             .map_err(|e| VcsError::Failed(format!("fetch limit: {e}")))?;
         let started = Instant::now();
+        tracing::debug!(remote = %athens_config::redact_userinfo(&root.url), "git fetch");
         let dir = self.mirror_dir(&root.url);
         let url = root.url.clone();
-        let login = self.login_for(&url);
-        let refs = tokio::task::spawn_blocking(move || git::fetch(&dir, &url, login))
+        let (rt, creds) = (tokio::runtime::Handle::current(), self.creds.clone());
+        let refs = tokio::task::spawn_blocking(move || git::fetch(&dir, &url, &creds, &rt))
             .await
             .map_err(|e| VcsError::Failed(format!("git task: {e}")))?
             .map_err(|e| VcsError::Failed(e.to_string()))?;
         let refs = Arc::new(refs);
         slot.refs = Some(refs.clone());
         slot.fetched_at = Some(started);
+        self.bound_cache(self.mirror_dir(&root.url));
         Ok(refs)
-    }
-
-    fn login_for(&self, url: &str) -> Option<Login> {
-        let host = reqwest::Url::parse(url).ok()?.host_str()?.to_string();
-        self.login_for_host(&host)
     }
 
     /// The repository serving `module`: a known pattern, else the `go-import` tag at
@@ -321,10 +360,16 @@ impl Direct {
         let imports = parse_meta_imports(&String::from_utf8_lossy(&page));
         let im = match_go_import(&imports, module)
             .map_err(|e| VcsError::NotFound(format!("{module}: {e} at {url}")))?;
+        let repo_url = check_repo_url(&im.url).map_err(|e| {
+            VcsError::NotFound(format!(
+                "{module}: {} (from {url})",
+                athens_config::redact_userinfo(&e)
+            ))
+        })?;
         let root = RepoRoot {
             root: im.prefix,
             vcs: im.vcs,
-            url: im.url,
+            url: repo_url,
             subdir: im.subdir,
         };
         self.roots
@@ -337,6 +382,29 @@ impl Direct {
 
 impl Direct {
     /// The `.netrc` rule: the first entry for the host name, compared case-insensitively.
+    /// Starts an eviction pass in the background unless one is running (or there is no limit).
+    fn bound_cache(&self, keep: PathBuf) {
+        use std::sync::atomic::Ordering;
+        if self.cache_max == 0 || self.evicting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (dir, max, flag) = (
+            self.cache_dir.clone(),
+            self.cache_max,
+            self.evicting.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let n = cache::evict(&dir, max, &keep);
+            if n > 0 {
+                tracing::info!(
+                    removed = n,
+                    "git mirror cache over its limit: least recently used mirrors removed"
+                );
+            }
+            flag.store(false, Ordering::Release);
+        });
+    }
+
     fn login_for_host(&self, host: &str) -> Option<Login> {
         self.logins
             .iter()
