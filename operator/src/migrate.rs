@@ -74,8 +74,14 @@ const UNMAPPED: &[(&str, &str)] = &[
     ("netrc", "no upstream credentials field in AthensProxy yet"),
     ("gitconfig", "no git configuration in AthensProxy yet"),
     ("sshGitServers", "no SSH git credentials in AthensProxy yet"),
-    ("jaeger", "tracing is not implemented yet"),
-    ("tracing", "tracing is not implemented yet"),
+    (
+        "jaeger",
+        "the proxy exports OpenTelemetry traces over OTLP/HTTP only (observability.otlp_endpoint; an OpenTelemetry Collector can forward to Jaeger), and AthensProxy has no field for it yet",
+    ),
+    (
+        "tracing",
+        "the proxy exports OpenTelemetry traces over OTLP/HTTP only (observability.otlp_endpoint), and AthensProxy has no field for it yet",
+    ),
     ("initContainerImage", "no init containers"),
     ("initContainerSecurityContext", "no init containers"),
     ("initContainerResources", "no init containers"),

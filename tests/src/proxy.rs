@@ -25,6 +25,12 @@ impl ProxyProcess {
     /// Starts the proxy with `args` (listening on a free loopback port unless `args` says
     /// otherwise) and waits for its `GOPROXY=` line.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_with_stderr(args, env, Stdio::inherit())
+    }
+
+    /// [`ProxyProcess::start`] with the proxy's log (stderr) going to `stderr`, for tests that
+    /// read it.
+    pub fn start_with_stderr(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
         let mut cmd = Command::new(proxy_bin());
         if !args.iter().any(|a| *a == "--listen" || *a == "--config") {
             cmd.args(["--listen", "127.0.0.1:0"]);
@@ -32,8 +38,11 @@ impl ProxyProcess {
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .env_remove("ATHENS_CONFIG")
+            // Traces only where a test asks for them (the machine's own collector is not ours).
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             // Quiet by default: test output is for the tests. ATHENS_TEST_PROXY_LOG=debug to see.
             .env(
                 "RUST_LOG",
