@@ -92,7 +92,7 @@ const UNMAPPED: &[(&str, &str)] = &[
     ),
     (
         "metrics",
-        "no ServiceMonitor from AthensProxy yet: scrape the pods' /metrics",
+        "not mapped: set spec.monitoring (a ServiceMonitor or PodMonitor), and spec.access.metricsPort to scrape without credentials",
     ),
     (
         "serviceAccount",
