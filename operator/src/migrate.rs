@@ -76,11 +76,11 @@ const UNMAPPED: &[(&str, &str)] = &[
     ("sshGitServers", "no SSH git credentials in AthensProxy yet"),
     (
         "jaeger",
-        "the proxy exports OpenTelemetry traces over OTLP/HTTP only (observability.otlp_endpoint; an OpenTelemetry Collector can forward to Jaeger), and AthensProxy has no field for it yet",
+        "not mapped: the proxy exports OpenTelemetry traces over OTLP/HTTP only; set spec.tracing.otlpEndpoint to an OpenTelemetry Collector (which can forward to Jaeger)",
     ),
     (
         "tracing",
-        "the proxy exports OpenTelemetry traces over OTLP/HTTP only (observability.otlp_endpoint), and AthensProxy has no field for it yet",
+        "not mapped: the proxy exports OpenTelemetry traces over OTLP/HTTP only; set spec.tracing.otlpEndpoint",
     ),
     ("initContainerImage", "no init containers"),
     ("initContainerSecurityContext", "no init containers"),

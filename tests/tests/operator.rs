@@ -443,6 +443,13 @@ async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> 
                        "access":{"metricsPort":3000}}}"#,
             "3000 is the proxy's own port",
         ),
+        (
+            "a tracing endpoint without a scheme",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"otlp"},
+               "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"},
+                       "tracing":{"otlpEndpoint":"otel-collector:4318"}}}"#,
+            "tracing.otlpEndpoint must be an http:// or https:// URL",
+        ),
     ];
     for (what, doc, message) in cases {
         let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(doc))?;

@@ -268,6 +268,7 @@ pub(crate) mod testing {
                 },
                 service: Default::default(),
                 log: None,
+                tracing: None,
                 filter: None,
                 download_modes: None,
                 access: None,
