@@ -341,7 +341,10 @@ async fn catalog_bench_100k() {
 /// What one MinIO listing page costs, by how it is resumed: a start-after offset (what
 /// `/catalog` and `/index` do today, so any replica can answer any page) against MinIO's own
 /// continuation token (one listing followed page by page). Seeds `ATHENS_PROBE_VERSIONS`
-/// (default 20,000) versions. Run: `cargo test -p athens-e2e --test catalog minio_listing_probe
+/// (default 20,000) versions. Measured here (debug build): 100,000 keys in one folder, 100 pages
+/// of 1,000 in 9.7 s by start-after (slowest 0.16 s) and 5.1 s by token; 20,000 nested versions
+/// (60,000 keys) in 5.8 s and 7.1 s. So a start-after page alone does not cost the bucket's size.
+/// Run: `cargo test -p athens-e2e --test catalog minio_listing_probe
 /// -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "a measurement, not a test: prints numbers"]
