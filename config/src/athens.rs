@@ -218,11 +218,17 @@ const NOT_CONVERTED: &[(&str, &str)] = &[
         "put `machine github.com login x-access-token password <token>` in upstream.netrc_file",
     ),
     ("HGRCPath", "Mercurial is not supported"),
-    ("TraceExporter", "tracing export is not implemented yet"),
-    ("TraceExporterURL", "tracing export is not implemented yet"),
+    (
+        "TraceExporter",
+        "traces go over OTLP/HTTP only: set observability.otlp_endpoint to an OpenTelemetry Collector (which can forward to Jaeger, Datadog or Cloud Trace)",
+    ),
+    (
+        "TraceExporterURL",
+        "not an OTLP endpoint: set observability.otlp_endpoint to an OpenTelemetry Collector",
+    ),
     (
         "TraceSamplingFraction",
-        "tracing export is not implemented yet",
+        "set OTEL_TRACES_SAMPLER=parentbased_traceidratio and OTEL_TRACES_SAMPLER_ARG=<fraction> in the proxy's environment",
     ),
     (
         "FilterFile",

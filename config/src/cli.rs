@@ -56,6 +56,10 @@ pub struct Cli {
     /// text or json.
     #[arg(long, env = "ATHENS_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// OTLP/HTTP base URL for traces (e.g. http://otel-collector:4318); overrides
+    /// OTEL_EXPORTER_OTLP_ENDPOINT. Unset: no traces.
+    #[arg(long, env = "ATHENS_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -135,6 +139,9 @@ impl Cli {
         if let Some(v) = self.log_format {
             cfg.log.format = v;
         }
+        if let Some(v) = &self.otlp_endpoint {
+            cfg.observability.otlp_endpoint = v.clone();
+        }
     }
 }
 
@@ -187,6 +194,27 @@ mod tests {
         cfg.storage.options.insert("region".into(), "x".into());
         let back = Config::from_toml(&cfg.to_toml(), "t").unwrap();
         assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn traces_are_off_unless_an_endpoint_is_named() {
+        let none = |_: &str| None;
+        let cfg = Config::default();
+        assert_eq!(cfg.observability.traces_endpoint(none), None);
+        let env = |k: &str| (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://c:4318".into());
+        assert_eq!(cfg.observability.traces_endpoint(env), Some(String::new()));
+        let blank = |_: &str| Some(" ".to_string());
+        assert_eq!(cfg.observability.traces_endpoint(blank), None);
+        let cli =
+            Cli::try_parse_from(["athens-proxy", "--otlp-endpoint", "http://col:4318/"]).unwrap();
+        let cfg = cli.resolve().unwrap();
+        assert_eq!(
+            cfg.observability.traces_endpoint(env).as_deref(),
+            Some("http://col:4318/v1/traces")
+        );
+        let mut bad = Config::default();
+        bad.observability.otlp_endpoint = "col:4318".into();
+        assert!(bad.validate().is_err());
     }
 
     #[test]

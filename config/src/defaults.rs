@@ -30,6 +30,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             log: LogConfig::default(),
             access: Default::default(),
+            observability: Default::default(),
             policy: PolicyConfig::default(),
         }
     }

@@ -40,6 +40,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Client credentials and the metrics address.
     pub access: AccessConfig,
+    /// Traces (OpenTelemetry over OTLP).
+    pub observability: ObservabilityConfig,
     /// Athens filter file and download modes: which modules are served, and what a miss does.
     pub policy: PolicyConfig,
 }
@@ -218,6 +220,37 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// OpenTelemetry traces. Off unless an endpoint is configured here or in the standard
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` environment variables;
+/// off, nothing is recorded or sent. On, every request is a span (a client's W3C `traceparent`
+/// is its parent), a fill adds child spans (lease, each upstream fetch, the checksum database
+/// lookup, verification, commit), and every log line inside a request carries its `trace_id`.
+/// The standard `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_HEADERS`,
+/// `OTEL_TRACES_SAMPLER[_ARG]` and `OTEL_BSP_*` variables are honoured.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObservabilityConfig {
+    /// Base URL of an OTLP/HTTP receiver (protobuf), e.g. `http://otel-collector:4318`; spans
+    /// go to `<url>/v1/traces`. gRPC (port 4317) is not supported. Takes precedence over
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub otlp_endpoint: String,
+}
+
+impl ObservabilityConfig {
+    /// Where spans go: the configured base URL (with `/v1/traces`), else `Some("")` when the
+    /// standard environment variables name one (the exporter reads them itself), else `None`:
+    /// tracing is off. `env` is the process environment, passed in to keep this pure.
+    pub fn traces_endpoint(&self, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+        let base = self.otlp_endpoint.trim();
+        if !base.is_empty() {
+            return Some(format!("{}/v1/traces", base.trim_end_matches('/')));
+        }
+        let set = |k: &str| env(k).is_some_and(|v| !v.trim().is_empty());
+        (set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || set("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            .then(String::new)
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -299,6 +332,7 @@ impl Config {
         c.storage.url = redact_userinfo(&c.storage.url);
         c.upstream.goproxy = redact_userinfo(&c.upstream.goproxy);
         c.upstream.sumdb = redact_userinfo(&c.upstream.sumdb);
+        c.observability.otlp_endpoint = redact_userinfo(&c.observability.otlp_endpoint);
         c
     }
 
@@ -354,6 +388,13 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "access.tls_cert_file",
                 reason: "set both tls_cert_file and tls_key_file, or neither".into(),
+            });
+        }
+        let otlp = self.observability.otlp_endpoint.trim();
+        if !(otlp.is_empty() || otlp.starts_with("http://") || otlp.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                field: "observability.otlp_endpoint",
+                reason: format!("{otlp:?} is not an http:// or https:// URL"),
             });
         }
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {

@@ -18,6 +18,7 @@ pub const FLAGS: &[(&str, &str)] = &[
     ("upstream.negative_cache_seconds", "negative-cache-seconds"),
     ("upstream.failed_fill_seconds", "failed-fill-seconds"),
     ("log.format", "log-format"),
+    ("observability.otlp_endpoint", "otlp-endpoint"),
     ("policy.filter_file", "filter-file"),
     ("policy.global_endpoint", "global-endpoint"),
     ("policy.download_mode", "download-mode"),

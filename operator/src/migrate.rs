@@ -74,8 +74,14 @@ const UNMAPPED: &[(&str, &str)] = &[
     ("netrc", "no upstream credentials field in AthensProxy yet"),
     ("gitconfig", "no git configuration in AthensProxy yet"),
     ("sshGitServers", "no SSH git credentials in AthensProxy yet"),
-    ("jaeger", "tracing is not implemented yet"),
-    ("tracing", "tracing is not implemented yet"),
+    (
+        "jaeger",
+        "not mapped: the proxy exports OpenTelemetry traces over OTLP/HTTP only; set spec.tracing.otlpEndpoint to an OpenTelemetry Collector (which can forward to Jaeger)",
+    ),
+    (
+        "tracing",
+        "not mapped: the proxy exports OpenTelemetry traces over OTLP/HTTP only; set spec.tracing.otlpEndpoint",
+    ),
     ("initContainerImage", "no init containers"),
     ("initContainerSecurityContext", "no init containers"),
     ("initContainerResources", "no init containers"),
@@ -86,7 +92,7 @@ const UNMAPPED: &[(&str, &str)] = &[
     ),
     (
         "metrics",
-        "no ServiceMonitor from AthensProxy yet: scrape the pods' /metrics",
+        "not mapped: set spec.monitoring (a ServiceMonitor or PodMonitor), and spec.access.metricsPort to scrape without credentials",
     ),
     (
         "serviceAccount",

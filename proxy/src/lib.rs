@@ -9,6 +9,7 @@ pub mod module;
 pub mod policy;
 pub mod server;
 pub mod storage;
+pub mod telemetry;
 pub mod upstream;
 pub mod vcs;
 pub mod verify;

@@ -1,6 +1,10 @@
 use athens_proxy::config::{Cli, LogFormat, resolve_from_go_env};
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -62,16 +66,39 @@ async fn main() -> anyhow::Result<()> {
         println!("reindex: wrote {written} missing /index rows");
         return Ok(());
     }
-    let filter = EnvFilter::try_from_default_env()
+    let traces = athens_proxy::telemetry::start(&cfg.observability)?;
+    init_logs(&cfg, traces.as_ref());
+    let served = athens_proxy::server::serve(&cfg).await;
+    if let Some(t) = traces {
+        // The batch exporter blocks while it sends what is left.
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+    }
+    served
+}
+
+/// Log lines to stderr (stdout carries only the GOPROXY= line), and spans to the trace
+/// exporter when there is one. The log level filters log lines only: the proxy's own spans
+/// always reach the exporter, and always frame log lines, so even at `warn` a line inside a
+/// request names its request id and trace id.
+fn init_logs(cfg: &athens_proxy::config::Config, traces: Option<&athens_proxy::telemetry::Traces>) {
+    let level = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    // Logs go to stderr: stdout carries only the GOPROXY= line.
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cfg.log.format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Text => logs.init(),
-    }
-    athens_proxy::server::serve(&cfg).await
+    let own_spans = filter_fn(|m| m.is_span() && m.target().starts_with("athens_proxy"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match cfg.log.format {
+        LogFormat::Json => fmt.json().with_filter(level.or(own_spans)).boxed(),
+        LogFormat::Text => fmt.with_filter(level.or(own_spans)).boxed(),
+    };
+    // To the exporter: the proxy's spans, and its warnings and errors as span events.
+    let exported = filter_fn(|m| {
+        m.target().starts_with("athens_proxy")
+            && if m.is_span() {
+                *m.level() <= Level::INFO
+            } else {
+                *m.level() <= Level::WARN
+            }
+    });
+    let otel = traces.map(|t| t.layer().with_filter(exported));
+    tracing_subscriber::registry().with(fmt).with(otel).init();
 }

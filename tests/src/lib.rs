@@ -12,6 +12,7 @@ pub mod gohelper;
 pub mod image;
 pub mod minio;
 pub mod modzip;
+pub mod otelcol;
 pub mod peer;
 pub mod proxy;
 pub mod rawzip;

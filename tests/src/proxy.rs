@@ -25,7 +25,7 @@ impl ProxyProcess {
     /// Starts the proxy with `args` (listening on a free loopback port unless `args` says
     /// otherwise) and waits for its `GOPROXY=` line.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::start_inner(args, env, Stdio::inherit())
+        Self::start_with_stderr(args, env, Stdio::inherit())
     }
 
     /// [`Self::start`] with the proxy's log (stderr, at `debug` unless `RUST_LOG` is in `env`)
@@ -36,10 +36,11 @@ impl ProxyProcess {
         if !env.iter().any(|(k, _)| *k == "RUST_LOG") {
             env.push(("RUST_LOG", "debug"));
         }
-        Self::start_inner(args, &env, Stdio::from(file))
+        Self::start_with_stderr(args, &env, Stdio::from(file))
     }
 
-    fn start_inner(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
+    /// [`Self::start`] with the proxy's log (stderr) going to `stderr`.
+    pub fn start_with_stderr(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
         let mut cmd = Command::new(proxy_bin());
         if !args.iter().any(|a| *a == "--listen" || *a == "--config") {
             cmd.args(["--listen", "127.0.0.1:0"]);
@@ -49,6 +50,9 @@ impl ProxyProcess {
             .stdout(Stdio::piped())
             .stderr(stderr)
             .env_remove("ATHENS_CONFIG")
+            // Traces only where a test asks for them (the machine's own collector is not ours).
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             // Quiet by default: test output is for the tests. ATHENS_TEST_PROXY_LOG=debug to see.
             .env(
                 "RUST_LOG",

@@ -180,3 +180,115 @@ async fn no_credentials_configured_serves_everyone() {
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.headers().get("www-authenticate").is_none());
 }
+
+/// A client trusting only `ca` that makes a full TLS handshake per request: a new connection
+/// each time, and no session resumption (a resumed session shows no certificate at all; the
+/// proxy, like any TLS server, lets a client resume a session made under the old certificate).
+fn fresh_connections(ca: &TestCa) -> reqwest::Client {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&ca.ca_pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.resumption = rustls::client::Resumption::disabled();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+/// Writes `text` to `path` the way Kubernetes updates a mounted Secret: all at once.
+fn replace(path: &str, text: &[u8]) {
+    let tmp = format!("{path}.new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_reaches_new_connections_without_a_restart() {
+    // A zip larger than the loopback socket buffers, so its download is really in flight.
+    let m = athens_e2e::world::graph(1, 24 << 20).remove(0);
+    let world = World::new(vec![m.clone()]).await;
+    let old = TestCa::new(&["127.0.0.1"]).expect("openssl makes a test CA");
+    let new = TestCa::new(&["127.0.0.1"]).expect("openssl makes a test CA");
+    let files = Files {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let cert = files.write("tls.crt", std::str::from_utf8(&old.cert_pem).unwrap());
+    let key = files.write("tls.key", std::str::from_utf8(&old.key_pem).unwrap());
+    let storage = tempfile::tempdir().unwrap();
+    let access =
+        format!("[access]\nreload_seconds = 1\ntls_cert_file = {cert:?}\ntls_key_file = {key:?}\n");
+    let proxy = world.proxy(&StorageSpec::file(storage.path()), &access);
+    let base = proxy.url().to_string();
+    let zip_url = format!("{base}/{}/@v/{}.zip", m.escaped_path(), m.version);
+    let want = world.zip(&m);
+    let (trusts_old, trusts_new) = (fresh_connections(&old), fresh_connections(&new));
+
+    // Stored first, so the in-flight download streams from the bucket.
+    let body = trusts_old.get(&zip_url).send().await.unwrap();
+    assert_eq!(body.status(), 200);
+    assert_eq!(body.bytes().await.unwrap(), want);
+    assert!(
+        trusts_new
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+
+    // A download under the old certificate, started and left half-read.
+    let mut in_flight = http(&old).get(&zip_url).send().await.unwrap();
+    assert_eq!(in_flight.status(), 200);
+    let mut got = in_flight.chunk().await.unwrap().unwrap().to_vec();
+    assert!(got.len() < want.len());
+
+    replace(&key, &new.key_pem);
+    replace(&cert, &new.cert_pem);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match trusts_new.get(format!("{base}/healthz")).send().await {
+            Ok(r) if r.status() == 200 => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "new connections still get the old certificate: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        trusts_old
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "a new connection was given the old certificate after the reload"
+    );
+
+    // The download that started before the reload finishes, byte for byte.
+    while let Some(chunk) = in_flight.chunk().await.unwrap() {
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the in-flight download changed");
+
+    // A broken replacement is refused and the renewed certificate stays in force.
+    replace(
+        &cert,
+        b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = trusts_new.get(format!("{base}/healthz")).send().await;
+    assert_eq!(
+        r.expect("still serving the renewed certificate").status(),
+        200
+    );
+}

@@ -450,6 +450,20 @@ async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> 
                        "vcs":{"cacheSizeLimit":"2GB"}}}}"#,
             "cacheSizeLimit",
         ),
+        (
+            "the metrics port on the proxy's own port",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"metrics"},
+               "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"},
+                       "access":{"metricsPort":3000}}}"#,
+            "3000 is the proxy's own port",
+        ),
+        (
+            "a tracing endpoint without a scheme",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"otlp"},
+               "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"},
+                       "tracing":{"otlpEndpoint":"otel-collector:4318"}}}"#,
+            "tracing.otlpEndpoint must be an http:// or https:// URL",
+        ),
     ];
     for (what, doc, message) in cases {
         let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(doc))?;
@@ -638,6 +652,55 @@ async fn monitor_only_where_the_prometheus_crds_are_served() -> Result<()> {
         "{sm:?}"
     );
     assert_eq!(sm.data["spec"]["endpoints"][0]["interval"], "15s");
+    assert_eq!(sm.data["spec"]["endpoints"][0]["port"], "http");
+
+    // A metrics port of its own: the pods and the Service get a `metrics` port, the proxy
+    // configuration listens there, and the monitor scrapes it.
+    proxies
+        .patch(
+            "gomods",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"access": {"metricsPort": 9090}}})),
+        )
+        .await?;
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), ns.name());
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), ns.name());
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), ns.name());
+    poll(TIMEOUT, "the monitor on the metrics port", || async {
+        let sm = sms.get("gomods").await?;
+        let svc = services.get("gomods").await?;
+        let service_port = svc
+            .spec
+            .and_then(|s| s.ports)
+            .into_iter()
+            .flatten()
+            .any(|p| p.name.as_deref() == Some("metrics") && p.port == 9090);
+        let pod = deployments
+            .get("gomods")
+            .await?
+            .spec
+            .and_then(|s| s.template.spec);
+        let container_port = pod
+            .into_iter()
+            .flat_map(|p| p.containers)
+            .flat_map(|c| c.ports.unwrap_or_default())
+            .any(|p| p.name.as_deref() == Some("metrics") && p.container_port == 9090);
+        let configured = config_maps
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .flat_map(|c| c.data.iter().flatten())
+            .any(|(_, v)| v.contains("metrics_listen = \"0.0.0.0:9090\""));
+        Ok(sm.data["spec"]["endpoints"][0]["port"] == "metrics"
+            && service_port
+            && container_port
+            && configured)
+    })
+    .await?;
 
     proxies
         .patch(

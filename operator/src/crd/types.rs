@@ -141,6 +141,11 @@ pub struct AthensProxySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<LogSpec>,
 
+    /// OpenTelemetry traces: a span per request and per fill step, sent over OTLP/HTTP; log
+    /// lines inside a request then carry its `trace_id`. Off when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingSpec>,
+
     /// Which modules and versions the proxy serves, in the rule syntax of an Athens filter
     /// file. Changes reach running pods without a restart (the proxy re-reads the file).
     /// Example:
@@ -476,6 +481,18 @@ pub struct ServiceSpec {
     /// Annotations on the Service (for load balancer settings, for example).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// Where the proxy sends traces.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TracingSpec {
+    /// Base URL of an OTLP/HTTP receiver (protobuf), usually an OpenTelemetry Collector, such
+    /// as `http://otel-collector.monitoring:4318`; spans go to `<url>/v1/traces`. gRPC is not
+    /// supported.
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')").message("tracing.otlpEndpoint must be an http:// or https:// URL"))]
+    pub otlp_endpoint: String,
 }
 
 /// Proxy log output.

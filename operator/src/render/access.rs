@@ -63,6 +63,11 @@ pub fn serves_tls(spec: &AthensProxySpec) -> bool {
         .is_some_and(|a| a.tls_secret_name.is_some())
 }
 
+/// The container port serving `/metrics` without credentials (`spec.access.metricsPort`).
+pub fn metrics_port(spec: &AthensProxySpec) -> Option<i32> {
+    spec.access.as_ref().and_then(|a| a.metrics_port)
+}
+
 /// The Secret keys the pods need (for the preflight check): all required.
 pub fn access_credentials(spec: &AthensProxySpec) -> Vec<Credential> {
     let Some(access) = &spec.access else {
@@ -123,6 +128,9 @@ pub fn access_volumes(spec: &AthensProxySpec) -> (Vec<Volume>, Vec<VolumeMount>)
 /// Points the proxy configuration at the mounted files.
 pub fn apply_access(cfg: &mut Config, spec: &AthensProxySpec) {
     let Some(access) = &spec.access else { return };
+    if let Some(port) = access.metrics_port {
+        cfg.access.metrics_listen = format!("0.0.0.0:{port}");
+    }
     for m in refs(access) {
         for (_, file) in &m.items {
             let path = format!("{}/{file}", m.dir());
@@ -159,6 +167,7 @@ mod tests {
                 key: None,
             }],
             tls_secret_name: Some("proxy-tls".into()),
+            metrics_port: None,
         });
         spec
     }

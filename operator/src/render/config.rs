@@ -162,6 +162,9 @@ pub fn proxy_config(spec: &AthensProxySpec) -> Config {
         }
     }
     super::access::apply_access(&mut c, spec);
+    if let Some(t) = &spec.tracing {
+        c.observability.otlp_endpoint = t.otlp_endpoint.trim().to_string();
+    }
     if let Some(log) = &spec.log {
         if let Some(f) = log
             .format
@@ -330,6 +333,9 @@ mod tests {
             format: Some("json".into()),
             level: Some("debug".into()),
         });
+        p.spec.tracing = Some(TracingSpec {
+            otlp_endpoint: "http://otel-collector.monitoring:4318".into(),
+        });
         let c = proxy_config(&p.spec);
         assert_eq!(c.upstream.goproxy, "https://a.internal.test,direct");
         assert_eq!(c.upstream.sumdb, "off");
@@ -340,6 +346,11 @@ mod tests {
         assert_eq!(c.upstream.retries, 0);
         assert_eq!(c.upstream.fill_lease_seconds, 45);
         assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(
+            c.observability.otlp_endpoint,
+            "http://otel-collector.monitoring:4318"
+        );
+        c.validate().unwrap();
         // The proxy parses what we render.
         let back = Config::from_toml(&c.to_toml(), "configmap").unwrap();
         assert_eq!(back, c);

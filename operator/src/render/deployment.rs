@@ -48,12 +48,7 @@ pub fn deployment(meta: &Meta, spec: &AthensProxySpec, hash: &str) -> Deployment
             "--config".into(),
             format!("{CONFIG_DIR}/{CONFIG_KEY}"),
         ]),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: CONTAINER_PORT,
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
+        ports: Some(container_ports(spec)),
         env: Some(env(spec)),
         volume_mounts: Some(mounts),
         resources: spec.resources.clone(),
@@ -153,6 +148,19 @@ fn strategy(spec: &AthensProxySpec) -> DeploymentStrategy {
         ),
         ..Default::default()
     }
+}
+
+/// `http`, and `metrics` when `/metrics` has a port of its own.
+fn container_ports(spec: &AthensProxySpec) -> Vec<ContainerPort> {
+    let port = |name: &str, n: i32| ContainerPort {
+        name: Some(name.into()),
+        container_port: n,
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    };
+    let mut ports = vec![port("http", CONTAINER_PORT)];
+    ports.extend(super::access::metrics_port(spec).map(|n| port("metrics", n)));
+    ports
 }
 
 fn probe(path: &str, period: i32, failures: i32, tls: bool) -> Probe {

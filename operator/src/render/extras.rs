@@ -97,7 +97,7 @@ fn namespace_peer(labels: BTreeMap<String, String>) -> NetworkPolicyPeer {
     }
 }
 
-/// NetworkPolicy `<name>`: the proxy port admits the namespaces labelled for this proxy, the
+/// NetworkPolicy `<name>`: the proxy port (and the metrics port) admits the namespaces labelled for this proxy, the
 /// operator's namespace (when known) and the spec's extra peers; nothing else.
 pub fn network_policy(
     meta: &Meta,
@@ -123,11 +123,16 @@ pub fn network_policy(
             policy_types: Some(vec!["Ingress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from: Some(from),
-                ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(CONTAINER_PORT)),
-                    protocol: Some("TCP".into()),
-                    ..Default::default()
-                }]),
+                ports: Some(
+                    std::iter::once(CONTAINER_PORT)
+                        .chain(super::access::metrics_port(spec))
+                        .map(|p| NetworkPolicyPort {
+                            port: Some(IntOrString::Int(p)),
+                            protocol: Some("TCP".into()),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
             }]),
             ..Default::default()
         }),
@@ -180,10 +185,16 @@ pub fn ingress(meta: &Meta, spec: &AthensProxySpec) -> Option<Ingress> {
 pub const MONITORING_API_VERSION: &str = "monitoring.coreos.com/v1";
 
 /// The ServiceMonitor or PodMonitor `<name>` (kind, object for server-side apply): `/metrics`
-/// on the `http` port of the proxy's Service or pods.
+/// on the `metrics` port of the proxy's Service or pods when `spec.access.metricsPort` is set,
+/// else on the `http` port.
 pub fn monitor(meta: &Meta, spec: &AthensProxySpec) -> Option<(&'static str, serde_json::Value)> {
     let m = spec.monitoring.as_ref()?;
-    let mut endpoint = serde_json::json!({"port": "http", "path": "/metrics"});
+    // The metrics port, when there is one, needs no credentials and speaks plain HTTP.
+    let port = match super::access::metrics_port(spec) {
+        Some(_) => "metrics",
+        None => "http",
+    };
+    let mut endpoint = serde_json::json!({"port": port, "path": "/metrics"});
     if let Some(i) = &m.interval {
         endpoint["interval"] = i.clone().into();
     }
@@ -361,6 +372,75 @@ mod tests {
         );
         let without = network_policy(&m, &s, None).unwrap().spec.unwrap();
         assert_eq!(without.ingress.unwrap()[0].from.as_ref().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_metrics_port_is_served_exposed_scraped_and_admitted() {
+        let (m, s) = with(|s| {
+            s.access = Some(AccessSpec {
+                metrics_port: Some(9090),
+                ..Default::default()
+            });
+            s.monitoring = Some(MonitoringSpec::default());
+            s.network_policy = Some(crate::crd::NetworkPolicySpec::default());
+        });
+        let cfg = super::super::proxy_config(&s);
+        assert_eq!(cfg.access.metrics_listen, "0.0.0.0:9090");
+        assert!(
+            !cfg.access.enabled(),
+            "a metrics port asks for no credentials"
+        );
+        let ports = super::super::service(&m, &s).spec.unwrap().ports.unwrap();
+        let named: Vec<(String, i32)> = ports
+            .iter()
+            .map(|p| (p.name.clone().unwrap(), p.port))
+            .collect();
+        assert_eq!(
+            named,
+            vec![
+                ("http".into(), super::super::DEFAULT_SERVICE_PORT),
+                ("metrics".into(), 9090)
+            ]
+        );
+        assert_eq!(
+            ports[1].target_port,
+            Some(IntOrString::String("metrics".into()))
+        );
+        let pod = super::super::deployment(&m, &s, "h")
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        let container_ports = pod.containers[0].ports.clone().unwrap();
+        assert_eq!(container_ports[1].name.as_deref(), Some("metrics"));
+        assert_eq!(container_ports[1].container_port, 9090);
+        let (_, sm) = monitor(&m, &s).unwrap();
+        assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
+        let np = network_policy(&m, &s, None).unwrap().spec.unwrap();
+        let admitted: Vec<_> = np.ingress.unwrap()[0]
+            .ports
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.port)
+            .collect();
+        assert_eq!(
+            admitted,
+            vec![
+                Some(IntOrString::Int(CONTAINER_PORT)),
+                Some(IntOrString::Int(9090))
+            ]
+        );
+        // Without one, nothing changes: one port everywhere, the monitor on `http`.
+        let (m, s) = with(|s| s.monitoring = Some(MonitoringSpec::default()));
+        assert_eq!(super::super::proxy_config(&s).access.metrics_listen, "");
+        let ports = super::super::service(&m, &s).spec.unwrap().ports.unwrap();
+        assert_eq!(ports.len(), 1);
+        assert_eq!(
+            monitor(&m, &s).unwrap().1["spec"]["endpoints"][0]["port"],
+            "http"
+        );
     }
 
     #[test]

@@ -270,6 +270,7 @@ pub(crate) mod testing {
                 },
                 service: Default::default(),
                 log: None,
+                tracing: None,
                 filter: None,
                 download_modes: None,
                 access: None,

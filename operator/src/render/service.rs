@@ -5,7 +5,7 @@ use crate::crd::AthensProxySpec;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-/// Service `<name>`: `http` port to the container's `http` port.
+/// Service `<name>`: `http` port to the container's `http` port (and `metrics` to `metrics`).
 pub fn service(meta: &Meta, spec: &AthensProxySpec) -> Service {
     let mut metadata = meta.child(meta.name.clone());
     if !spec.service.annotations.is_empty() {
@@ -21,17 +21,25 @@ pub fn service(meta: &Meta, spec: &AthensProxySpec) -> Service {
                     .unwrap_or_else(|| "ClusterIP".into()),
             ),
             selector: Some(selector_labels(&meta.name)),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: service_port(spec),
-                target_port: Some(IntOrString::String("http".into())),
-                protocol: Some("TCP".into()),
-                ..Default::default()
-            }]),
+            ports: Some(ports(spec)),
             ..Default::default()
         }),
         ..Default::default()
     }
+}
+
+/// `http`, and `metrics` (same number as the container's) when `/metrics` has its own port.
+fn ports(spec: &AthensProxySpec) -> Vec<ServicePort> {
+    let port = |name: &str, n: i32| ServicePort {
+        name: Some(name.into()),
+        port: n,
+        target_port: Some(IntOrString::String(name.into())),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    };
+    let mut ports = vec![port("http", service_port(spec))];
+    ports.extend(super::access::metrics_port(spec).map(|n| port("metrics", n)));
+    ports
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Largest `.info` we accept from upstream.
 const MAX_INFO: usize = 64 << 10;
@@ -132,7 +133,10 @@ impl Filler {
                 .acquire()
                 .await
                 .map_err(|_| FillError::Storage("fill slots closed".into()))?;
-            match try_acquire(&self.store, &layout.lease(), &self.holder, self.lease_ttl).await? {
+            let acquired = try_acquire(&self.store, &layout.lease(), &self.holder, self.lease_ttl)
+                .instrument(tracing::info_span!("lease"))
+                .await?;
+            match acquired {
                 Acquired::Held(guard) => {
                     let result = match purpose {
                         Purpose::Fill => {
@@ -140,7 +144,10 @@ impl Filler {
                         }
                         Purpose::Repair => self.repair_held(module, version, layout).await,
                     };
-                    guard.release().await;
+                    guard
+                        .release()
+                        .instrument(tracing::info_span!("lease_release"))
+                        .await;
                     let outcome = match &result {
                         Ok(_) => "stored",
                         Err(FillError::NotFound(_)) => "not_found",
@@ -221,13 +228,15 @@ impl Filler {
             Info::parse_for(&info, version)
                 .map_err(|e| FillError::Rejected(format!("{id}: {e}")))?;
             Ok::<_, FillError>(info)
-        };
+        }
+        .instrument(tracing::info_span!("upstream_fetch", file = ".info"));
         let fetch_mod = async {
             let resp = self.upstream.get(&format!("{base}.mod")).await?;
             read_limited(resp, MAX_GO_MOD as usize)
                 .await
                 .map_err(|e| FillError::Rejected(format!("{id}: .mod: {e}")))
-        };
+        }
+        .instrument(tracing::info_span!("upstream_fetch", file = ".mod"));
         let fetch_zip = async {
             let resp = self.upstream.get(&format!("{base}.zip")).await?;
             // Reserve the zip's size on temp disk: what upstream declares, else the limit.
@@ -244,7 +253,8 @@ impl Filler {
                 .await
                 .map_err(|e| FillError::Rejected(format!("{id}: .zip: {e}")))?;
             Ok::<_, FillError>(reservation)
-        };
+        }
+        .instrument(tracing::info_span!("upstream_fetch", file = ".zip"));
         let lookup = async {
             match sumdb {
                 Some(s) => s
@@ -254,51 +264,57 @@ impl Filler {
                     .map_err(|e| FillError::Rejected(e.to_string())),
                 None => Ok(None),
             }
-        };
+        }
+        .instrument(tracing::info_span!("sumdb_lookup"));
         let (info, go_mod, zipped, record) = tokio::join!(fetch_info, fetch_mod, fetch_zip, lookup);
         let (info, go_mod) = (info?, go_mod?);
         let _reservation = zipped?;
         let record = record?;
 
         tracing::debug!(%id, "zip downloaded");
-        let path = tmp.path().to_path_buf();
-        let (mp, vs) = (module.as_str().to_string(), version.as_str().to_string());
-        let summary = tokio::task::spawn_blocking(move || check_zip(&path, &mp, &vs))
-            .await
-            .map_err(|e| FillError::Storage(format!("zip check task: {e}")))?
-            .map_err(|e| FillError::Rejected(e.to_string()))?;
-
-        tracing::debug!(%id, h1 = %summary.h1, files = summary.files, "zip checked");
-        let want_mod = expected_go_mod(module.as_str(), summary.go_mod.as_deref());
-        if want_mod != go_mod.as_ref() {
-            return Err(FillError::Rejected(format!(
-                "{id}: upstream .mod differs from the go.mod in the zip"
-            )));
-        }
-
-        if let Some(want) = expect_h1
-            && want != summary.h1
-        {
-            return Err(FillError::Rejected(format!(
-                "{id}: upstream zip has {}, but it was stored with {want}",
-                summary.h1
-            )));
-        }
-
-        if let Some(record) = record {
-            record
-                .check(
-                    module.as_str(),
-                    version.as_str(),
-                    Some(&summary.h1),
-                    Some(&hash_go_mod(&go_mod)),
-                )
+        let verify = async {
+            let path = tmp.path().to_path_buf();
+            let (mp, vs) = (module.as_str().to_string(), version.as_str().to_string());
+            let summary = tokio::task::spawn_blocking(move || check_zip(&path, &mp, &vs))
+                .await
+                .map_err(|e| FillError::Storage(format!("zip check task: {e}")))?
                 .map_err(|e| FillError::Rejected(e.to_string()))?;
-        }
+
+            tracing::debug!(%id, h1 = %summary.h1, files = summary.files, "zip checked");
+            let want_mod = expected_go_mod(module.as_str(), summary.go_mod.as_deref());
+            if want_mod != go_mod.as_ref() {
+                return Err(FillError::Rejected(format!(
+                    "{id}: upstream .mod differs from the go.mod in the zip"
+                )));
+            }
+
+            if let Some(want) = expect_h1
+                && want != summary.h1
+            {
+                return Err(FillError::Rejected(format!(
+                    "{id}: upstream zip has {}, but it was stored with {want}",
+                    summary.h1
+                )));
+            }
+
+            if let Some(record) = record {
+                record
+                    .check(
+                        module.as_str(),
+                        version.as_str(),
+                        Some(&summary.h1),
+                        Some(&hash_go_mod(&go_mod)),
+                    )
+                    .map_err(|e| FillError::Rejected(e.to_string()))?;
+            }
+            Ok::<_, FillError>(summary)
+        };
+        let summary = verify.instrument(tracing::info_span!("verify")).await?;
 
         tracing::debug!(%id, "verified; committing");
         self.store
             .commit(layout, tmp.path(), go_mod, info.clone(), &summary.h1)
+            .instrument(tracing::info_span!("commit"))
             .await?;
         tracing::debug!(%id, "committed");
         if let Err(e) = self.refresh_list(layout.module).await {

@@ -17,6 +17,7 @@ use crate::verify::sumdb::{SumdbClient, SumdbSpec};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// What every handler shares.
 pub struct App {
@@ -214,12 +215,16 @@ impl App {
     /// client asking meanwhile waits for the same fill.
     fn fill_in_background(self: &Arc<Self>, module: &ModulePath, version: &Version) {
         let (app, module, version) = (self.clone(), module.clone(), version.clone());
-        tokio::spawn(async move {
-            if let Err(e) = app.fill_missing(&module, &version).await {
-                tracing::warn!(module = module.as_str(), version = version.as_str(), error = %e,
-                    "background fill failed");
+        // Still under the request that asked (its trace and its log fields), though it ends first.
+        tokio::spawn(
+            async move {
+                if let Err(e) = app.fill_missing(&module, &version).await {
+                    tracing::warn!(module = module.as_str(), version = version.as_str(), error = %e,
+                        "background fill failed");
+                }
             }
-        });
+            .instrument(tracing::Span::current()),
+        );
     }
 
     /// Fills a version storage lacks: offline? remembered failure? else one fill, shared.
@@ -249,7 +254,11 @@ impl App {
             return Err(e);
         }
         let (filler, module, version) = (self.filler.clone(), module.clone(), version.clone());
-        let work = async move { filler.fill(&module, &version).await };
+        // The fill runs in its own task (the single-flight); its span is made here, so it is a
+        // child of the request that started it.
+        let span =
+            tracing::info_span!("fill", module = module.as_str(), version = version.as_str());
+        let work = async move { filler.fill(&module, &version).await }.instrument(span);
         let failed = Err(FillError::Storage("the fill task failed".into()));
         let (result, role) = self.fills.run((m, v), work, failed).await;
         if role == Role::Waiter {
@@ -275,7 +284,12 @@ impl App {
             version.escaped().into_owned(),
         );
         let (filler, module, version) = (self.filler.clone(), module.clone(), version.clone());
-        let work = async move { filler.repair(&module, &version).await };
+        let span = tracing::info_span!(
+            "repair",
+            module = module.as_str(),
+            version = version.as_str()
+        );
+        let work = async move { filler.repair(&module, &version).await }.instrument(span);
         let failed = Err(FillError::Storage("the repair task failed".into()));
         self.fills.run(key, work, failed).await.0
     }

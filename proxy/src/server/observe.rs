@@ -1,4 +1,5 @@
-//! Per-request observability: a request id, a tracing span, a log line, and metrics.
+//! Per-request observability: a request id, a tracing span (an OpenTelemetry span when traces
+//! are exported), a log line, and metrics.
 
 use super::App;
 use axum::extract::{Request, State};
@@ -49,12 +50,15 @@ pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> R
         .map(String::from)
         .unwrap_or_else(|| format!("{:x}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
     let route = route_of(req.uri().path());
-    let span =
-        tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+    // `trace_id` stays empty (and out of log lines) unless traces are exported.
+    let span = tracing::info_span!("request", id = %id, method = %req.method(),
+        path = %req.uri().path(), trace_id = tracing::field::Empty);
+    crate::telemetry::attach(&span, req.headers());
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = resp.status();
+    crate::telemetry::finish(&span, status);
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),
