@@ -81,6 +81,7 @@ impl Default for UpstreamConfig {
             max_concurrent_fills: 32,
             max_temp_bytes: 4 << 30,
             failed_fill_seconds: 30,
+            prefetch_zips: true,
         }
     }
 }

@@ -164,6 +164,13 @@ pub struct UpstreamConfig {
     /// requests for that version meanwhile get the same error without fetching again (0
     /// disables).
     pub failed_fill_seconds: u64,
+    /// After a `.mod` or `.info` request was answered from the checksum database's `go.mod`
+    /// hash alone (the version's zip not fetched yet), fetch the zip in the background so the
+    /// version is complete in storage before anyone asks for it. `false`: the zip is fetched on
+    /// its own request only (a build graph's many `.mod`-only modules then never cost their
+    /// zip's download). Private and no-sum modules always fetch the zip before answering, as
+    /// nothing else can vouch for their `.mod`.
+    pub prefetch_zips: bool,
 }
 
 /// One git host's access token (`upstream.vcs_tokens`).

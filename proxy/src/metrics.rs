@@ -26,6 +26,9 @@ pub struct Metrics {
     pub negative_cache_hits: IntCounter,
     /// Committed versions found with a lost `.zip` or `.mod` and filled again.
     pub storage_repairs: IntCounter,
+    /// Versions whose `.info` and `.mod` were verified against the checksum database and
+    /// stored before their zip (see `fetch::mod_first`).
+    pub mod_first_fills: IntCounter,
     /// Requests answered from the memory of a recently failed fill, without fetching again.
     pub failed_fill_hits: IntCounter,
     /// Filter and download-mode decisions: `kind` (`filter`, `download`) and `decision`
@@ -93,6 +96,11 @@ impl Metrics {
                 "Committed versions whose lost .zip or .mod was filled again",
             )
             .expect("valid metric"),
+            mod_first_fills: IntCounter::new(
+                "athens_mod_first_fills_total",
+                "Versions whose .info and .mod were verified against the checksum database and stored before their zip",
+            )
+            .expect("valid metric"),
             failed_fill_hits: IntCounter::new(
                 "athens_failed_fill_hits_total",
                 "Requests answered with a recently failed fill's error without fetching again",
@@ -116,7 +124,7 @@ impl Metrics {
             .expect("valid metric"),
             registry,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
             Box::new(m.requests.clone()),
             Box::new(m.request_seconds.clone()),
             Box::new(m.cache.clone()),
@@ -126,6 +134,7 @@ impl Metrics {
             Box::new(m.singleflight_waits.clone()),
             Box::new(m.negative_cache_hits.clone()),
             Box::new(m.storage_repairs.clone()),
+            Box::new(m.mod_first_fills.clone()),
             Box::new(m.failed_fill_hits.clone()),
             Box::new(m.policy_decisions.clone()),
             Box::new(m.policy_reloads.clone()),

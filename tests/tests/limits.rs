@@ -175,8 +175,15 @@ async fn a_fill_that_does_not_fit_the_temp_disk_budget_is_503_and_nothing_is_sto
     assert_eq!(resp.status(), 503);
     let body = resp.text().await.unwrap();
     assert!(body.contains("temporary disk"), "{body}");
-    let info = reqwest::get(format!("{}/example.com/big/@v/v1.0.0.info", p.url))
+    // The version is not committed: its zip is still refused, and the catalog (the commit
+    // markers) is empty. (Its `.info` and `.mod` may be served: the checksum database vouches
+    // for them without the zip.)
+    let again = reqwest::get(format!("{}/example.com/big/@v/v1.0.0.zip", p.url))
         .await
         .unwrap();
-    assert_ne!(info.status(), 200, "nothing was committed");
+    assert_eq!(again.status(), 503);
+    let catalog = reqwest::get(format!("{}/catalog", p.url)).await.unwrap();
+    assert_eq!(catalog.status(), 200);
+    let catalog = catalog.text().await.unwrap();
+    assert!(!catalog.contains("example.com/big"), "{catalog}");
 }

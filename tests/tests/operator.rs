@@ -1589,3 +1589,56 @@ spec:
     op.stop().await;
     ns.cleanup().await
 }
+
+/// A user-owned ConfigMap named by `filter.configMapRef` is watched: an edit that breaks it is
+/// reported at once (not at the next resync, here an hour away), and fixing it clears the report.
+#[tokio::test]
+async fn a_referenced_config_map_change_is_seen_without_waiting_for_a_resync() -> Result<()> {
+    let ns = TestNamespace::new("cmwatch").await?;
+    let op = Operator::start(&ns, Duration::from_secs(3600)).await?;
+    let api: Api<AthensProxy> = Api::namespaced(ns.client(), ns.name());
+    let team = |rules: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"team-rules"}},
+               "data":{{"rules":{rules:?}}}}}"#
+        )
+    };
+    let apply = |doc: String| -> Result<()> {
+        let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(&doc))?;
+        if !out.status.success() {
+            bail!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    };
+    apply(team("-\n+ github.com/approved\n"))?;
+    apply(
+        r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"w"},
+           "spec":{"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"},
+                   "filter":{"configMapRef":{"name":"team-rules","key":"rules"}}}}"#
+            .to_string(),
+    )?;
+    let deployments: Api<Deployment> = Api::namespaced(ns.client(), ns.name());
+    poll(TIMEOUT, "the Deployment of w", || async {
+        Ok(deployments.get_opt("w").await?.is_some())
+    })
+    .await?;
+    let p = proxy(&api, "w").await?;
+    assert!(
+        condition(&p, DEGRADED).is_none_or(|(s, _, _)| s != "True"),
+        "{:?}",
+        condition(&p, DEGRADED)
+    );
+    // The user breaks the file: reported promptly.
+    apply(team("x github.com/bad\n"))?;
+    let message = degraded_for(&api, "w", "InvalidFilter").await?;
+    assert!(message.contains("team-rules"), "{message}");
+    // ... and fixes it: the report clears, again without a resync.
+    apply(team("-\n+ github.com/approved\n+ github.com/also\n"))?;
+    poll(TIMEOUT, "w no longer Degraded", || async {
+        let p = proxy(&api, "w").await?;
+        Ok(condition(&p, DEGRADED).is_none_or(|(s, _, _)| s != "True"))
+    })
+    .await?;
+    op.stop().await;
+    ns.cleanup().await
+}

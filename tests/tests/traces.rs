@@ -142,10 +142,17 @@ async fn a_go_fetch_is_one_trace_with_its_fill_steps_and_logs_carry_its_id() {
         "{request:?}"
     );
     assert_eq!(request.attributes["http.response.status_code"], "200");
-    // Every step is in the same trace, and the three upstream fetches are all there.
+    // Every step is in the same trace, and the three upstream fetches are all there: the
+    // `.info`/`.mod` stage answered the go command's first request in a `fill_mod` span (see
+    // fetch/mod_first.rs), and the zip followed in the fill.
+    let stages: BTreeSet<&str> = spans
+        .iter()
+        .filter(|s| s.trace_id == fill.trace_id && (s.span_id == fill.span_id || s.name == "fill_mod"))
+        .map(|s| s.span_id.as_str())
+        .collect();
     let steps: Vec<&SpanRecord> = spans
         .iter()
-        .filter(|s| s.parent_span_id == fill.span_id)
+        .filter(|s| stages.contains(s.parent_span_id.as_str()))
         .collect();
     assert!(steps.iter().all(|s| s.trace_id == fill.trace_id));
     let fetched: BTreeSet<&str> = steps

@@ -210,6 +210,22 @@ impl AthensProxySpec {
         v.dedup();
         v
     }
+
+    /// Every user-owned ConfigMap the spec references (filter file, download modes).
+    pub fn config_map_names(&self) -> Vec<&str> {
+        let filter = self.filter.as_ref().and_then(|f| f.config_map_ref.as_ref());
+        let modes = self
+            .download_modes
+            .as_ref()
+            .and_then(|d| d.config_map_ref.as_ref());
+        let mut v: Vec<&str> = filter
+            .into_iter()
+            .chain(modes)
+            .map(|r| r.name.as_str())
+            .collect();
+        v.dedup();
+        v
+    }
 }
 
 /// Filter rules, one Athens filter-file line each.

@@ -74,12 +74,21 @@ async fn run_one(
     // A Secret change (metadata only: its resourceVersion) triggers every proxy that references
     // it, so a rotated credential rolls the pods. Secret contents are never cached.
     let store = controller.store();
+    let cm_store = store.clone();
     let state = ctx.clone();
     controller
         .watches(
             api::<PartialObjectMeta<Secret>>(&client, ns),
             watcher::Config::default(),
             move |secret| referencing(&store, &secret),
+        )
+        // Likewise a user-owned ConfigMap named by `filter.configMapRef` or
+        // `downloadModes.configMapRef`: its change is rendered into the proxy's ConfigMap now,
+        // not at the next resync. (Owned ConfigMaps are watched above by their label.)
+        .watches(
+            api::<PartialObjectMeta<ConfigMap>>(&client, ns),
+            watcher::Config::default(),
+            move |cm| referencing_config_map(&cm_store, &cm),
         )
         .run(reconcile, error_policy, ctx)
         .for_each(|res| {
@@ -144,6 +153,20 @@ fn referencing(
         .state()
         .into_iter()
         .filter(|p| p.namespace() == ns && p.spec.secret_names().contains(&name.as_str()))
+        .map(|p| ObjectRef::from_obj(&*p))
+        .collect()
+}
+
+fn referencing_config_map(
+    store: &Store<AthensProxy>,
+    cm: &PartialObjectMeta<ConfigMap>,
+) -> Vec<ObjectRef<AthensProxy>> {
+    let name = cm.name_any();
+    let ns = cm.namespace();
+    store
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace() == ns && p.spec.config_map_names().contains(&name.as_str()))
         .map(|p| ObjectRef::from_obj(&*p))
         .collect()
 }

@@ -2,13 +2,15 @@
 
 use super::budget::DiskBudget;
 use super::lease::{Acquired, try_acquire};
+use super::mod_first::ModFill;
+use super::singleflight::Group;
 use crate::metrics::Metrics;
-use crate::module::{Info, ModulePath, Version};
+use crate::module::{ModulePath, Version};
 use crate::policy::PrefixPatterns;
 use crate::storage::{Layout, StorageError, Store};
-use crate::upstream::{Upstream, UpstreamError, download_to, read_limited};
+use crate::upstream::{Upstream, UpstreamError, download_to};
 use crate::verify::sumdb::SumdbClient;
-use crate::verify::{MAX_GO_MOD, MAX_ZIP_FILE, check_zip, expected_go_mod, hash_go_mod};
+use crate::verify::{MAX_ZIP_FILE, check_zip, expected_go_mod, hash_go_mod};
 use bytes::Bytes;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// Largest `.info` we accept from upstream.
-const MAX_INFO: usize = 64 << 10;
+pub(super) const MAX_INFO: usize = 64 << 10;
 /// How long a request waits for another replica's fill before giving up.
 const MAX_WAIT_FOR_OTHER: Duration = Duration::from_secs(600);
 
@@ -91,12 +93,18 @@ pub struct Filler {
     pub slots: Arc<tokio::sync::Semaphore>,
     /// Temporary disk for zips being fetched and verified (`upstream.max_temp_bytes`).
     pub temp_budget: Arc<DiskBudget>,
+    /// `.info`/`.mod` stages running now, shared by `.mod` requests and zip fills.
+    pub mod_fills: Group<(String, String), Result<ModFill, FillError>>,
 }
 
 impl Filler {
     /// Makes the version exist in storage (fetching it unless it is there or another replica is
     /// fetching it) and returns its `.info`.
-    pub async fn fill(&self, module: &ModulePath, version: &Version) -> Result<Bytes, FillError> {
+    pub async fn fill(
+        self: &Arc<Self>,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<Bytes, FillError> {
         self.with_lease(module, version, Purpose::Fill).await
     }
 
@@ -104,12 +112,16 @@ impl Filler {
     /// rule, a clean-up, a partial restore): under the lease, if still broken, the version is
     /// made invisible and filled again, and the new zip must have the `h1:` it was first
     /// committed with (`.ziphash`), on top of the usual checks.
-    pub async fn repair(&self, module: &ModulePath, version: &Version) -> Result<Bytes, FillError> {
+    pub async fn repair(
+        self: &Arc<Self>,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<Bytes, FillError> {
         self.with_lease(module, version, Purpose::Repair).await
     }
 
     async fn with_lease(
-        &self,
+        self: &Arc<Self>,
         module: &ModulePath,
         version: &Version,
         purpose: Purpose,
@@ -180,7 +192,7 @@ impl Filler {
 
     /// The repair itself, under the lease: another replica may have repaired it already.
     async fn repair_held(
-        &self,
+        self: &Arc<Self>,
         module: &ModulePath,
         version: &Version,
         layout: Layout<'_>,
@@ -201,7 +213,7 @@ impl Filler {
     }
 
     async fn fetch_verify_store(
-        &self,
+        self: &Arc<Self>,
         module: &ModulePath,
         version: &Version,
         layout: Layout<'_>,
@@ -210,33 +222,28 @@ impl Filler {
         let id = format!("{}@{}", module.as_str(), version.as_str());
         let base = format!("{}/@v/{}", layout.module, layout.version);
 
-        // The four upstream requests are independent: run them at once, so a fill costs about
-        // one round trip plus the zip transfer instead of four round trips in a row. Errors are
-        // then taken in the order a sequential fill would meet them (a missing version is a
-        // not-found from `.info`, never a checksum database error).
-        let sumdb = self
-            .sumdb
-            .as_ref()
-            .filter(|_| !self.nosum.matches(module.as_str()));
+        // The zip downloads while the `.info`/`.mod` stage runs (shared with `.mod` requests,
+        // see mod_first.rs), so a fill costs about one round trip plus the zip transfer. The
+        // stage's errors come first: a missing version is a not-found from `.info`.
+        let sumdb = self.vouching_sumdb(module);
         let tmp = tempfile::NamedTempFile::new_in(&self.tmp_dir)
             .map_err(|e| FillError::Storage(format!("temp file: {e}")))?;
-        let fetch_info = async {
-            let resp = self.upstream.get(&format!("{base}.info")).await?;
-            let info = read_limited(resp, MAX_INFO)
-                .await
-                .map_err(|e| FillError::Rejected(format!("{id}: .info: {e}")))?;
-            Info::parse_for(&info, version)
-                .map_err(|e| FillError::Rejected(format!("{id}: {e}")))?;
-            Ok::<_, FillError>(info)
-        }
-        .instrument(tracing::info_span!("upstream_fetch", file = ".info"));
-        let fetch_mod = async {
-            let resp = self.upstream.get(&format!("{base}.mod")).await?;
-            read_limited(resp, MAX_GO_MOD as usize)
-                .await
-                .map_err(|e| FillError::Rejected(format!("{id}: .mod: {e}")))
-        }
-        .instrument(tracing::info_span!("upstream_fetch", file = ".mod"));
+        let mod_stage = async {
+            let stage = self.fill_mod(module, version).await?;
+            // A stage committed earlier comes without its record: look the zip's hash up again
+            // (while the zip is still downloading).
+            let record = match (&stage.record, sumdb) {
+                (Some(r), _) => Some(r.clone()),
+                (None, Some(s)) => Some(
+                    s.lookup(layout.module, layout.version)
+                        .instrument(tracing::info_span!("sumdb_lookup"))
+                        .await
+                        .map_err(|e| FillError::Rejected(e.to_string()))?,
+                ),
+                (None, None) => None,
+            };
+            Ok::<_, FillError>((stage, record))
+        };
         let fetch_zip = async {
             let resp = self.upstream.get(&format!("{base}.zip")).await?;
             // Reserve the zip's size on temp disk: what upstream declares, else the limit.
@@ -255,21 +262,10 @@ impl Filler {
             Ok::<_, FillError>(reservation)
         }
         .instrument(tracing::info_span!("upstream_fetch", file = ".zip"));
-        let lookup = async {
-            match sumdb {
-                Some(s) => s
-                    .lookup(layout.module, layout.version)
-                    .await
-                    .map(Some)
-                    .map_err(|e| FillError::Rejected(e.to_string())),
-                None => Ok(None),
-            }
-        }
-        .instrument(tracing::info_span!("sumdb_lookup"));
-        let (info, go_mod, zipped, record) = tokio::join!(fetch_info, fetch_mod, fetch_zip, lookup);
-        let (info, go_mod) = (info?, go_mod?);
+        let (staged, zipped) = tokio::join!(mod_stage, fetch_zip);
+        let (stage, record) = staged?;
         let _reservation = zipped?;
-        let record = record?;
+        let (info, go_mod) = (stage.info, stage.go_mod);
 
         tracing::debug!(%id, "zip downloaded");
         let verify = async {

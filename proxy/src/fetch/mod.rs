@@ -4,7 +4,9 @@ pub mod budget;
 pub mod fill;
 pub mod lease;
 pub mod list_file;
+pub mod mod_first;
 pub mod negative_cache;
 pub mod singleflight;
 
 pub use fill::{FillError, Filler};
+pub use mod_first::ModFill;

@@ -39,6 +39,26 @@ pub struct App {
     pub access: Option<Arc<super::access::Gate>>,
     /// The filter file and download modes in force (reloaded when their files change).
     pub policy: Arc<Policy>,
+    /// Fetch a version's zip in the background after its `.mod` was answered on its own.
+    pub prefetch_zips: bool,
+}
+
+/// What storage holds of a version a `.info` or `.mod` request asked for.
+#[derive(Debug)]
+pub enum Found {
+    /// The version is committed (`.info`, `.mod` and `.zip` stored): its `.info`.
+    Committed(Bytes),
+    /// Its `.info` and `.mod` were verified against the checksum database and stored; its zip
+    /// may not be yet.
+    ModOnly { info: Bytes, go_mod: Bytes },
+}
+
+impl Found {
+    pub fn info(&self) -> &Bytes {
+        match self {
+            Self::Committed(info) | Self::ModOnly { info, .. } => info,
+        }
+    }
 }
 
 /// Why a module file is not answered from storage, beyond a failed fill: what the download
@@ -116,6 +136,7 @@ impl App {
                 cfg.upstream.max_concurrent_fills.max(1),
             )),
             temp_budget: DiskBudget::new(cfg.upstream.max_temp_bytes),
+            mod_fills: Group::default(),
         });
         Ok(Self {
             store,
@@ -130,6 +151,7 @@ impl App {
             list_checks: ListChecks::new(Duration::from_secs(300)),
             policy,
             access: super::access::Gate::new(&cfg.access)?,
+            prefetch_zips: cfg.upstream.prefetch_zips,
         })
     }
 
@@ -161,21 +183,87 @@ impl App {
         {
             return Ok(info);
         }
-        if self.mode == NetworkMode::Offline {
+        self.decide_miss(module, version, request_path)?;
+        self.fill_missing(module, version)
+            .await
+            .map_err(MissAnswer::Fill)
+    }
+
+    /// Like [`App::ensure_for`], for `.info` and `.mod` requests: when the checksum database
+    /// vouches for the module's `.mod`, a miss is filled with the `.info`/`.mod` stage alone
+    /// (see `fetch::mod_first`) and answered without waiting for the zip, which follows in the
+    /// background (`upstream.prefetch_zips`) or on its own request.
+    pub async fn ensure_mod_for(
+        self: &Arc<Self>,
+        module: &ModulePath,
+        version: &Version,
+        request_path: &str,
+    ) -> Result<Found, MissAnswer> {
+        let (m, v) = (module.escaped(), version.escaped());
+        let layout = Layout {
+            module: &m,
+            version: &v,
+        };
+        if let Some(info) = self.store.info_cached(layout) {
+            self.metrics.cache.with_label_values(&["hit"]).inc();
+            return Ok(Found::Committed(info));
+        }
+        if self.filler.vouching_sumdb(module).is_none() {
             return self
-                .fill_missing(module, version)
+                .ensure_for(module, version, request_path)
                 .await
-                .map_err(MissAnswer::Fill);
+                .map(Found::Committed);
+        }
+        let stage = self
+            .store
+            .mod_only(layout)
+            .await
+            .map_err(|e| MissAnswer::Fill(e.into()))?;
+        if let Some((info, go_mod)) = stage {
+            self.metrics.cache.with_label_values(&["hit"]).inc();
+            return Ok(Found::ModOnly { info, go_mod });
+        }
+        // Versions committed without a mod marker (by an older proxy, or with the checksum
+        // database configured later).
+        if let Some(info) = self
+            .lookup(module, version)
+            .await
+            .map_err(MissAnswer::Fill)?
+        {
+            return Ok(Found::Committed(info));
+        }
+        self.decide_miss(module, version, request_path)?;
+        let stage = self
+            .fill_mod_missing(module, version)
+            .await
+            .map_err(MissAnswer::Fill)?;
+        if self.prefetch_zips {
+            self.fill_in_background(module, version);
+        }
+        Ok(Found::ModOnly {
+            info: stage.info,
+            go_mod: stage.go_mod,
+        })
+    }
+
+    /// What the download mode says about a miss: `Ok` to fill it now (sync, and offline, where
+    /// the fill answers not-found), else the answer to give instead (starting a background fill
+    /// for the async modes).
+    fn decide_miss(
+        self: &Arc<Self>,
+        module: &ModulePath,
+        version: &Version,
+        request_path: &str,
+    ) -> Result<(), MissAnswer> {
+        if self.mode == NetworkMode::Offline {
+            return Ok(());
         }
         let d = self.policy.download(module.as_str());
         let shown = format!("{}@{}", module.as_str(), version.as_str());
         let redirect =
             || MissAnswer::Redirect(format!("{}{request_path}", d.url.trim_end_matches('/')));
         match d.mode {
-            Mode::Sync => self
-                .fill_missing(module, version)
-                .await
-                .map_err(MissAnswer::Fill),
+            Mode::Sync => Ok(()),
             Mode::None => Err(MissAnswer::NotNow(format!(
                 "{shown}: not in storage, and this proxy's download mode for it is none"
             ))),
@@ -245,12 +333,7 @@ impl App {
             )));
         }
         let neg_key = format!("{m}/@v/{v}");
-        if let Some(msg) = self.negative.get(&neg_key) {
-            self.metrics.negative_cache_hits.inc();
-            return Err(FillError::NotFound(msg));
-        }
-        if let Some(e) = self.failed.get(&neg_key) {
-            self.metrics.failed_fill_hits.inc();
+        if let Some(e) = self.remembered(&neg_key) {
             return Err(e);
         }
         let (filler, module, version) = (self.filler.clone(), module.clone(), version.clone());
@@ -264,12 +347,50 @@ impl App {
         if role == Role::Waiter {
             self.metrics.singleflight_waits.inc();
         }
-        match &result {
-            Err(FillError::NotFound(msg)) => self.negative.put(&neg_key, msg.clone()),
-            Err(e) if e.is_remembered() => self.failed.put(&neg_key, e.clone()),
+        self.remember(&neg_key, &result);
+        result
+    }
+
+    /// The `.info`/`.mod` stage of a version storage lacks (see `fetch::mod_first`), with the
+    /// same offline rule and memory of failures as [`App::fill_missing`].
+    async fn fill_mod_missing(
+        self: &Arc<Self>,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<crate::fetch::ModFill, FillError> {
+        if self.mode == NetworkMode::Offline {
+            return Err(FillError::NotFound(format!(
+                "{}@{}: not in storage (offline mode)",
+                module.as_str(),
+                version.as_str()
+            )));
+        }
+        let neg_key = format!("{}/@v/{}", module.escaped(), version.escaped());
+        if let Some(e) = self.remembered(&neg_key) {
+            return Err(e);
+        }
+        let result = self.filler.fill_mod(module, version).await;
+        self.remember(&neg_key, &result);
+        result
+    }
+
+    /// A recent not-found or failed fill of this version, counted.
+    fn remembered(&self, neg_key: &str) -> Option<FillError> {
+        if let Some(msg) = self.negative.get(neg_key) {
+            self.metrics.negative_cache_hits.inc();
+            return Some(FillError::NotFound(msg));
+        }
+        let e = self.failed.get(neg_key)?;
+        self.metrics.failed_fill_hits.inc();
+        Some(e)
+    }
+
+    fn remember<T>(&self, neg_key: &str, result: &Result<T, FillError>) {
+        match result {
+            Err(FillError::NotFound(msg)) => self.negative.put(neg_key, msg.clone()),
+            Err(e) if e.is_remembered() => self.failed.put(neg_key, e.clone()),
             _ => {}
         }
-        result
     }
 
     /// Fills a committed version again whose `.zip` or `.mod` was lost from the bucket (see

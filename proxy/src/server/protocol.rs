@@ -1,6 +1,7 @@
 //! The module download protocol: `list`, `.info`, `.mod`, `.zip`, `@latest`.
 
 use super::App;
+use super::app::Found;
 use super::reply::{self, IMMUTABLE, JSON, SHORT, TEXT, ZIP};
 use crate::config::NetworkMode;
 use crate::module::{
@@ -40,10 +41,12 @@ pub async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri) -> Re
     match request {
         Request::List(m) => list(&app, &m).await,
         Request::Latest(m) => latest(&app, &m).await,
-        Request::Info(m, VersionQuery::Version(v)) => match app.ensure_for(&m, &v, path).await {
-            Ok(info) => reply::ok(JSON, IMMUTABLE, info),
-            Err(e) => reply::miss(&e),
-        },
+        Request::Info(m, VersionQuery::Version(v)) => {
+            match app.ensure_mod_for(&m, &v, path).await {
+                Ok(found) => reply::ok(JSON, IMMUTABLE, found.info().clone()),
+                Err(e) => reply::miss(&e),
+            }
+        }
         Request::Info(m, VersionQuery::Query(q)) => query(&app, &m, &q).await,
         Request::Mod(m, v) => go_mod(&app, &m, &v, path).await,
         Request::Zip(m, v) => zip(&app, &m, &v, path).await,
@@ -93,6 +96,11 @@ async fn go_mod(app: &Arc<App>, m: &ModulePath, v: &Version, path: &str) -> Resp
         module: &me,
         version: &ve,
     };
+    match app.ensure_mod_for(m, v, path).await {
+        Ok(Found::ModOnly { go_mod, .. }) => return reply::ok(TEXT, IMMUTABLE, go_mod),
+        Ok(Found::Committed(_)) => {}
+        Err(e) => return reply::miss(&e),
+    }
     match with_repair(app, m, v, path, || app.store.go_mod(layout)).await {
         Ok(b) => reply::ok(TEXT, IMMUTABLE, b),
         Err(r) => r,

@@ -22,6 +22,13 @@ impl Layout<'_> {
     pub fn ziphash(&self) -> String {
         format!("{}/@v/{}.ziphash", self.module, self.version)
     }
+    /// Our own object: the version's `.info` bytes, written once its `.info` and `.mod` were
+    /// verified against the checksum database's `go.mod` hash, before its zip is in the bucket.
+    /// `.info` and `.mod` may be served from it; the version itself exists only once `.info`
+    /// (the commit marker) does, and that `.info` has these same bytes.
+    pub fn mod_marker(&self) -> String {
+        format!("{}/@v/{}.modinfo", self.module, self.version)
+    }
     /// Our own object: who is filling this version right now (see `fetch::lease`).
     pub fn lease(&self) -> String {
         format!("{}/@v/{}.lease", self.module, self.version)
@@ -61,6 +68,11 @@ mod tests {
         assert_eq!(l.info(), "github.com/!burnt!sushi/toml/@v/v1.4.0.info");
         assert_eq!(l.go_mod(), "github.com/!burnt!sushi/toml/@v/v1.4.0.mod");
         assert_eq!(l.zip(), "github.com/!burnt!sushi/toml/@v/v1.4.0.zip");
+        assert_eq!(
+            l.mod_marker(),
+            "github.com/!burnt!sushi/toml/@v/v1.4.0.modinfo"
+        );
+        assert_eq!(version_of_info("v1.4.0.modinfo"), None);
         assert_eq!(list_file("a.b/c"), "a.b/c/@v/list");
         assert_eq!(version_of_info("v1.0.0.info"), Some("v1.0.0"));
         assert_eq!(version_of_info("v1.0.0.mod"), None);

@@ -154,6 +154,39 @@ impl Store {
         self.get_immutable(l.info()).await
     }
 
+    /// The `.info` of a committed version if it is in memory (no bucket round trip).
+    pub fn info_cached(&self, l: Layout<'_>) -> Option<Bytes> {
+        self.small.get(&l.info())
+    }
+
+    /// `.info` and `.mod` of a version whose `.mod` was verified on its own (its mod marker
+    /// exists, see [`Layout::mod_marker`]), whether or not its zip is stored yet. `None` when
+    /// either is missing.
+    pub async fn mod_only(&self, l: Layout<'_>) -> Result<Option<(Bytes, Bytes)>, StorageError> {
+        let Some(info) = self.get_immutable(l.mod_marker()).await? else {
+            return Ok(None);
+        };
+        Ok(self.get_immutable(l.go_mod()).await?.map(|m| (info, m)))
+    }
+
+    /// Stores a version's `.mod` verified against the checksum database, then its mod marker
+    /// holding `info` (create-only). Returns the `.info` bytes in force: another writer's, when
+    /// it wrote the marker first, so every replica serves the same `.info`.
+    pub async fn commit_mod(
+        &self,
+        l: Layout<'_>,
+        go_mod: Bytes,
+        info: Bytes,
+    ) -> Result<Bytes, StorageError> {
+        self.create_or_replace(&l.go_mod(), go_mod).await?;
+        let marker = l.mod_marker();
+        if self.create_blob(&marker, info.clone()).await? {
+            self.small.put(marker, info.clone());
+            return Ok(info);
+        }
+        Ok(self.get_immutable(marker).await?.unwrap_or(info))
+    }
+
     /// A committed `.info` or `.mod`: from memory when seen before, else from the bucket.
     async fn get_immutable(&self, k: String) -> Result<Option<Bytes>, StorageError> {
         if let Some(b) = self.small.get(&k) {
@@ -246,6 +279,7 @@ impl Store {
     pub fn forget(&self, l: Layout<'_>) {
         self.small.remove(&l.info());
         self.small.remove(&l.go_mod());
+        self.small.remove(&l.mod_marker());
     }
 
     /// Makes a committed version invisible again (its `.info` marker removed, memory dropped),

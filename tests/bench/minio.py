@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Warm hits on object storage: athens-proxy and Athens v0.18.0 on the same MinIO (S3 API).
+
+Called by `tests/bench/run store` (MinIO from tests/peers/minio-install). Both proxies fill
+their own prefix/bucket of one MinIO from the machine's GOPROXY with the coldfill graph
+(tests/bench/coldfill) plus one large zip (BENCH_ZIP), then serve it offline while wrk asks
+for `.info`, `.mod` and the zip, in alternating rounds. Writes docs/bench/store.json and the
+storage section of docs/bench/store-and-graph.md. A report; never a gate.
+"""
+
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench as b  # noqa: E402
+
+MINIO = os.environ["ATHENS_MINIO_BIN"]
+KEY, SECRET, REGION = "athens-bench", "athens-bench-secret", "us-east-1"
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+
+
+def sign_put_bucket(endpoint, bucket):
+    """Creates a bucket: one SigV4-signed PUT (no S3 client needed)."""
+    host = endpoint.split("://", 1)[1]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    empty = hashlib.sha256(b"").hexdigest()
+    canonical = f"PUT\n/{bucket}\n\nhost:{host}\nx-amz-content-sha256:{empty}\nx-amz-date:{amz}\n\n" \
+                f"host;x-amz-content-sha256;x-amz-date\n{empty}"
+    scope = f"{day}/{REGION}/s3/aws4_request"
+    to_sign = f"AWS4-HMAC-SHA256\n{amz}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    k = ("AWS4" + SECRET).encode()
+    for part in (day, REGION, "s3", "aws4_request"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    sig = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+    req = urllib.request.Request(f"{endpoint}/{bucket}", method="PUT", headers={
+        "x-amz-date": amz, "x-amz-content-sha256": empty,
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={KEY}/{scope}, "
+                         f"SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={sig}"})
+    urllib.request.urlopen(req, timeout=30).read()
+
+
+def start_minio():
+    port, console = b.free_port(), b.free_port()
+    data = tempfile.mkdtemp(prefix="minio-", dir=b.WORK)
+    env = dict(os.environ, MINIO_ROOT_USER=KEY, MINIO_ROOT_PASSWORD=SECRET,
+               MINIO_BROWSER="off", MINIO_UPDATE="off")
+    srv = b.Server("MinIO", [MINIO, "server", os.path.join(data, "d"), "--address",
+                             f"127.0.0.1:{port}", "--console-address", f"127.0.0.1:{console}",
+                             "--certs-dir", os.path.join(data, "certs"), "--quiet"], env, port)
+    for bucket in ("ours", "athens"):
+        for _ in range(100):
+            try:
+                sign_put_bucket(srv.url, bucket)
+                break
+            except Exception:
+                time.sleep(0.2)
+    return srv
+
+
+def start_ours(minio_url, mode):
+    port = b.free_port()
+    cfg = os.path.join(b.WORK, f"ours-{port}.toml")
+    with open(cfg, "w") as f:
+        f.write(f'listen = "127.0.0.1:{port}"\n[upstream]\ngoproxy = "{b.UPSTREAM}"\n'
+                f'sumdb = "{b.SUMDB}"\nnetwork_mode = "{mode}"\n[storage]\nurl = "s3://ours"\n'
+                f'[storage.options]\nendpoint = "{minio_url}"\nregion = "{REGION}"\n'
+                f'allow_http = "true"\nvirtual_hosted_style_request = "false"\n')
+    env = dict(os.environ, RUST_LOG="warn", AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET)
+    return b.Server("athens-proxy", [b.OURS, "--config", cfg], env, port)
+
+
+def start_athens(minio_url, mode):
+    port = b.free_port()
+    env = dict(os.environ)
+    env.update({
+        "GO_ENV": "production", "ATHENS_STORAGE_TYPE": "s3", "ATHENS_S3_BUCKET_NAME": "athens",
+        "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_ENDPOINT": minio_url, "AWS_FORCE_PATH_STYLE": "true",
+        "ATHENS_PORT": f"127.0.0.1:{port}", "ATHENS_LOG_LEVEL": "error",
+        "ATHENS_NETWORK_MODE": mode,
+        "ATHENS_GO_BINARY_ENV_VARS": f"GOPROXY={b.UPSTREAM}; GOSUMDB={b.SUMDB}",
+        "ATHENS_GOGET_DIR": os.path.join(b.WORK, "athens-goget"),
+    })
+    os.makedirs(env["ATHENS_GOGET_DIR"], exist_ok=True)
+    return b.Server("Athens", [b.ATHENS], env, port)
+
+
+def escape(p):
+    return "".join("!" + c.lower() if c.isupper() else c for c in p)
+
+
+def fill(url):
+    """Downloads the coldfill graph and the large zip through a proxy; returns module@versions."""
+    cache = tempfile.mkdtemp(prefix="modcache-", dir=b.WORK)
+    env = dict(os.environ, GOPROXY=url, GOMODCACHE=cache, GOFLAGS="-modcacherw",
+               GONOSUMDB="", GOPRIVATE="", GONOPROXY="")
+    out = subprocess.run(["go", "mod", "download", "-json", "all"],
+                         cwd=os.path.join(b.HERE, "coldfill"), env=env,
+                         capture_output=True, text=True).stdout
+    subprocess.run(["go", "mod", "download", b.BIG_ZIP], env=env, capture_output=True,
+                   cwd=b.WORK)
+    shutil.rmtree(cache, ignore_errors=True)
+    dec = json.JSONDecoder()
+    mods, i = [], 0
+    while i < len(out):
+        while i < len(out) and out[i].isspace():
+            i += 1
+        if i >= len(out):
+            break
+        obj, i = dec.raw_decode(out, i)
+        if obj.get("Zip") and not obj.get("Error"):
+            mods.append((obj["Path"], obj["Version"]))
+    return mods
+
+
+def main():
+    minio = start_minio()
+    ours = start_ours(minio.url, "strict")
+    athens = start_athens(minio.url, "strict")
+    mods = fill(ours.url)
+    fill(athens.url)
+    ours.stop()
+    athens.stop()
+    b.say(f"filled {len(mods)} versions into both")
+    base = lambda m, v: f"/{escape(m)}/@v/{escape(v)}"
+    paths = {"info": [base(m, v) + ".info" for m, v in mods],
+             "mod": [base(m, v) + ".mod" for m, v in mods]}
+    zm, zv = b.BIG_ZIP.split("@")
+    paths["zip"] = [base(zm, zv) + ".zip"]
+    servers = {"athens-proxy": start_ours(minio.url, "offline"),
+               "Athens": start_athens(minio.url, "offline")}
+    for s in servers.values():  # warm-up, and a check that all is there
+        for p in paths["info"][:3] + paths["mod"][:3] + paths["zip"]:
+            b.fetch(s.url + p)
+    samplers = {n: b.RssSampler(s) for n, s in servers.items()}
+    cases = [("info", 32, ">= 3x"), ("info", 128, ">= 3x"), ("mod", 32, ">= 3x"),
+             ("mod", 128, ">= 3x"), ("zip", 4, ">= 1.5x"), ("zip", 32, ">= 1.5x")]
+    rows, loads = [], []
+    try:
+        for ep, c, target in cases:
+            runs = {n: [] for n in servers}
+            for rnd in range(ROUNDS):
+                order = list(servers) if rnd % 2 == 0 else list(reversed(list(servers)))
+                loads.append(b.load())
+                for n in order:
+                    runs[n].append(b.wrk(servers[n].url, paths[ep], c))
+            s = {n: b.summarize(r) for n, r in runs.items()}
+            key = "bps" if ep == "zip" else "rps"
+            scale = 1 / 2**20 if ep == "zip" else 1
+            rows.append({"scenario": ep + (" (MiB/s)" if ep == "zip" else ""), "conns": c,
+                         "ours": s["athens-proxy"][key] * scale, "athens": s["Athens"][key] * scale,
+                         "errors": {n: v["errors"] for n, v in s.items()}, "target": target})
+            b.say(f"store {ep}@{c}: ours {rows[-1]['ours']:.0f} Athens {rows[-1]['athens']:.0f} "
+                  f"load {b.load()}")
+    finally:
+        peaks = {n: round(smp.stop() / 1024, 1) for n, smp in samplers.items()}
+        for s in servers.values():
+            s.stop()
+        minio.stop()
+    res = {"rows": rows, "rounds": ROUNDS, "seconds": b.DURATION, "loads": loads,
+           "versions": len(mods), "peak_rss_mib": peaks,
+           "redirect": "Pre-signed zip redirects (issue 14): not implemented yet, not measured.",
+           "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    os.makedirs(b.OUT, exist_ok=True)
+    json.dump(res, open(os.path.join(b.OUT, "store.json"), "w"), indent=1)
+    subprocess.run([sys.executable, os.path.join(b.HERE, "store_report.py")], check=True)
+
+
+if __name__ == "__main__":
+    import atexit
+    import signal
+    atexit.register(lambda: [s.stop() for s in b.RUNNING])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        main()
+    finally:
+        shutil.rmtree(b.WORK, ignore_errors=True)
