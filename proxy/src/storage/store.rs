@@ -76,7 +76,35 @@ impl SmallCache {
 /// A stored zip, streamed out without buffering.
 pub struct ZipObject {
     pub size: u64,
-    pub stream: BoxStream<'static, Result<Bytes, object_store::Error>>,
+    pub body: ZipBody,
+}
+
+/// Where a stored zip's bytes come from.
+pub enum ZipBody {
+    /// The file itself, in a local bucket: the server may send it without copying.
+    File(std::fs::File),
+    /// The object store's stream.
+    Stream(BoxStream<'static, Result<Bytes, object_store::Error>>),
+}
+
+impl ZipObject {
+    /// The bytes as a stream (a local file in large reads).
+    pub fn into_stream(self) -> BoxStream<'static, Result<Bytes, object_store::Error>> {
+        match self.body {
+            ZipBody::Stream(s) => s,
+            ZipBody::File(f) => tokio_util::io::ReaderStream::with_capacity(
+                tokio::fs::File::from_std(f),
+                LOCAL_ZIP_CHUNK,
+            )
+            .map(|r| {
+                r.map_err(|e| object_store::Error::Generic {
+                    store: "local",
+                    source: Box::new(e),
+                })
+            })
+            .boxed(),
+        }
+    }
 }
 
 /// What a commit found.
@@ -179,26 +207,27 @@ impl Store {
         if !self.has_version(l).await? {
             return Ok(None);
         }
-        if let Some(root) = &self.local_root
-            && let Ok(file) = tokio::fs::File::open(root.join(l.zip())).await
-            && let Ok(meta) = file.metadata().await
-        {
-            let stream =
-                tokio_util::io::ReaderStream::with_capacity(file, LOCAL_ZIP_CHUNK).map(|r| {
-                    r.map_err(|e| object_store::Error::Generic {
-                        store: "local",
-                        source: Box::new(e),
-                    })
-                });
-            return Ok(Some(ZipObject {
-                size: meta.len(),
-                stream: stream.boxed(),
-            }));
+        if let Some(root) = &self.local_root {
+            // Open and size in one trip to the blocking pool; any failure falls back to the
+            // object store, which says NotFound properly.
+            let path = root.join(l.zip());
+            let opened = tokio::task::spawn_blocking(move || {
+                let f = std::fs::File::open(path)?;
+                let size = f.metadata()?.len();
+                Ok::<_, std::io::Error>((f, size))
+            })
+            .await;
+            if let Ok(Ok((file, size))) = opened {
+                return Ok(Some(ZipObject {
+                    size,
+                    body: ZipBody::File(file),
+                }));
+            }
         }
         match self.os.get(&key(&l.zip())?).await {
             Ok(r) => Ok(Some(ZipObject {
                 size: r.meta.size,
-                stream: r.into_stream(),
+                body: ZipBody::Stream(r.into_stream()),
             })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
