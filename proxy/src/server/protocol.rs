@@ -207,7 +207,13 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
         return render("");
     }
     let path = format!("{me}/@v/list");
-    match fetch_small(app, &path).await {
+    let fetched = match app.upstream_lists.get(&path) {
+        Some(body) => Ok(body),
+        None => fetch_small(app, &path).await.inspect(|body| {
+            app.upstream_lists.put(&path, body.clone());
+        }),
+    };
+    match fetched {
         Ok(body) => render(&String::from_utf8_lossy(&body)),
         Err(UpstreamError::NotFound(_)) if !stored.is_empty() => render(""),
         Err(e) if app.mode == NetworkMode::Fallback && !stored.is_empty() => {
