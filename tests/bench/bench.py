@@ -376,31 +376,41 @@ def main():
                 fetch(s.url + p)
         cases = [(ep, c) for ep in ("info", "mod", "list") for c in (32, 128)]
         paths = {"info": info, "mod": mods, "list": lists}
-        warm = {}
-        samplers = {n: RssSampler(s) for n, s in servers.items()}
-        for ep, c in cases:
-            runs = {n: [] for n in order}
+        warm, peaks = {}, {}
+
+        def measure(key, ps, conns, who):
+            """Alternating rounds over the servers in `who`; median per server, peak RSS."""
+            runs = {n: [] for n in who}
+            smp = {n: RssSampler(servers[n]) for n in who}
             for rnd in range(ROUNDS):
-                for n in order:
-                    runs[n].append(wrk(servers[n].url, paths[ep], c))
-            warm[f"{ep}@{c}"] = {n: summarize(rs) for n, rs in runs.items()}
-            say(f"warm {ep}@{c}: " + ", ".join(
-                f"{n} {warm[f'{ep}@{c}'][n]['rps']:.0f}/s" for n in order) + f" load {load()}")
-        results["rss_warm_kib"] = {n: s.stop() for n, s in samplers.items()}
-        # Large zip: bytes/s with a few connections.
-        runs = {n: [] for n in order}
-        for rnd in range(ROUNDS):
-            for n in order:
-                runs[n].append(wrk(servers[n].url, [zip_path], 4))
-        warm["zip@4"] = {n: summarize(rs) for n, rs in runs.items()}
-        say(f"zip: " + ", ".join(f"{n} {warm['zip@4'][n]['bps'] / 2**20:.0f} MiB/s" for n in order))
-        # Memory while streaming 32 concurrent downloads of the large zip.
-        stream = {}
-        for n in order:
-            smp = RssSampler(servers[n])
-            r = wrk(servers[n].url, [zip_path], 32, seconds=max(DURATION, 8))
-            stream[n] = {"peak_rss_kib": smp.stop(), "bps": r["bps"]}
-        results["rss_stream_kib"] = {n: v["peak_rss_kib"] for n, v in stream.items()}
+                for n in who:
+                    runs[n].append(wrk(servers[n].url, ps, conns))
+            peaks[key] = {n: s.stop() for n, s in smp.items()}
+            warm[key] = {n: summarize(rs) for n, rs in runs.items()}
+            say(f"warm {key}: " + ", ".join(
+                f"{n} {warm[key][n]['rps']:.0f}/s {warm[key][n]['bps'] / 2**20:.0f} MiB/s"
+                for n in who) + f" load {load()}")
+
+        for ep, c in cases:
+            measure(f"{ep}@{c}", paths[ep], c, order)
+        # Large zip: bytes/s with few and with many connections.
+        for c in (4, 32):
+            measure(f"zip@{c}", [zip_path], c, order)
+        # `list` in strict mode: ours asks upstream (the machine's GOPROXY) and keeps the answer
+        # briefly. Athens is left out here: every one of its strict `list` requests goes to the
+        # real upstream, which a load test must not do.
+        servers["athens-proxy strict"] = start_ours(keep["athens-proxy"], "strict")
+        for p in lists:
+            fetch(servers["athens-proxy strict"].url + p)
+        measure("list-strict@32", lists, 32, ["nginx", "athens-proxy strict"])
+        warm["list-strict@32"]["athens-proxy"] = warm["list-strict@32"].pop("athens-proxy strict")
+        peaks["list-strict@32"]["athens-proxy"] = peaks["list-strict@32"].pop("athens-proxy strict")
+        results["list_staleness"] = list_staleness(servers["athens-proxy"], keep["athens-proxy"],
+                                                   lists)
+        say(f"list staleness: {results['list_staleness']}")
+        results["rss_peak_kib"] = peaks
+        results["rss_warm_kib"] = {n: max(peaks[k].get(n, 0) for k in peaks) for n in order}
+        results["rss_stream_kib"] = dict(peaks["zip@32"])
         results["zip_size"] = len(fetch(servers["nginx"].url + zip_path))
         results["warm"] = warm
         results["warm_load"] = load()
@@ -425,6 +435,33 @@ def main():
     json.dump(results, open(prev, "w"), indent=1)
     subprocess.run([sys.executable, os.path.join(HERE, "report.py")], check=True)
     shutil.rmtree(WORK, ignore_errors=True)
+
+
+def list_staleness(server, storage, lists, samples=5):
+    """How long after another replica commits a version the `list` of a running server shows
+    it: a new version's `.info` marker is written into the storage folder behind the server's
+    back (as a second replica sharing the bucket would), then `list` is polled every 10 ms."""
+    out = []
+    for p in lists[:samples]:
+        vdir = os.path.join(storage, p.strip("/")[: -len("/list")])
+        tagged = [f[:-5] for f in os.listdir(vdir)
+                  if f.endswith(".info") and "-" not in f and "+" not in f]
+        if not tagged:
+            continue
+        major, minor, _ = tagged[0][1:].split(".")
+        new = f"v{major}.{minor}.9999"
+        tmp = os.path.join(vdir, f".{new}.info.tmp")
+        with open(tmp, "w") as f:
+            f.write(json.dumps({"Version": new, "Time": "2024-01-01T00:00:00Z"}))
+        t = time.monotonic()
+        os.rename(tmp, os.path.join(vdir, f"{new}.info"))
+        while new not in fetch(server.url + p).decode().split():
+            if time.monotonic() - t > 30:
+                break
+            time.sleep(0.01)
+        out.append(round((time.monotonic() - t) * 1e3))
+        os.remove(os.path.join(vdir, f"{new}.info"))
+    return {"ms": out, "max_ms": max(out) if out else None}
 
 
 def summarize(runs):

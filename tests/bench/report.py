@@ -43,31 +43,49 @@ def md():
              f"cycled by a wrk Lua script; `wrk -t2 -c<conns> -d<s>s --latency`.\n")
 
     L.append("## Warm hits\n")
+    L.append("`list` is in offline mode unless marked strict (then athens-proxy asks the "
+             "machine's `GOPROXY` and reuses the answer for 5 s; Athens is not run there, since "
+             "each of its strict `list` requests goes to the real upstream).\n")
     L.append("| request | conns | nginx req/s | athens-proxy req/s | Athens req/s | ours/nginx | "
              "ours/Athens | p50 ms (nginx / ours / Athens) | p99 ms (nginx / ours / Athens) | "
              "non-2xx |")
     L.append("|---|---|---|---|---|---|---|---|---|---|")
+    na = {"rps": 0, "p50": 0, "p99": 0, "errors": "-"}
     for key, v in w.items():
         if key.startswith("zip"):
             continue
         ep, c = key.split("@")
-        n, o, a = (v[s] for s in ORDER)
-        L.append(f"| `{ep}` | {c} | {n['rps']:.0f} | {o['rps']:.0f} | {a['rps']:.0f} | "
+        ep = "list` (strict" if ep == "list-strict" else ep
+        n, o = v["nginx"], v["athens-proxy"]
+        a = v.get("Athens") or na
+        ar = f"{a['rps']:.0f}" if a is not na else "not run"
+        L.append(f"| `{ep}{')' if '(' in ep else ''}` | {c} | {n['rps']:.0f} | {o['rps']:.0f} | {ar} | "
                  f"{ratio(o['rps'], n['rps'])} | {ratio(o['rps'], a['rps'])} | "
                  f"{n['p50']:.2f} / {o['p50']:.2f} / {a['p50']:.2f} | "
                  f"{n['p99']:.2f} / {o['p99']:.2f} / {a['p99']:.2f} | "
                  f"{n['errors']} / {o['errors']} / {a['errors']} |")
-    if "zip@4" in w:
-        v = w["zip@4"]
-        n, o, a = (v[s] for s in ORDER)
+    zips = [k for k in w if k.startswith("zip@")]
+    if zips:
         L.append("")
-        L.append(f"Large zip ({R.get('zip_size', 0) / 2**20:.1f} MiB), 4 connections:\n")
-        L.append("| | nginx | athens-proxy | Athens | ours/nginx | ours/Athens |")
-        L.append("|---|---|---|---|---|---|")
-        L.append(f"| MiB/s | {n['bps'] / 2**20:.0f} | {o['bps'] / 2**20:.0f} | "
-                 f"{a['bps'] / 2**20:.0f} | {ratio(o['bps'], n['bps'])} | "
-                 f"{ratio(o['bps'], a['bps'])} |")
-        L.append(f"| p50 ms | {n['p50']:.1f} | {o['p50']:.1f} | {a['p50']:.1f} | | |")
+        L.append(f"Large zip ({R.get('zip_size', 0) / 2**20:.1f} MiB, `{R.get('zip_name', 'k8s.io/api@v0.31.0')}`), "
+                 "bytes/s (wrk's Transfer/sec):\n")
+        L.append("| conns | nginx MiB/s | athens-proxy MiB/s | Athens MiB/s | ours/nginx | ours/Athens "
+                 "| p50 ms (nginx / ours / Athens) |")
+        L.append("|---|---|---|---|---|---|---|")
+        for k in zips:
+            n, o, a = (w[k][s] for s in ORDER)
+            L.append(f"| {k.split('@')[1]} | {n['bps'] / 2**20:.0f} | {o['bps'] / 2**20:.0f} | "
+                     f"{a['bps'] / 2**20:.0f} | {ratio(o['bps'], n['bps'])} | "
+                     f"{ratio(o['bps'], a['bps'])} | {n['p50']:.1f} / {o['p50']:.1f} / {a['p50']:.1f} |")
+    st = R.get("list_staleness")
+    if st:
+        L.append("")
+        L.append("`list` after another replica commits: a new version's `.info` is written into "
+                 "the storage folder behind a running athens-proxy (offline mode), which is then "
+                 "asked for `list` every 10 ms until it shows the version. Milliseconds from the "
+                 f"write to the first `list` showing it: {', '.join(map(str, st['ms']))} (max "
+                 f"{st['max_ms']}). The bound is the listing memory's 1 s (`LISTING_TTL`, "
+                 "proxy/src/storage/store.rs); versions this replica commits show at once.")
     L.append("")
 
     c = R.get("cold")
@@ -103,11 +121,19 @@ def md():
 
     if "rss_idle_kib" in R:
         L.append("## Memory (RSS, MiB; nginx is master plus workers)\n")
-        L.append("| | nginx | athens-proxy | Athens |")
+        L.append("Peak RSS sampled every 50 ms during each scenario's rounds.\n")
+        L.append("| scenario | nginx | athens-proxy | Athens |")
         L.append("|---|---|---|---|")
-        for label, k in (("idle", "rss_idle_kib"), ("peak under warm load", "rss_warm_kib"),
-                         ("peak streaming 32 concurrent zip downloads", "rss_stream_kib")):
-            L.append(f"| {label} | " + " | ".join(mib(R[k][s]) for s in ORDER) + " |")
+        L.append("| idle | " + " | ".join(mib(R["rss_idle_kib"][s]) for s in ORDER) + " |")
+        peaks = R.get("rss_peak_kib")
+        if peaks:
+            for k, v in peaks.items():
+                L.append(f"| {k.replace('@', ' @ ')} conns | "
+                         + " | ".join(mib(v[s]) if s in v else "not run" for s in ORDER) + " |")
+        else:
+            for label, k in (("peak under warm load", "rss_warm_kib"),
+                             ("peak streaming 32 concurrent zip downloads", "rss_stream_kib")):
+                L.append(f"| {label} | " + " | ".join(mib(R[k][s]) for s in ORDER) + " |")
         L.append("")
 
     op = R.get("operator")
@@ -154,14 +180,29 @@ def md():
                          f"{'yes' if r1 >= 0.8 else 'no'} |")
                 L.append(f"| warm `.info` >= 3x Athens ({lbl} conns) | {r2:.2f}x | "
                          f"{'yes' if r2 >= 3 else 'no'} |")
-        z = w.get("zip@4")
-        if z:
-            r = z["athens-proxy"]["bps"] / z["nginx"]["bps"]
-            L.append(f"| warm zip bytes/s >= 0.8x nginx | {r:.2f}x | {'yes' if r >= 0.8 else 'no'} |")
+        for k in ("zip@4", "zip@32"):
+            z = w.get(k)
+            if not z:
+                continue
+            r1 = z["athens-proxy"]["bps"] / z["nginx"]["bps"]
+            r2 = z["athens-proxy"]["bps"] / z["Athens"]["bps"]
+            cn = k.split("@")[1]
+            L.append(f"| warm zip bytes/s >= 1.0x nginx ({cn} conns) | {r1:.2f}x | {'yes' if r1 >= 1.0 else 'no'} |")
+            L.append(f"| warm zip bytes/s >= 1.5x Athens ({cn} conns) | {r2:.2f}x | {'yes' if r2 >= 1.5 else 'no'} |")
+        for k, lbl in (("list@32", "offline, 32 conns"), ("list@128", "offline, 128 conns"),
+                       ("list-strict@32", "strict, 32 conns"), ("mod@128", "128 conns")):
+            v = w.get(k)
+            if v:
+                r = v["athens-proxy"]["rps"] / v["nginx"]["rps"]
+                what = "`.mod`" if k.startswith("mod") else "`list`"
+                L.append(f"| warm {what} >= 0.8x nginx ({lbl}) | {r:.2f}x | {'yes' if r >= 0.8 else 'no'} |")
     if c and c["athens-proxy"]["median"] and c["direct"]["median"]:
         r = c["athens-proxy"]["median"] / c["direct"]["median"]
         L.append(f"| cold fill <= 1.15x direct | {r:.2f}x | {'yes' if r <= 1.15 else 'no'} |")
-    if "rss_stream_kib" in R:
+    if R.get("rss_peak_kib"):
+        x = max(v.get("athens-proxy", 0) for v in R["rss_peak_kib"].values()) / 1024
+        L.append(f"| < 64 MiB RSS in every scenario (highest peak) | {x:.1f} MiB | {'yes' if x < 64 else 'no'} |")
+    elif "rss_stream_kib" in R:
         x = R["rss_stream_kib"]["athens-proxy"] / 1024
         L.append(f"| < 64 MiB RSS streaming | {x:.1f} MiB | {'yes' if x < 64 else 'no'} |")
     L.append("")
@@ -179,7 +220,8 @@ def chart():
         return
     w = R.get("warm", {})
     keys = [k for k in w if not k.startswith("zip")]
-    panels = 1 + bool("zip@4" in w) + bool(R.get("cold"))
+    zips = [k for k in w if k.startswith("zip@")]
+    panels = 1 + bool(zips) + bool(R.get("cold"))
     fig, axes = plt.subplots(1, panels, figsize=(5 * panels + 4, 4.5),
                              gridspec_kw={"width_ratios": [3] + [1] * (panels - 1)})
     if panels == 1:
@@ -189,22 +231,24 @@ def chart():
     ax = axes[0]
     width = 0.27
     for i, s in enumerate(ORDER):
-        ax.bar([x + (i - 1) * width for x in range(len(keys))], [w[k][s]["rps"] for k in keys],
-               width, label=s, color=colors[s])
+        ax.bar([x + (i - 1) * width for x in range(len(keys))],
+               [(w[k].get(s) or {"rps": 0})["rps"] for k in keys], width, label=s, color=colors[s])
     ax.set_xticks(range(len(keys)))
-    ax.set_xticklabels([k.replace("@", "\n") + " conns" for k in keys])
+    ax.set_xticklabels([k.replace("list-strict", "list\nstrict").replace("@", "\n") + " conns" for k in keys], fontsize=8)
     ax.set_ylabel("requests/s (median of rounds)")
     ax.set_title("warm hits")
     ax.legend()
     j = 1
-    if "zip@4" in w:
+    if zips:
         ax = axes[j]
         j += 1
-        ax.bar(ORDER, [w["zip@4"][s]["bps"] / 2**20 for s in ORDER],
-               color=[colors[s] for s in ORDER])
-        ax.set_title("large zip, 4 conns")
+        for i, s in enumerate(ORDER):
+            ax.bar([x + (i - 1) * width for x in range(len(zips))],
+                   [w[k][s]["bps"] / 2**20 for k in zips], width, color=colors[s])
+        ax.set_xticks(range(len(zips)))
+        ax.set_xticklabels([k.split("@")[1] + " conns" for k in zips])
+        ax.set_title("large zip")
         ax.set_ylabel("MiB/s")
-        ax.tick_params(axis="x", labelrotation=20)
     if R.get("cold"):
         ax = axes[j]
         who = ["direct", "athens-proxy", "Athens"]

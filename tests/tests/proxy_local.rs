@@ -536,3 +536,95 @@ async fn private_modules_skip_the_checksum_database_and_never_leak() {
     let other = format!("{}/sumdb/other.example/supported", private_ok.url);
     assert_eq!(get(&other).await.0, 404);
 }
+
+/// A module whose zip is several MiB of incompressible bytes: more than one sendfile call and
+/// more than one socket buffer, so partial writes happen.
+fn big() -> FakeModule {
+    let mut m = FakeModule::new("example.com/big", "v1.0.0");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let data: Vec<u8> = (0..5 * 1024 * 1024 + 123)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    m.files.push(("data.bin".into(), data));
+    m
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_zips_are_byte_exact_over_http1_keep_alive_http2_head_and_slow_readers() {
+    use futures::StreamExt;
+    let m = big();
+    let world = World::new(&[m.clone(), hello()]).await;
+    let storage = tempfile::tempdir().unwrap();
+    let proxy = world.proxy(storage.path(), &[]);
+    let zip_url = format!("{}/example.com/big/@v/v1.0.0.zip", proxy.url);
+    let mod_url = format!("{}/example.com/hello/@v/v1.0.0.mod", proxy.url);
+    let want = m.zip();
+    assert!(want.len() > 5 << 20);
+    // The first answer fills storage; every later one is served from the local file.
+    assert_eq!(get(&zip_url).await.3, want);
+
+    // One HTTP/1.1 connection: zip, then a small file, then the zip again. Nothing leaks from
+    // one response into the next.
+    let h1 = reqwest::Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let r = h1.get(&zip_url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.content_length(), Some(want.len() as u64));
+        assert!(r.bytes().await.unwrap() == want, "zip bytes over HTTP/1.1");
+        let r = h1.get(&mod_url).send().await.unwrap();
+        assert_eq!(r.bytes().await.unwrap(), hello().go_mod());
+    }
+    // HEAD: the size, no body, and the connection still good afterwards.
+    let r = h1.head(&zip_url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-length"].to_str().unwrap(),
+        want.len().to_string()
+    );
+    assert!(r.bytes().await.unwrap().is_empty());
+    assert_eq!(h1.get(&mod_url).send().await.unwrap().status(), 200);
+
+    // HTTP/2 (cleartext, prior knowledge) takes the ordinary path, with the same bytes.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = h2.get(&zip_url).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert!(r.bytes().await.unwrap() == want, "zip bytes over HTTP/2");
+
+    // A slow reader (the socket fills, writes resume later) and several at once.
+    let slow = async {
+        let r = h1.get(&zip_url).send().await.unwrap();
+        let mut body = Vec::new();
+        let mut s = r.bytes_stream();
+        while let Some(chunk) = s.next().await {
+            body.extend_from_slice(&chunk.unwrap());
+            if body.len() < 1 << 20 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        body
+    };
+    let many = futures::future::join_all((0..6).map(|_| {
+        let url = zip_url.clone();
+        async move {
+            let c = reqwest::Client::builder().http1_only().build().unwrap();
+            c.get(&url).send().await.unwrap().bytes().await.unwrap()
+        }
+    }));
+    let (slow, many) = tokio::join!(slow, many);
+    assert!(slow == want, "zip bytes to a slow reader");
+    for b in many {
+        assert!(b == want, "zip bytes to concurrent readers");
+    }
+}

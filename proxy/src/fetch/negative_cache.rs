@@ -24,6 +24,18 @@ impl Weigh for String {
     }
 }
 
+impl Weigh for bytes::Bytes {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Weigh for std::sync::Arc<Vec<String>> {
+    fn weight(&self) -> usize {
+        self.iter().map(|s| s.len() + 24).sum()
+    }
+}
+
 /// A TTL map from request path to a remembered answer.
 pub struct TtlCache<V> {
     ttl: Duration,
@@ -33,6 +45,12 @@ pub struct TtlCache<V> {
 struct Entries<V> {
     map: HashMap<String, (Instant, V)>,
     bytes: usize,
+}
+
+impl<V> std::fmt::Debug for TtlCache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TtlCache").field("ttl", &self.ttl).finish()
+    }
 }
 
 /// Upstream "not found" messages by request path.
@@ -69,6 +87,14 @@ impl<V: Weigh> TtlCache<V> {
                 None
             }
             None => None,
+        }
+    }
+
+    /// Forgets `key` (its answer changed here, so the memory is wrong now).
+    pub fn remove(&self, key: &str) {
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, v)) = e.map.remove(key) {
+            e.bytes -= cost(key, &v);
         }
     }
 

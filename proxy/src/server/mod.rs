@@ -8,6 +8,7 @@ mod observe;
 mod policy;
 mod protocol;
 mod reply;
+mod sendfile;
 mod serve;
 mod sumdb;
 mod tls;

@@ -3,14 +3,16 @@
 use super::App;
 use super::app::Found;
 use super::reply::{self, IMMUTABLE, JSON, SHORT, TEXT, ZIP};
+use super::sendfile::FileSlot;
 use crate::config::NetworkMode;
 use crate::module::{
     Info, ModulePath, Request, Version, VersionQuery, check_path_major, escape_version, list_text,
     merge_list, parse_request,
 };
 use crate::policy::filter::Rule;
-use crate::storage::{Layout, StorageError};
+use crate::storage::{Layout, StorageError, ZipBody, ZipObject};
 use crate::upstream::{UpstreamError, read_limited};
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
@@ -21,7 +23,13 @@ use std::sync::Arc;
 /// Largest `list` or `@latest` body we take from upstream.
 const MAX_SMALL_BODY: usize = 4 << 20;
 
-pub async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri) -> Response {
+pub async fn handle(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    version: axum::http::Version,
+    slot: Option<Extension<FileSlot>>,
+) -> Response {
     if method != Method::GET && method != Method::HEAD {
         let mut r = reply::error(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD");
         r.headers_mut()
@@ -49,7 +57,12 @@ pub async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri) -> Re
         }
         Request::Info(m, VersionQuery::Query(q)) => query(&app, &m, &q).await,
         Request::Mod(m, v) => go_mod(&app, &m, &v, path).await,
-        Request::Zip(m, v) => zip(&app, &m, &v, path).await,
+        Request::Zip(m, v) => {
+            // Zero-copy only where hyper writes HTTP/1 straight to our socket wrapper.
+            let h1 = version <= axum::http::Version::HTTP_11;
+            let slot = slot.filter(|_| h1).map(|Extension(s)| s);
+            zip(&app, &m, &v, path, slot).await
+        }
     }
 }
 
@@ -107,7 +120,13 @@ async fn go_mod(app: &Arc<App>, m: &ModulePath, v: &Version, path: &str) -> Resp
     }
 }
 
-async fn zip(app: &Arc<App>, m: &ModulePath, v: &Version, path: &str) -> Response {
+async fn zip(
+    app: &Arc<App>,
+    m: &ModulePath,
+    v: &Version,
+    path: &str,
+    slot: Option<FileSlot>,
+) -> Response {
     let (me, ve) = (m.escaped(), v.escaped());
     let layout = Layout {
         module: &me,
@@ -115,9 +134,14 @@ async fn zip(app: &Arc<App>, m: &ModulePath, v: &Version, path: &str) -> Respons
     };
     match with_repair(app, m, v, path, || app.store.zip(layout)).await {
         Ok(z) => {
-            let mut r = reply::ok(ZIP, IMMUTABLE, Body::from_stream(z.stream));
+            let size = z.size;
+            let body = match (z.body, slot) {
+                (ZipBody::File(f), Some(slot)) => Body::new(slot.body(f, size)),
+                (body, _) => Body::from_stream(ZipObject { size, body }.into_stream()),
+            };
+            let mut r = reply::ok(ZIP, IMMUTABLE, body);
             r.headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(z.size));
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
             r
         }
         Err(r) => r,
@@ -191,7 +215,13 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
         return render("");
     }
     let path = format!("{me}/@v/list");
-    match fetch_small(app, &path).await {
+    let fetched = match app.upstream_lists.get(&path) {
+        Some(body) => Ok(body),
+        None => fetch_small(app, &path).await.inspect(|body| {
+            app.upstream_lists.put(&path, body.clone());
+        }),
+    };
+    match fetched {
         Ok(body) => render(&String::from_utf8_lossy(&body)),
         Err(UpstreamError::NotFound(_)) if !stored.is_empty() => render(""),
         Err(e) if app.mode == NetworkMode::Fallback && !stored.is_empty() => {

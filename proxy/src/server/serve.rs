@@ -5,6 +5,7 @@
 //! closed after `server.header_timeout_seconds`; past `server.max_connections` a connection is
 //! answered 503 and closed; on SIGTERM in-flight requests get `server.shutdown_seconds`.
 
+use super::sendfile::{FileSlot, SendfileIo, WithSlot};
 use super::{App, metrics_router, router};
 use crate::config::Config;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -58,6 +59,9 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
     let limits = &cfg.server;
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
+        // Queue body chunks as they are rather than copying them into one buffer: fewer copies,
+        // and sendfile.rs finds its placeholders by address.
+        .writev(true)
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(limits.header_timeout_seconds));
     http.http2()
@@ -90,10 +94,15 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
         };
         let _ = stream.set_nodelay(true);
         let Some(tls) = &tls else {
+            // Plain TCP: zip bodies from a local bucket may go out with sendfile (sendfile.rs).
+            let files = FileSlot::default();
             let conn = http
                 .serve_connection_with_upgrades(
-                    TokioIo::new(stream),
-                    TowerToHyperService::new(service.clone()),
+                    TokioIo::new(SendfileIo::new(stream, files.clone())),
+                    WithSlot {
+                        inner: TowerToHyperService::new(service.clone()),
+                        slot: files,
+                    },
                 )
                 .into_owned();
             let conn = graceful.watch(conn);

@@ -2,6 +2,7 @@
 
 use super::StorageError;
 use super::layout::{self, Layout};
+use crate::fetch::negative_cache::TtlCache;
 use crate::module::{Version, unescape_version};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -27,7 +28,16 @@ pub struct Store {
     /// For `file://` buckets: the folder, so zips stream straight from the file in large reads
     /// (the object store's local reader hands out 8 KiB chunks, one blocking task each).
     pub(super) local_root: Option<std::path::PathBuf>,
+    /// Each module's committed versions, as listed from the bucket a moment ago (see
+    /// [`LISTING_TTL`]).
+    listings: Arc<TtlCache<Arc<Vec<String>>>>,
 }
+
+/// How long a module's listing of committed versions is reused. Listing walks the bucket (a
+/// directory read, or a LIST call to an object store) and `list` requests are frequent, so a
+/// listing is remembered briefly. A version this replica commits or uncommits is seen at once
+/// (the memory is dropped); one another replica commits is seen within this long.
+pub const LISTING_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Read size when streaming a zip out of a local bucket.
 const LOCAL_ZIP_CHUNK: usize = 256 << 10;
@@ -76,7 +86,35 @@ impl SmallCache {
 /// A stored zip, streamed out without buffering.
 pub struct ZipObject {
     pub size: u64,
-    pub stream: BoxStream<'static, Result<Bytes, object_store::Error>>,
+    pub body: ZipBody,
+}
+
+/// Where a stored zip's bytes come from.
+pub enum ZipBody {
+    /// The file itself, in a local bucket: the server may send it without copying.
+    File(std::fs::File),
+    /// The object store's stream.
+    Stream(BoxStream<'static, Result<Bytes, object_store::Error>>),
+}
+
+impl ZipObject {
+    /// The bytes as a stream (a local file in large reads).
+    pub fn into_stream(self) -> BoxStream<'static, Result<Bytes, object_store::Error>> {
+        match self.body {
+            ZipBody::Stream(s) => s,
+            ZipBody::File(f) => tokio_util::io::ReaderStream::with_capacity(
+                tokio::fs::File::from_std(f),
+                LOCAL_ZIP_CHUNK,
+            )
+            .map(|r| {
+                r.map_err(|e| object_store::Error::Generic {
+                    store: "local",
+                    source: Box::new(e),
+                })
+            })
+            .boxed(),
+        }
+    }
 }
 
 /// What a commit found.
@@ -101,6 +139,7 @@ impl Store {
             os,
             small: Arc::default(),
             local_root: None,
+            listings: Arc::new(TtlCache::new(LISTING_TTL)),
         }
     }
 
@@ -212,26 +251,27 @@ impl Store {
         if !self.has_version(l).await? {
             return Ok(None);
         }
-        if let Some(root) = &self.local_root
-            && let Ok(file) = tokio::fs::File::open(root.join(l.zip())).await
-            && let Ok(meta) = file.metadata().await
-        {
-            let stream =
-                tokio_util::io::ReaderStream::with_capacity(file, LOCAL_ZIP_CHUNK).map(|r| {
-                    r.map_err(|e| object_store::Error::Generic {
-                        store: "local",
-                        source: Box::new(e),
-                    })
-                });
-            return Ok(Some(ZipObject {
-                size: meta.len(),
-                stream: stream.boxed(),
-            }));
+        if let Some(root) = &self.local_root {
+            // Open and size in one trip to the blocking pool; any failure falls back to the
+            // object store, which says NotFound properly.
+            let path = root.join(l.zip());
+            let opened = tokio::task::spawn_blocking(move || {
+                let f = std::fs::File::open(path)?;
+                let size = f.metadata()?.len();
+                Ok::<_, std::io::Error>((f, size))
+            })
+            .await;
+            if let Ok(Ok((file, size))) = opened {
+                return Ok(Some(ZipObject {
+                    size,
+                    body: ZipBody::File(file),
+                }));
+            }
         }
         match self.os.get(&key(&l.zip())?).await {
             Ok(r) => Ok(Some(ZipObject {
                 size: r.meta.size,
-                stream: r.into_stream(),
+                body: ZipBody::Stream(r.into_stream()),
             })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -253,15 +293,20 @@ impl Store {
 
     /// Escaped versions of a module that are committed (have `.info`), unsorted.
     pub async fn versions(&self, module: &str) -> Result<Vec<String>, StorageError> {
+        if let Some(v) = self.listings.get(module) {
+            return Ok(v.as_ref().clone());
+        }
         let dir = key(&layout::versions_dir(module))?;
         let listing = self.os.list_with_delimiter(Some(&dir)).await?;
-        Ok(listing
+        let found: Vec<String> = listing
             .objects
             .iter()
             .filter_map(|o| o.location.filename())
             .filter_map(layout::version_of_info)
             .map(String::from)
-            .collect())
+            .collect();
+        self.listings.put(module, Arc::new(found.clone()));
+        Ok(found)
     }
 
     /// The committed versions of a module, parsed; names that are not versions are skipped.
@@ -280,6 +325,7 @@ impl Store {
         self.small.remove(&l.info());
         self.small.remove(&l.go_mod());
         self.small.remove(&l.mod_marker());
+        self.listings.remove(l.module);
     }
 
     /// Makes a committed version invisible again (its `.info` marker removed, memory dropped),
@@ -325,6 +371,7 @@ impl Store {
         zip_h1: &str,
     ) -> Result<Committed, StorageError> {
         if self.has_version(l).await? {
+            self.listings.remove(l.module);
             return Ok(Committed::AlreadyThere);
         }
         self.upload_file(&l.zip(), zip_file).await?;
@@ -333,7 +380,10 @@ impl Store {
         self.create_or_replace(&l.go_mod(), go_mod).await?;
         self.create_or_replace(&l.ziphash(), Bytes::from(format!("{zip_h1}\n")))
             .await?;
-        if self.create_blob(&l.info(), info).await? {
+        let created = self.create_blob(&l.info(), info).await;
+        // Visible now (ours or another writer's): the module's listing is out of date.
+        self.listings.remove(l.module);
+        if created? {
             // The version is committed whatever happens to its `/index` row (see catalog.rs).
             if let Err(e) = self.record_index(l).await {
                 tracing::warn!(module = l.module, version = l.version, error = %e,
@@ -391,6 +441,7 @@ impl Store {
 mod tests {
     use super::*;
     use object_store::memory::InMemory;
+    use std::time::Duration;
 
     fn layout() -> Layout<'static> {
         Layout {
@@ -446,6 +497,37 @@ mod tests {
             .unwrap();
         assert_eq!(again, Committed::AlreadyThere);
         assert_eq!(store.info(l).await.unwrap(), Some(info));
+    }
+
+    #[tokio::test]
+    async fn listings_see_own_commits_at_once_and_another_replicas_within_the_ttl() {
+        let bucket: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let (a, b) = (Store::new(bucket.clone()), Store::new(bucket));
+        let dir = tempfile::tempdir().unwrap();
+        let zip = dir.path().join("z");
+        std::fs::write(&zip, b"zip").unwrap();
+        let m = Bytes::from_static(b"module example.com/m\n");
+        let commit = |s: Store, v: &'static str| {
+            let (zip, m) = (zip.clone(), m.clone());
+            async move {
+                let l = Layout {
+                    module: "example.com/m",
+                    version: v,
+                };
+                let info = Bytes::from(format!(r#"{{"Version":"{v}"}}"#));
+                s.commit(l, &zip, m, info, "h1:x").await.unwrap();
+            }
+        };
+        assert!(a.versions("example.com/m").await.unwrap().is_empty());
+        commit(a.clone(), "v1.0.0").await;
+        assert_eq!(a.versions("example.com/m").await.unwrap(), vec!["v1.0.0"]);
+        // Another replica's commit: a's listing is remembered, then refreshed.
+        commit(b, "v1.1.0").await;
+        let started = std::time::Instant::now();
+        while a.versions("example.com/m").await.unwrap().len() < 2 {
+            assert!(started.elapsed() < Duration::from_secs(30), "never seen");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]
