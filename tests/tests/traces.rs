@@ -147,7 +147,9 @@ async fn a_go_fetch_is_one_trace_with_its_fill_steps_and_logs_carry_its_id() {
     // fetch/mod_first.rs), and the zip followed in the fill.
     let stages: BTreeSet<&str> = spans
         .iter()
-        .filter(|s| s.trace_id == fill.trace_id && (s.span_id == fill.span_id || s.name == "fill_mod"))
+        .filter(|s| {
+            s.trace_id == fill.trace_id && (s.span_id == fill.span_id || s.name == "fill_mod")
+        })
         .map(|s| s.span_id.as_str())
         .collect();
     let steps: Vec<&SpanRecord> = spans

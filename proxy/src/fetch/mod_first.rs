@@ -54,8 +54,11 @@ impl Filler {
         let (me, module, version) = (self.clone(), module.clone(), version.clone());
         // Its own span: the steps of this stage are traced whether a `.mod` request or the
         // zip fill started it.
-        let span =
-            tracing::info_span!("fill_mod", module = module.as_str(), version = version.as_str());
+        let span = tracing::info_span!(
+            "fill_mod",
+            module = module.as_str(),
+            version = version.as_str()
+        );
         let work = async move { me.mod_stage(&module, &version).await }.instrument(span);
         let failed = Err(FillError::Storage("the .mod fill task failed".into()));
         self.mod_fills.run(key, work, failed).await.0
