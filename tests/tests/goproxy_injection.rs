@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const PATTERNS: [&str; 2] = ["corp.example/*", "git.corp.example/team"];
+const PRIVATE: &str = "git.private.example";
 
 /// The controller in this test's runtime, for one namespace, with cluster-wide GOPROXY on.
 struct Operator {
@@ -161,14 +162,17 @@ async fn label(client: &Client, ns: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// A proxy with `patterns` as no-sum patterns and, when there are any, [`PRIVATE`] as its
+/// private patterns (which builds must not look up in the checksum database either).
 fn proxy(name: &str, patterns: &[&str]) -> Result<AthensProxy> {
+    let private: &[&str] = if patterns.is_empty() { &[] } else { &[PRIVATE] };
     Ok(serde_json::from_value(serde_json::json!({
         "apiVersion": "athens.dev/v1alpha1",
         "kind": "AthensProxy",
         "metadata": {"name": name},
         "spec": {
             "storage": {"filesystem": {}},
-            "upstream": {"goproxy": "direct", "noSumPatterns": patterns},
+            "upstream": {"goproxy": "direct", "noSumPatterns": patterns, "private": private},
         },
     }))?)
 }
@@ -432,7 +436,7 @@ async fn checks(
         .status
         .and_then(|s| s.url)
         .context("no url")?;
-    let nosum = PATTERNS.join(",");
+    let nosum = format!("{},{PRIVATE}", PATTERNS.join(","));
 
     // Real pods.
     let pod = create_pod(&client, ci.name(), &build_pod("build", false)).await?;

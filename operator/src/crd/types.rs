@@ -337,8 +337,9 @@ pub struct UpstreamSpec {
     /// Matching modules are fetched by the proxy straight from their git repositories (HTTPS,
     /// found the way the go command finds them: `go-import` meta tags or a `.git` path
     /// qualifier), never from the proxies in `goproxy` and never looked up in the checksum
-    /// database, so their names never leave for a public host. Credentials for the git hosts
-    /// go in `vcs` (a `.netrc`, tokens per host, SSH keys, a git config).
+    /// database, so their names never leave for a public host; pods that get `GOPROXY` from
+    /// this proxy get them in `GONOSUMDB` too. Credentials for the git hosts go in `vcs` (a
+    /// `.netrc`, tokens per host, SSH keys, a git config).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub private: Vec<String>,
 

@@ -58,13 +58,16 @@ pub fn binding_name(meta: &Meta) -> String {
     format!("athens-goproxy.{}.{}", meta.namespace, meta.name)
 }
 
-/// `GONOSUMDB` for builds using this proxy: its no-sum patterns, comma-joined (the go
-/// command's list syntax). `None` when there are none: then nothing is set.
+/// `GONOSUMDB` for builds using this proxy: its no-sum patterns, then its private patterns
+/// (the checksum database cannot know private modules, so a client must not ask it either),
+/// comma-joined (the go command's list syntax). `None` when there are none: then nothing is
+/// set. The chart's admission policy computes the same value in CEL.
 pub fn no_sum_value(spec: &AthensProxySpec) -> Option<String> {
     let patterns: Vec<&str> = spec
         .upstream
         .no_sum_patterns
         .iter()
+        .chain(&spec.upstream.private)
         .map(|p| p.trim())
         .filter(|p| !p.is_empty())
         .collect();
@@ -228,6 +231,13 @@ mod tests {
             no_sum_value(&spec).as_deref(),
             Some("corp.example/*,git.x/y")
         );
+        spec.upstream.private = vec!["git.corp.example".into()];
+        assert_eq!(
+            no_sum_value(&spec).as_deref(),
+            Some("corp.example/*,git.x/y,git.corp.example")
+        );
+        spec.upstream.no_sum_patterns.clear();
+        assert_eq!(no_sum_value(&spec).as_deref(), Some("git.corp.example"));
     }
 
     #[test]
