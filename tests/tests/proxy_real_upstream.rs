@@ -163,8 +163,21 @@ async fn with_no_settings_a_tampered_public_module_is_refused() {
     let (status, body) = get(&zip_url).await;
     assert_eq!(status, 502, "tampered zip must be refused: {body}");
     assert!(body.contains("checksum mismatch"), "{body}");
-    let (status, _) = get(&format!("{}/{module}/@v/{version}.info", proxy.url)).await;
-    assert_ne!(status, 200, "nothing of the tampered version may be served");
+    // Nothing of the tampered zip was stored: asked again, it is refused again.
+    let (status, body) = get(&zip_url).await;
+    assert_eq!(status, 502, "a refused zip must not be stored: {body}");
+    // The `.mod` stage is vouched for by the database's `/go.mod` hash on its own (issue 17's
+    // mod-first fill), so the genuine `.mod` may be served; it must be byte-equal to the one
+    // the machine's upstream has, never anything the liar made up.
+    let genuine = reqwest::get(format!("{machine}/{module}/@v/{version}.mod"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (status, served) = get(&format!("{}/{module}/@v/{version}.mod", proxy.url)).await;
+    assert_eq!(status, 200, "{served}");
+    assert_eq!(served, genuine);
 
     // A genuine module through the same proxy (the lying upstream does not have it: 404 there,
     // so the machine's upstream answers) is verified and served.
