@@ -2,44 +2,80 @@
 //! the bucket itself (a real MinIO here, for S3), which the real go command follows, checking
 //! the bytes it gets against the checksum database as always. Filters still answer first.
 
+use athens_e2e::azurite::{self, Azurite};
 use athens_e2e::gocmd::GoEnv;
 use athens_e2e::minio::MinioServer;
 use athens_e2e::modzip::FakeModule;
 use athens_e2e::proxy::{ProxyProcess, proxy_bin};
+use athens_e2e::rendered::{RenderedStorage, render_storage, secret};
 use athens_e2e::sumdb::SumdbServer;
 use athens_e2e::upstream::LocalUpstream;
+use athens_operator::crd::{AzureCredentials, AzureStorage, S3Credentials, S3Storage, StorageSpec};
 use std::time::Duration;
 
-/// A proxy on `minio`'s bucket with zip redirects valid `seconds`, and `policy` as its
-/// `[policy]` section. The config file is returned to live as long as the proxy.
+/// MinIO's bucket under the prefix `redirect`, with zip redirects valid `seconds`, as the
+/// operator renders `spec.storage` (so the field's rendering is tested on the way).
+fn on_minio(minio: &MinioServer, seconds: u64) -> RenderedStorage {
+    let storage = StorageSpec {
+        s3: Some(S3Storage {
+            bucket: minio.bucket.clone(),
+            prefix: Some("redirect".into()),
+            region: Some(minio.region.clone()),
+            endpoint: Some(minio.endpoint.clone()),
+            path_style: Some(true),
+            credentials: Some(S3Credentials {
+                secret_name: "s3".into(),
+                ..Default::default()
+            }),
+        }),
+        zip_redirect_seconds: Some(seconds),
+        ..Default::default()
+    };
+    let secrets = secret(
+        "s3",
+        &[
+            ("AWS_ACCESS_KEY_ID", &minio.access_key),
+            ("AWS_SECRET_ACCESS_KEY", &minio.secret_key),
+        ],
+    );
+    let r = render_storage(&storage, &secrets).expect("render the storage");
+    assert_eq!(r.zip_redirect_seconds, seconds);
+    r
+}
+
+/// A proxy on the rendered bucket `r`, with `policy` as its `[policy]` section. The config
+/// file is returned to live as long as the proxy.
 fn proxy_on(
-    minio: &MinioServer,
+    r: &RenderedStorage,
     upstream: &str,
     gosumdb: &str,
-    seconds: u64,
     policy: &str,
 ) -> (ProxyProcess, tempfile::NamedTempFile) {
     // prefetch_zips off: a zip is filled by its own request only, so the first download is
     // deterministically the cold one (filled and streamed), not a race with a background fill.
-    let text = format!(
+    let mut text = format!(
         "listen = \"127.0.0.1:0\"\n\
          [upstream]\ngoproxy = \"{upstream}\"\nsumdb = \"{gosumdb}\"\nprefetch_zips = false\n\
          [policy]\nreload_seconds = 1\n{policy}\n\
-         [storage]\nurl = \"s3://{}/redirect\"\nzip_redirect_seconds = {seconds}\n\
-         [storage.options]\nendpoint = \"{}\"\nregion = \"{}\"\nallow_http = \"true\"\n\
-         virtual_hosted_style_request = \"false\"\n",
-        minio.bucket, minio.endpoint, minio.region
+         [storage]\nurl = \"{}\"\nzip_redirect_seconds = {}\n[storage.options]\n",
+        r.url, r.zip_redirect_seconds
     );
+    for (k, v) in &r.options {
+        text.push_str(&format!("{k} = \"{v}\"\n"));
+    }
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), text).unwrap();
-    let p = ProxyProcess::start(
-        &["--config", f.path().to_str().unwrap()],
-        &[
-            ("AWS_ACCESS_KEY_ID", minio.access_key.as_str()),
-            ("AWS_SECRET_ACCESS_KEY", minio.secret_key.as_str()),
-        ],
-    );
+    let env: Vec<(&str, &str)> = r
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let p = ProxyProcess::start(&["--config", f.path().to_str().unwrap()], &env);
     (p, f)
+}
+
+fn zip_url(p: &ProxyProcess, m: &FakeModule) -> String {
+    format!("{}/{}/@v/{}.zip", p.url, m.escaped_path(), m.version)
 }
 
 fn no_follow() -> reqwest::Client {
@@ -66,11 +102,8 @@ async fn warm_zips_redirect_to_the_bucket_and_the_go_command_follows() {
     x.write_to(dir.path());
     let sumdb = SumdbServer::start(dir.path(), "sumdb.test");
     let up = LocalUpstream::start(dir.path().to_path_buf()).await;
-    let (p, _cfg) = proxy_on(&minio, &up.url, &sumdb.gosumdb(), 120, "");
+    let (p, _cfg) = proxy_on(&on_minio(&minio, 120), &up.url, &sumdb.gosumdb(), "");
     let client = no_follow();
-    let zip_url = |p: &ProxyProcess, m: &FakeModule| {
-        format!("{}/{}/@v/{}.zip", p.url, m.escaped_path(), m.version)
-    };
 
     // Cold, through the go command: filled from upstream and streamed by the proxy.
     let go = GoEnv::new(&p.url, &sumdb.key);
@@ -114,7 +147,7 @@ async fn warm_zips_redirect_to_the_bucket_and_the_go_command_follows() {
     let filter = policy_dir.path().join("filter");
     std::fs::write(&filter, "- example.com/excluded\n").unwrap();
     let policy = format!("filter_file = {:?}", filter.display().to_string());
-    let (short, _cfg2) = proxy_on(&minio, "off", "off", 1, &policy);
+    let (short, _cfg2) = proxy_on(&on_minio(&minio, 1), "off", "off", &policy);
     // The filter answers before any redirect: warm in the bucket, still 403.
     let blocked = client.get(zip_url(&short, &x)).send().await.unwrap();
     assert_eq!(blocked.status(), 403);
@@ -127,6 +160,52 @@ async fn warm_zips_redirect_to_the_bucket_and_the_go_command_follows() {
     assert_eq!(expired.status(), 403);
     let body = expired.text().await.unwrap();
     assert!(body.contains("expired"), "{body}");
+}
+
+/// Azure Blob Storage on Azurite: the warm zip's redirect is a SAS URL signed with the account
+/// key, which Azurite checks.
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_zips_redirect_to_azurite_with_a_sas() {
+    let az = Azurite::start().await;
+    let storage = StorageSpec {
+        azure: Some(AzureStorage {
+            account: azurite::ACCOUNT.into(),
+            container: az.container.clone(),
+            prefix: Some("redirect".into()),
+            endpoint: Some(az.endpoint()),
+            credentials: Some(AzureCredentials {
+                secret_name: "azure".into(),
+                account_key_key: None,
+            }),
+        }),
+        zip_redirect_seconds: Some(120),
+        ..Default::default()
+    };
+    let secrets = secret(
+        "azure",
+        &[("AZURE_STORAGE_ACCOUNT_KEY", azurite::ACCOUNT_KEY)],
+    );
+    let r = render_storage(&storage, &secrets).expect("render the storage");
+    let m = FakeModule::new("example.com/blob", "v0.2.0");
+    let dir = tempfile::tempdir().unwrap();
+    m.write_to(dir.path());
+    let sumdb = SumdbServer::start(dir.path(), "sumdb.test");
+    let up = LocalUpstream::start(dir.path().to_path_buf()).await;
+    let (p, _cfg) = proxy_on(&r, &up.url, &sumdb.gosumdb(), "");
+    let client = no_follow();
+
+    let cold = client.get(zip_url(&p, &m)).send().await.unwrap();
+    assert_eq!(cold.status(), 200);
+    assert_eq!(cold.bytes().await.unwrap().as_ref(), m.zip().as_slice());
+    let location = redirect_of(&client, &zip_url(&p, &m)).await;
+    let blob = format!("{}/{}/redirect/example.com/", az.endpoint(), az.container);
+    assert!(location.starts_with(&blob), "{location}");
+    assert!(location.contains("sig="), "{location}");
+    let direct = reqwest::get(&location).await.unwrap();
+    assert_eq!(direct.status(), 200, "{location}");
+    assert_eq!(direct.bytes().await.unwrap().as_ref(), m.zip().as_slice());
+    let unsigned = location.split('?').next().unwrap();
+    assert_ne!(reqwest::get(unsigned).await.unwrap().status(), 200);
 }
 
 #[test]
