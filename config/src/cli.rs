@@ -218,6 +218,22 @@ mod tests {
     }
 
     #[test]
+    fn zip_redirects_need_a_signing_bucket_and_s3s_limit() {
+        let mut cfg = Config::default();
+        cfg.upstream.goproxy = "off".into();
+        cfg.validate().unwrap();
+        cfg.storage.zip_redirect_seconds = 60;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("storage.zip_redirect_seconds"), "{err}");
+        for url in ["s3://b/p", "gs://b", "az://c"] {
+            cfg.storage.url = url.into();
+            cfg.validate().unwrap();
+        }
+        cfg.storage.zip_redirect_seconds = crate::MAX_ZIP_REDIRECT_SECONDS + 1;
+        assert!(cfg.validate().is_err());
+    }
+
+    #[test]
     fn bad_network_mode_is_an_error() {
         assert!(Cli::try_parse_from(["athens-proxy", "--network-mode", "sometimes"]).is_err());
     }

@@ -55,6 +55,7 @@ impl Default for StorageConfig {
         Self {
             url: format!("file://{}", dir.display()),
             options: Default::default(),
+            zip_redirect_seconds: 0,
         }
     }
 }

@@ -69,6 +69,9 @@ pub struct PolicyConfig {
     pub reload_seconds: u64,
 }
 
+/// The longest `storage.zip_redirect_seconds`: S3's limit for a pre-signed URL (7 days).
+pub const MAX_ZIP_REDIRECT_SECONDS: u64 = 7 * 24 * 3600;
+
 /// The bucket: the single source of truth for every module version served.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -81,6 +84,16 @@ pub struct StorageConfig {
     /// Credentials come from the environment (`AWS_ACCESS_KEY_ID`, `GOOGLE_SERVICE_ACCOUNT`,
     /// `AZURE_STORAGE_ACCOUNT_KEY`, ...), never from this file.
     pub options: BTreeMap<String, String>,
+    /// Answer `.zip` requests for versions already in the bucket with a `307` redirect to a
+    /// pre-signed URL of the bucket itself, valid this many seconds, so the zip's bytes go from
+    /// the bucket to the client without passing through the proxy (the go command follows the
+    /// redirect and checks the zip's hash against go.sum as always). `0`: zips are streamed by
+    /// the proxy. Only for `s3://`, `gs://` and `az://` buckets, whose credentials must be able
+    /// to sign URLs (for GCS a service account key); clients must be able to reach the bucket's
+    /// endpoint. At most 604800 (7 days, S3's limit). Filters and access control answer first;
+    /// a version not in the bucket yet is filled and streamed as usual, the next request is
+    /// redirected; if signing fails the zip is streamed.
+    pub zip_redirect_seconds: u64,
 }
 
 /// How the proxy reaches the outside world.
@@ -355,6 +368,27 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "storage.url",
                 reason: "empty".into(),
+            });
+        }
+        let redirect = self.storage.zip_redirect_seconds;
+        if redirect > 0
+            && !["s3://", "gs://", "az://"]
+                .iter()
+                .any(|s| self.storage.url.starts_with(s))
+        {
+            return Err(ConfigError::Invalid {
+                field: "storage.zip_redirect_seconds",
+                reason: format!(
+                    "pre-signed zip redirects need an s3://, gs:// or az:// bucket, not {:?}",
+                    redact_userinfo(&self.storage.url)
+                ),
+            });
+        }
+        // S3 refuses pre-signed URLs valid for longer than seven days.
+        if redirect > MAX_ZIP_REDIRECT_SECONDS {
+            return Err(ConfigError::Invalid {
+                field: "storage.zip_redirect_seconds",
+                reason: format!("{redirect} is more than {MAX_ZIP_REDIRECT_SECONDS} (7 days)"),
             });
         }
         if self.upstream.goproxy.trim().is_empty() {

@@ -4,8 +4,11 @@
 Called by `tests/bench/run store` (MinIO from tests/peers/minio-install). Both proxies fill
 their own prefix/bucket of one MinIO from the machine's GOPROXY with the coldfill graph
 (tests/bench/coldfill) plus one large zip (BENCH_ZIP), then serve it offline while wrk asks
-for `.info`, `.mod` and the zip, in alternating rounds. Writes docs/bench/store.json and the
-storage section of docs/bench/store-and-graph.md. A report; never a gate.
+for `.info`, `.mod` and the zip, in alternating rounds. Then the large zip once more, streamed
+by athens-proxy versus redirected to a pre-signed MinIO URL (`storage.zip_redirect_seconds`,
+issue 14), fetched by curl following redirects as the go command does (wrk cannot follow a
+redirect to another host). Writes docs/bench/store.json and the storage section of
+docs/bench/store-and-graph.md. A report; never a gate.
 """
 
 import datetime
@@ -15,6 +18,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,12 +72,13 @@ def start_minio():
     return srv
 
 
-def start_ours(minio_url, mode):
+def start_ours(minio_url, mode, redirect_seconds=0):
     port = b.free_port()
     cfg = os.path.join(b.WORK, f"ours-{port}.toml")
     with open(cfg, "w") as f:
         f.write(f'listen = "127.0.0.1:{port}"\n[upstream]\ngoproxy = "{b.UPSTREAM}"\n'
                 f'sumdb = "{b.SUMDB}"\nnetwork_mode = "{mode}"\n[storage]\nurl = "s3://ours"\n'
+                f'zip_redirect_seconds = {redirect_seconds}\n'
                 f'[storage.options]\nendpoint = "{minio_url}"\nregion = "{REGION}"\n'
                 f'allow_http = "true"\nvirtual_hosted_style_request = "false"\n')
     env = dict(os.environ, RUST_LOG="warn", AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET)
@@ -94,6 +99,80 @@ def start_athens(minio_url, mode):
     })
     os.makedirs(env["ATHENS_GOGET_DIR"], exist_ok=True)
     return b.Server("Athens", [b.ATHENS], env, port)
+
+
+def cpu_seconds(server):
+    """User plus system CPU time the server's process has used so far, in seconds."""
+    with open(f"/proc/{server.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def curl_zips(url, conns, n):
+    """`n` GETs of `url`, `conns` at a time, by curl following redirects (as the go command
+    does). Returns bytes/s, bytes, how many were not 200, and how many were redirected."""
+    cfg = os.path.join(b.WORK, "curl.cfg")
+    with open(cfg, "w") as f:
+        f.write(f'url = "{url}"\noutput = "/dev/null"\n' * n)
+    t = time.monotonic()
+    out = subprocess.run(
+        ["curl", "-sS", "-L", "-Z", "--parallel-max", str(conns), "-K", cfg,
+         "-w", "%{http_code} %{size_download} %{num_redirects}\n"],
+        capture_output=True, text=True, check=True).stdout
+    dt = time.monotonic() - t
+    rows = [line.split() for line in out.splitlines() if line.strip()]
+    got = sum(int(size) for code, size, _ in rows if code == "200")
+    bad = sum(1 for code, _, _ in rows if code != "200")
+    redirected = sum(1 for _, _, r in rows if int(r) > 0)
+    return got / dt, got, bad, redirected
+
+
+def zip_redirects(minio_url, zip_path, conns=(4, 32)):
+    """Warm zip MiB/s to a client that follows redirects: streamed by athens-proxy versus a
+    `307` to a pre-signed URL of the same MinIO, in alternating rounds, and the proxy's CPU
+    seconds per GiB delivered (what redirects take off its pods)."""
+    servers = {"streamed": start_ours(minio_url, "offline"),
+               "redirected": start_ours(minio_url, "offline", 300)}
+    rows = []
+    try:
+        for c in conns:
+            mibps = {n: [] for n in servers}
+            cpu = {n: [] for n in servers}
+            checks = {n: [0, 0] for n in servers}  # not-200, redirected
+            for rnd in range(ROUNDS):
+                order = list(servers) if rnd % 2 == 0 else list(reversed(list(servers)))
+                for n in order:
+                    before = cpu_seconds(servers[n])
+                    bps, got, bad, redirected = curl_zips(servers[n].url + zip_path, c, 4 * c)
+                    mibps[n].append(bps / 2**20)
+                    cpu[n].append((cpu_seconds(servers[n]) - before) / max(got / 2**30, 1e-9))
+                    checks[n][0] += bad
+                    checks[n][1] += redirected
+            rows.append({"conns": c, **{f"{n}_mibps": statistics.median(v)
+                                        for n, v in mibps.items()},
+                         **{f"{n}_cpu_s_per_gib": statistics.median(v) for n, v in cpu.items()},
+                         "errors": {n: v[0] for n, v in checks.items()},
+                         "redirected": {n: v[1] for n, v in checks.items()}})
+            b.say(f"zip redirect @{c}: streamed {rows[-1]['streamed_mibps']:.0f} MiB/s, "
+                  f"redirected {rows[-1]['redirected_mibps']:.0f} MiB/s, load {b.load()}")
+    finally:
+        for s in servers.values():
+            s.stop()
+    return rows
+
+
+def redirect_text(rows):
+    """The report's paragraph on zip redirects."""
+    if not rows:
+        return "Pre-signed zip redirects (issue 14): not measured in this run."
+    parts = [f"{r['conns']} at a time: streamed {r['streamed_mibps']:.0f} MiB/s "
+             f"({r['streamed_cpu_s_per_gib']:.2f} proxy CPU s/GiB), redirected "
+             f"{r['redirected_mibps']:.0f} MiB/s ({r['redirected_cpu_s_per_gib']:.2f} proxy CPU "
+             f"s/GiB; errors {r['errors']})" for r in rows]
+    return ("Pre-signed zip redirects (issue 14, `storage.zip_redirect_seconds`): the large zip "
+            "fetched by curl following redirects, as the go command does, streamed through "
+            "athens-proxy versus redirected to a pre-signed URL of the same MinIO; medians of "
+            f"{ROUNDS} alternating rounds of 4 x conns requests: " + "; ".join(parts) + ".")
 
 
 def escape(p):
@@ -146,7 +225,7 @@ def main():
     samplers = {n: b.RssSampler(s) for n, s in servers.items()}
     cases = [("info", 32, ">= 3x"), ("info", 128, ">= 3x"), ("mod", 32, ">= 3x"),
              ("mod", 128, ">= 3x"), ("zip", 4, ">= 1.5x"), ("zip", 32, ">= 1.5x")]
-    rows, loads = [], []
+    rows, loads, redirect_rows = [], [], []
     try:
         for ep, c, target in cases:
             runs = {n: [] for n in servers}
@@ -163,6 +242,7 @@ def main():
                          "errors": {n: v["errors"] for n, v in s.items()}, "target": target})
             b.say(f"store {ep}@{c}: ours {rows[-1]['ours']:.0f} Athens {rows[-1]['athens']:.0f} "
                   f"load {b.load()}")
+        redirect_rows = zip_redirects(minio.url, paths["zip"][0])
     finally:
         peaks = {n: round(smp.stop() / 1024, 1) for n, smp in samplers.items()}
         for s in servers.values():
@@ -170,7 +250,7 @@ def main():
         minio.stop()
     res = {"rows": rows, "rounds": ROUNDS, "seconds": b.DURATION, "loads": loads,
            "versions": len(mods), "peak_rss_mib": peaks,
-           "redirect": "Pre-signed zip redirects (issue 14): not implemented yet, not measured.",
+           "redirect": redirect_text(redirect_rows), "redirect_rows": redirect_rows,
            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     os.makedirs(b.OUT, exist_ok=True)
     json.dump(res, open(os.path.join(b.OUT, "store.json"), "w"), indent=1)

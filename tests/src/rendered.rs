@@ -35,6 +35,8 @@ pub struct RenderedStorage {
     /// out); paths point under `root`.
     pub env: Vec<(String, String)>,
     pub root: tempfile::TempDir,
+    /// `storage.zip_redirect_seconds`, from `spec.storage.zipRedirectSeconds`.
+    pub zip_redirect_seconds: u64,
 }
 
 /// Renders an AthensProxy with `storage` and the Secrets `secrets` (name → key → value).
@@ -110,6 +112,7 @@ pub fn render_storage(storage: &StorageSpec, secrets: &SecretData) -> Result<Ren
         options: config.storage.options,
         env,
         root,
+        zip_redirect_seconds: config.storage.zip_redirect_seconds,
     })
 }
 

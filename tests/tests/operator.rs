@@ -464,6 +464,18 @@ async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> 
                        "tracing":{"otlpEndpoint":"otel-collector:4318"}}}"#,
             "tracing.otlpEndpoint must be an http:// or https:// URL",
         ),
+        (
+            "zip redirects on a volume",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"zipfs"},
+               "spec":{"storage":{"filesystem":{},"zipRedirectSeconds":60},"upstream":{"goproxy":"off"}}}"#,
+            "storage.zipRedirectSeconds needs storage.s3, storage.gcs or storage.azure",
+        ),
+        (
+            "zip redirects longer than S3 allows",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"ziplong"},
+               "spec":{"storage":{"s3":{"bucket":"b"},"zipRedirectSeconds":604801},"upstream":{"goproxy":"off"}}}"#,
+            "zipRedirectSeconds",
+        ),
     ];
     for (what, doc, message) in cases {
         let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(doc))?;

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 #[x_kube(validation = Rule::new(
     "[has(self.filesystem), has(self.s3), has(self.gcs), has(self.azure), has(self.mongodb)].filter(x, x).size() == 1"
 ).message("set exactly one of storage.filesystem, storage.s3, storage.gcs, storage.azure or storage.mongodb"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.zipRedirectSeconds) || self.zipRedirectSeconds == 0 || has(self.s3) || has(self.gcs) || has(self.azure)"
+).message("storage.zipRedirectSeconds needs storage.s3, storage.gcs or storage.azure (a bucket that can pre-sign URLs)"))]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
     /// A PersistentVolumeClaim mounted into the proxy pods: one the operator creates
@@ -30,6 +33,15 @@ pub struct StorageSpec {
     /// A MongoDB database (objects as documents, large ones in chunks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mongodb: Option<MongoDbStorage>,
+    /// Answer `.zip` requests for versions already in the bucket with a 307 redirect to a
+    /// pre-signed URL of the bucket, valid this many seconds, so zip bytes go from the bucket
+    /// straight to the client instead of through the proxy pods. Clients (build pods,
+    /// developers) must be able to reach the bucket's endpoint, and the credentials must be
+    /// able to sign URLs (for GCS a service account key). 0 or unset: the proxy streams zips.
+    /// Only with s3, gcs or azure; at most 604800 (S3's limit of 7 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 604800))]
+    pub zip_redirect_seconds: Option<u64>,
 }
 
 /// A volume for modules. Without existingClaim the operator creates a PersistentVolumeClaim

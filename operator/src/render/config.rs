@@ -218,7 +218,11 @@ pub fn storage_config(storage: &StorageSpec) -> StorageConfig {
         // Filesystem (the schema guarantees exactly one kind is set).
         format!("file://{STORAGE_DIR}")
     };
-    StorageConfig { url, options }
+    StorageConfig {
+        url,
+        options,
+        zip_redirect_seconds: storage.zip_redirect_seconds.unwrap_or(0),
+    }
 }
 
 fn bucket_url(scheme: &str, bucket: &str, prefix: Option<&str>) -> String {
@@ -262,6 +266,17 @@ mod tests {
             !c.to_toml().contains("s3-creds"),
             "no credentials in the config"
         );
+    }
+
+    #[test]
+    fn zip_redirects_are_rendered() {
+        let mut p = proxy(s3());
+        assert_eq!(proxy_config(&p.spec).storage.zip_redirect_seconds, 0);
+        p.spec.storage.zip_redirect_seconds = Some(300);
+        let c = proxy_config(&p.spec);
+        assert_eq!(c.storage.zip_redirect_seconds, 300);
+        assert!(c.to_toml().contains("zip_redirect_seconds = 300"));
+        c.validate().unwrap();
     }
 
     #[test]

@@ -88,6 +88,20 @@ impl App {
         if let Some(root) = cfg.storage.url.strip_prefix("file://") {
             store = store.with_local_root(root.into());
         }
+        if cfg.storage.zip_redirect_seconds > 0 {
+            let signer = crate::storage::open_signer(&cfg.storage.url, &cfg.storage.options)?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "storage.zip_redirect_seconds needs an s3://, gs:// or az:// bucket \
+                         (pre-signed URLs); {} has none",
+                        cfg.storage.url
+                    )
+                })?;
+            store = store.with_zip_redirect(
+                signer,
+                Duration::from_secs(cfg.storage.zip_redirect_seconds),
+            );
+        }
         let entries = parse_goproxy(&cfg.upstream.goproxy).map_err(anyhow::Error::msg)?;
         let upstream = Upstream::new(
             entries.clone(),

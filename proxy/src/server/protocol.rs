@@ -132,6 +132,17 @@ async fn zip(
         module: &me,
         version: &ve,
     };
+    // A warm zip with redirects on: the bucket serves the bytes to the client. The filter and
+    // the access check have already answered by now. Anything else (a miss, a zip gone from
+    // the bucket, a signing failure) takes the streaming path below.
+    match app.store.zip_redirect(layout).await {
+        Ok(Some(url)) => {
+            app.metrics.cache.with_label_values(&["hit"]).inc();
+            return reply::redirect(StatusCode::TEMPORARY_REDIRECT, &url);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "zip redirect failed; streaming instead"),
+    }
     match with_repair(app, m, v, path, || app.store.zip(layout)).await {
         Ok(z) => {
             let size = z.size;

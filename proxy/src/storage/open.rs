@@ -9,6 +9,7 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
+use object_store::signer::Signer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -43,46 +44,78 @@ pub fn open(
         "mongodb" | "mongodb+srv" => Ok(Arc::new(
             MongoStore::new(url, options).map_err(|e| bad(e.to_string()))?,
         )),
-        "s3" | "gs" | "az" => {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(bad("missing bucket name".into()));
-            }
-            let bucket_url = format!("{scheme}://{bucket}");
-            let store: Arc<dyn ObjectStore> = match scheme {
-                "s3" => {
-                    let mut b = AmazonS3Builder::from_env().with_url(bucket_url);
-                    for (k, v) in options {
-                        b = b.with_config(k.parse().map_err(|e| bad(format!("{e}")))?, v);
-                    }
-                    Arc::new(b.build()?)
-                }
-                "gs" => {
-                    let mut b = GoogleCloudStorageBuilder::from_env().with_url(bucket_url);
-                    for (k, v) in options {
-                        b = b.with_config(k.parse().map_err(|e| bad(format!("{e}")))?, v);
-                    }
-                    Arc::new(b.build()?)
-                }
-                _ => {
-                    let mut b = MicrosoftAzureBuilder::from_env().with_url(bucket_url);
-                    for (k, v) in options {
-                        b = b.with_config(k.parse().map_err(|e| bad(format!("{e}")))?, v);
-                    }
-                    Arc::new(b.build()?)
-                }
-            };
-            let prefix = prefix.trim_matches('/');
-            if prefix.is_empty() {
-                Ok(store)
-            } else {
-                Ok(Arc::new(PrefixStore::new(store, prefix)))
-            }
-        }
+        "s3" | "gs" | "az" => Ok(open_cloud(scheme, rest, options)?.0),
         other => Err(bad(format!(
             "unsupported scheme {other:?} (want file, memory, s3, gs, az or mongodb)"
         ))),
     }
+}
+
+/// The signer of an `s3://`, `gs://` or `az://` bucket (pre-signed URLs for its objects, by
+/// the same keys `open` uses); `None` for other kinds of storage.
+pub fn open_signer(
+    url: &str,
+    options: &BTreeMap<String, String>,
+) -> Result<Option<Arc<dyn Signer>>, StorageError> {
+    match url.split_once("://") {
+        Some((scheme @ ("s3" | "gs" | "az"), rest)) => {
+            Ok(Some(open_cloud(scheme, rest, options)?.1))
+        }
+        _ => Ok(None),
+    }
+}
+
+type Cloud = (Arc<dyn ObjectStore>, Arc<dyn Signer>);
+
+fn open_cloud(
+    scheme: &str,
+    rest: &str,
+    options: &BTreeMap<String, String>,
+) -> Result<Cloud, StorageError> {
+    let bad = |reason: String| StorageError::BadUrl {
+        url: format!("{scheme}://{rest}"),
+        reason,
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(bad("missing bucket name".into()));
+    }
+    let bucket_url = format!("{scheme}://{bucket}");
+    let prefix = prefix.trim_matches('/').to_string();
+    match scheme {
+        "s3" => {
+            let mut b = AmazonS3Builder::from_env().with_url(bucket_url);
+            for (k, v) in options {
+                b = b.with_config(k.parse().map_err(|e| bad(format!("{e}")))?, v);
+            }
+            Ok(both(b.build()?, &prefix))
+        }
+        "gs" => {
+            let mut b = GoogleCloudStorageBuilder::from_env().with_url(bucket_url);
+            for (k, v) in options {
+                b = b.with_config(k.parse().map_err(|e| bad(format!("{e}")))?, v);
+            }
+            Ok(both(b.build()?, &prefix))
+        }
+        _ => {
+            let mut b = MicrosoftAzureBuilder::from_env().with_url(bucket_url);
+            for (k, v) in options {
+                b = b.with_config(k.parse().map_err(|e| bad(format!("{e}")))?, v);
+            }
+            Ok(both(b.build()?, &prefix))
+        }
+    }
+}
+
+/// The store and its signer, both under `prefix` (when not empty).
+fn both<T: ObjectStore + Signer + Clone>(store: T, prefix: &str) -> Cloud {
+    if prefix.is_empty() {
+        return (Arc::new(store.clone()), Arc::new(store));
+    }
+    (
+        Arc::new(PrefixStore::new(store.clone(), prefix.to_string())),
+        Arc::new(PrefixStore::new(store, prefix.to_string())),
+    )
 }
 
 #[cfg(test)]
@@ -114,5 +147,41 @@ mod tests {
         assert!(open("s3://bucket/some/prefix", &opts).is_ok());
         opts.insert("no_such_option".to_string(), "1".to_string());
         assert!(open("s3://bucket", &opts).is_err());
+    }
+
+    #[tokio::test]
+    async fn s3_signer_signs_keys_under_the_prefix() {
+        let opts = BTreeMap::from([
+            ("endpoint".to_string(), "http://127.0.0.1:9".to_string()),
+            ("region".to_string(), "us-east-1".to_string()),
+            ("allow_http".to_string(), "true".to_string()),
+            ("access_key_id".to_string(), "k".to_string()),
+            ("secret_access_key".to_string(), "s".to_string()),
+            (
+                "virtual_hosted_style_request".to_string(),
+                "false".to_string(),
+            ),
+        ]);
+        let signer = open_signer("s3://bucket/pre/fix", &opts).unwrap().unwrap();
+        let url = signer
+            .signed_url(
+                object_store::signer::Method::GET,
+                &"m/@v/v1.0.0.zip".into(),
+                std::time::Duration::from_secs(60),
+            )
+            .await
+            .unwrap()
+            .to_string();
+        // The key under the prefix; `@` is percent-encoded in a signed path.
+        assert!(
+            url.starts_with("http://127.0.0.1:9/bucket/pre/fix/m/%40v/v1.0.0.zip?"),
+            "{url}"
+        );
+        assert!(url.contains("X-Amz-Signature="), "{url}");
+        assert!(
+            open_signer("memory://", &BTreeMap::new())
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path as Key;
+use object_store::signer::{Method, Signer};
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use std::collections::HashMap;
 use std::path::Path;
@@ -31,6 +32,8 @@ pub struct Store {
     /// Each module's committed versions, as listed from the bucket a moment ago (see
     /// [`LISTING_TTL`]).
     listings: Arc<TtlCache<Arc<Vec<String>>>>,
+    /// `storage.zip_redirect_seconds`: the bucket's signer and how long its URLs stay valid.
+    zip_redirect: Option<(Arc<dyn Signer>, std::time::Duration)>,
 }
 
 /// How long a module's listing of committed versions is reused. Listing walks the bucket (a
@@ -140,6 +143,7 @@ impl Store {
             small: Arc::default(),
             local_root: None,
             listings: Arc::new(TtlCache::new(LISTING_TTL)),
+            zip_redirect: None,
         }
     }
 
@@ -147,6 +151,37 @@ impl Store {
     pub fn with_local_root(mut self, root: std::path::PathBuf) -> Self {
         self.local_root = Some(root);
         self
+    }
+
+    /// Answers warm zips with pre-signed URLs of the bucket, valid for `ttl`.
+    pub fn with_zip_redirect(mut self, signer: Arc<dyn Signer>, ttl: std::time::Duration) -> Self {
+        self.zip_redirect = Some((signer, ttl));
+        self
+    }
+
+    /// A pre-signed URL of a committed version's zip, when zip redirects are on and the zip is
+    /// in the bucket (checked once per process: it is immutable); `None` means stream it (or
+    /// fill it first) as usual.
+    pub async fn zip_redirect(&self, l: Layout<'_>) -> Result<Option<String>, StorageError> {
+        let Some((signer, ttl)) = &self.zip_redirect else {
+            return Ok(None);
+        };
+        if !self.has_version(l).await? {
+            return Ok(None);
+        }
+        let k = l.zip();
+        // The zip is written before the marker, so it is there unless someone deleted it from
+        // the bucket; one HEAD per zip and process makes sure, and an empty entry in the
+        // memory of immutable objects remembers the answer.
+        if !self.small.contains(&k) {
+            match self.os.head(&key(&k)?).await {
+                Ok(_) => self.small.put(k.clone(), Bytes::new()),
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let url = signer.signed_url(Method::GET, &key(&k)?, *ttl).await?;
+        Ok(Some(url.to_string()))
     }
 
     /// A small object's bytes, or `None` when it does not exist.
@@ -325,6 +360,7 @@ impl Store {
         self.small.remove(&l.info());
         self.small.remove(&l.go_mod());
         self.small.remove(&l.mod_marker());
+        self.small.remove(&l.zip());
         self.listings.remove(l.module);
     }
 
