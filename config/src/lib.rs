@@ -143,7 +143,9 @@ pub struct UpstreamConfig {
     /// `[http "https://host/"]` sections, e.g. a bearer token per host), other `http.*` keys,
     /// and `credential.helper = store --file=<path>` (the file is read by the proxy; other
     /// helpers are not run). Read again at every fetch, so a changed file applies without a
-    /// restart. Extra CAs: `SSL_CERT_FILE`, not `http.sslCAInfo`. Empty: none.
+    /// restart. `http.sslCAInfo` (also URL-scoped) names the CAs trusted for git fetches of the
+    /// matching remotes, replacing the default roots as in git; `SSL_CERT_FILE` applies to all
+    /// HTTPS, `go-import` discovery included. Empty: none.
     pub vcs_git_config: String,
     /// Access tokens per git host, sent as HTTPS basic auth (`username`, token as password)
     /// for `go-import` discovery and git fetches, ahead of `.netrc` entries for the same host.

@@ -547,3 +547,63 @@ pub fn all_modules(host: &str) -> Vec<(String, String)> {
     .map(|(m, v)| (format!("{host}/{m}"), v.to_string()))
     .collect()
 }
+
+/// A go command for private modules of `host`: `HOME` with `netrc` as its `.netrc`, `env`
+/// added, and `host` in `GOPRIVATE` when fetching direct, else in `GONOSUMDB` (through a proxy
+/// that fetches it from version control).
+pub fn private_go(
+    parent: &Path,
+    goproxy: &str,
+    host: &str,
+    netrc: &Path,
+    env: &[(&str, &str)],
+) -> GoEnv {
+    let mut go = GoEnv::new_in(parent, goproxy, "off");
+    let home = go.root.path().to_path_buf();
+    std::fs::copy(netrc, home.join(".netrc")).expect("copy .netrc");
+    go.extra = vec![("HOME".into(), home.display().to_string())];
+    go.extra
+        .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let var = if goproxy == "direct" {
+        "GOPRIVATE"
+    } else {
+        "GONOSUMDB"
+    };
+    go.extra.push((var.into(), host.into()));
+    go
+}
+
+/// Starts a proxy that fetches `host`'s modules from version control only (`--private host`,
+/// no upstream, no checksum database), configured by the TOML `config`, storing into
+/// `<dir>/<name>` and logging to the returned `<dir>/<name>.log`.
+pub fn start_private_proxy(
+    dir: &Path,
+    name: &str,
+    config: &str,
+    host: &str,
+    env: &[(&str, &str)],
+) -> (crate::proxy::ProxyProcess, PathBuf) {
+    let storage = format!("file://{}", dir.join(name).display());
+    let cfg_file = dir.join(format!("{name}.toml"));
+    std::fs::write(&cfg_file, config).expect("write proxy config");
+    let cfg = cfg_file.display().to_string();
+    let args = [
+        "--config",
+        cfg.as_str(),
+        "--listen",
+        "127.0.0.1:0",
+        "--storage",
+        storage.as_str(),
+        "--upstream",
+        "off",
+        "--sumdb",
+        "off",
+        "--private",
+        host,
+    ];
+    let log = dir.join(format!("{name}.log"));
+    (
+        crate::proxy::ProxyProcess::start_logged(&args, env, &log),
+        log,
+    )
+}

@@ -6,9 +6,9 @@
 //! file as its git's global config, and the go command through the proxy, must get the same
 //! versions, `Sum` and `GoModSum`. Without the file the proxy cannot fetch at all.
 
-use athens_e2e::githost::{GitHost, all_modules, downloads, make_repos, times};
-use athens_e2e::gocmd::GoEnv;
-use athens_e2e::proxy::ProxyProcess;
+use athens_e2e::githost::{
+    GitHost, all_modules, downloads, make_repos, private_go, start_private_proxy, times,
+};
 
 const TOKEN: &str = "tok-3f9a1c77e0";
 
@@ -39,24 +39,20 @@ async fn git_config_insteadof_and_extraheader_match_goproxy_direct() {
     let scratch = dir.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();
     std::fs::write(scratch.join("go.mod"), "module scratch\n").unwrap();
+    let git_config_s = git_config.display().to_string();
     let go_env = |goproxy: &str| {
-        let mut go = GoEnv::new_in(dir.path(), goproxy, "off");
-        let home = go.root.path().to_path_buf();
-        std::fs::copy(&netrc, home.join(".netrc")).unwrap();
-        go.extra = vec![
-            ("HOME".into(), home.display().to_string()),
-            ("SSL_CERT_FILE".into(), ca.clone()),
-            ("GIT_SSL_CAINFO".into(), ca.clone()),
-            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
-            ("GIT_CONFIG_GLOBAL".into(), git_config.display().to_string()),
-        ];
-        let var = if goproxy == "direct" {
-            "GOPRIVATE"
-        } else {
-            "GONOSUMDB"
-        };
-        go.extra.push((var.into(), host.clone()));
-        go
+        private_go(
+            dir.path(),
+            goproxy,
+            &host,
+            &netrc,
+            &[
+                ("SSL_CERT_FILE", ca.as_str()),
+                ("GIT_SSL_CAINFO", ca.as_str()),
+                ("GIT_CONFIG_NOSYSTEM", "1"),
+                ("GIT_CONFIG_GLOBAL", git_config_s.as_str()),
+            ],
+        )
     };
     let direct = go_env("direct");
     let want = downloads(&direct, &scratch, &modules);
@@ -70,38 +66,11 @@ async fn git_config_insteadof_and_extraheader_match_goproxy_direct() {
         ("NETRC", netrc_s.as_str()),
         ("TMPDIR", tmp_s.as_str()),
     ];
-    let start = |config: Option<&std::path::Path>, name: &str| {
-        let storage = format!("file://{}", dir.path().join(name).display());
-        let cfg_file = dir.path().join(format!("{name}.toml"));
-        let text = match config {
-            Some(p) => format!(
-                "[upstream]\nvcs_git_config = {:?}\n",
-                p.display().to_string()
-            ),
-            None => String::new(),
-        };
-        std::fs::write(&cfg_file, text).unwrap();
-        let cfg_s = cfg_file.display().to_string();
-        let args = [
-            "--config",
-            cfg_s.as_str(),
-            "--listen",
-            "127.0.0.1:0",
-            "--storage",
-            storage.as_str(),
-            "--upstream",
-            "off",
-            "--sumdb",
-            "off",
-            "--private",
-            host.as_str(),
-        ];
-        let log = dir.path().join(format!("{name}.log"));
-        (ProxyProcess::start_logged(&args, &env, &log), log)
-    };
+    let start =
+        |config: &str, name: &str| start_private_proxy(dir.path(), name, config, &host, &env);
 
     // Without the git config: the go-import URL serves no git, and nothing else gets in.
-    let (bare, _) = start(None, "without");
+    let (bare, _) = start("", "without");
     let resp = reqwest::get(format!("{}/{host}/fresh/@v/list", bare.url))
         .await
         .unwrap();
@@ -112,7 +81,8 @@ async fn git_config_insteadof_and_extraheader_match_goproxy_direct() {
     );
     drop(bare);
 
-    let (proxy, log) = start(Some(&git_config), "with");
+    let with = format!("[upstream]\nvcs_git_config = {git_config_s:?}\n");
+    let (proxy, log) = start(&with, "with");
     let through = go_env(&proxy.url);
     let got = downloads(&through, &scratch, &modules);
     assert_eq!(got, want, "through the proxy vs GOPROXY=direct");
@@ -140,57 +110,31 @@ async fn host_token_and_bounded_mirror_cache() {
     let scratch = dir.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();
     std::fs::write(scratch.join("go.mod"), "module scratch\n").unwrap();
-    let go_env = |goproxy: &str, var: &str| {
-        let mut go = GoEnv::new_in(dir.path(), goproxy, "off");
-        let home = go.root.path().to_path_buf();
-        std::fs::copy(&netrc, home.join(".netrc")).unwrap();
-        go.extra = vec![
-            ("HOME".into(), home.display().to_string()),
-            ("SSL_CERT_FILE".into(), ca.clone()),
-            ("GIT_SSL_CAINFO".into(), ca.clone()),
-            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
-            (var.into(), host.clone()),
+    let go_env = |goproxy: &str| {
+        let env = [
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("GIT_SSL_CAINFO", ca.as_str()),
+            ("GIT_CONFIG_NOSYSTEM", "1"),
         ];
-        go
+        private_go(dir.path(), goproxy, &host, &netrc, &env)
     };
-    let want = downloads(&go_env("direct", "GOPRIVATE"), &scratch, &modules);
+    let want = downloads(&go_env("direct"), &scratch, &modules);
 
     let token = dir.path().join("token");
     std::fs::write(&token, format!("{}\n", athens_e2e::githost::PASSWORD)).unwrap();
-    let cfg = dir.path().join("proxy.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[upstream]\nvcs_cache_max_bytes = 1\n\n[[upstream.vcs_tokens]]\nhost = {host:?}\n\
-             username = {:?}\nfile = {:?}\n",
-            athens_e2e::githost::USER,
-            token.display().to_string()
-        ),
-    )
-    .unwrap();
+    let config = format!(
+        "[upstream]\nvcs_cache_max_bytes = 1\n\n[[upstream.vcs_tokens]]\nhost = {host:?}\n\
+         username = {:?}\nfile = {:?}\n",
+        athens_e2e::githost::USER,
+        token.display().to_string()
+    );
     let tmp = dir.path().join("proxy-tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let (cfg_s, tmp_s) = (cfg.display().to_string(), tmp.display().to_string());
-    let storage = format!("file://{}", dir.path().join("storage").display());
+    let tmp_s = tmp.display().to_string();
     // No NETRC: the token is the only credential.
     let env = [("SSL_CERT_FILE", ca.as_str()), ("TMPDIR", tmp_s.as_str())];
-    let args = [
-        "--config",
-        cfg_s.as_str(),
-        "--listen",
-        "127.0.0.1:0",
-        "--storage",
-        storage.as_str(),
-        "--upstream",
-        "off",
-        "--sumdb",
-        "off",
-        "--private",
-        host.as_str(),
-    ];
-    let log = dir.path().join("proxy.log");
-    let proxy = ProxyProcess::start_logged(&args, &env, &log);
-    let got = downloads(&go_env(&proxy.url, "GONOSUMDB"), &scratch, &modules);
+    let (proxy, log) = start_private_proxy(dir.path(), "storage", &config, &host, &env);
+    let got = downloads(&go_env(&proxy.url), &scratch, &modules);
     assert_eq!(got, want, "with a host token vs GOPROXY=direct");
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(

@@ -18,6 +18,19 @@ fn failed(what: &str, e: impl std::fmt::Display) -> GitError {
     GitError::Failed(athens_config::redact_userinfo(&format!("{what}: {e}")))
 }
 
+/// An error with its causes on one line: the transport's own message ("handshake failed")
+/// does not say why, its causes do (an unknown certificate issuer, a refused login).
+fn with_causes(e: &gix::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.iter_errors() {
+        let msg = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+    }
+    parts.join(": ")
+}
+
 /// The remote's refs at the last fetch: tag names with the commit each points to, and the
 /// commit of the default branch.
 #[derive(Debug, Clone, Default)]
@@ -93,7 +106,7 @@ pub fn fetch(
             gix::init_bare(dir).map_err(|e| failed("creating mirror", e))?
         }
     };
-    let mut store_files = Vec::new();
+    let (mut store_files, mut ca_file) = (Vec::new(), None);
     if let Some(path) = &creds.git_config {
         let config = super::gitconfig::read(path)?;
         store_files = super::gitconfig::store_files(&config);
@@ -107,10 +120,9 @@ pub fn fetch(
             .and_then(|r| r.url(gix::remote::Direction::Fetch).map(|u| u.to_bstring()))
             .map(|u| u.to_string())
             .unwrap_or_else(|| url.to_string());
-        apply_config(
-            &mut repo,
-            super::gitconfig::scoped_for(&config, &rewritten)?,
-        )?;
+        let scoped = super::gitconfig::scoped_for(&config, &rewritten)?;
+        ca_file = super::cainfo::ca_file(&scoped)?;
+        apply_config(&mut repo, scoped)?;
     }
     let remote = repo
         .remote_at(url)
@@ -126,9 +138,19 @@ pub fn fetch(
         .cloned();
     let conn = match ssh_url {
         Some(u) => remote.to_connection_with_transport(super::ssh::connect(rt, &creds.ssh, &u)?),
-        None => remote
-            .connect(gix::remote::Direction::Fetch)
-            .map_err(|e| failed(url, e))?,
+        None => {
+            let options = match (remote.url(gix::remote::Direction::Fetch), &ca_file) {
+                (Some(u), Some(ca)) => Some(super::cainfo::transport_options(&repo, u, ca)?),
+                _ => None,
+            };
+            let conn = remote
+                .connect(gix::remote::Direction::Fetch)
+                .map_err(|e| failed(url, e))?;
+            match options {
+                Some(o) => conn.with_transport_options(o),
+                None => conn,
+            }
+        }
     };
     let conn = conn.with_credentials(move |action| match action {
         gix::credentials::helper::Action::Get(ctx) => {
@@ -156,9 +178,9 @@ pub fn fetch(
     };
     let outcome = conn
         .prepare_fetch(gix::progress::Discard, options)
-        .map_err(|e| failed(url, e))?
+        .map_err(|e| failed(url, with_causes(&e)))?
         .receive(gix::progress::Discard, &AtomicBool::new(false))
-        .map_err(|e| failed(url, e))?;
+        .map_err(|e| failed(url, with_causes(&e)))?;
     let mut refs = Refs::default();
     for r in &outcome.ref_map.remote_refs {
         let (name, target, peeled) = r.unpack();

@@ -11,6 +11,7 @@
 //! VCS.
 
 mod cache;
+mod cainfo;
 mod coderepo;
 mod discover;
 mod git;
