@@ -55,11 +55,11 @@ def md():
         if key.startswith("zip"):
             continue
         ep, c = key.split("@")
-        ep = "list` (strict" if ep == "list-strict" else ep
+        label = "`list` (strict)" if ep == "list-strict" else f"`{ep}`"
         n, o = v["nginx"], v["athens-proxy"]
         a = v.get("Athens") or na
         ar = f"{a['rps']:.0f}" if a is not na else "not run"
-        L.append(f"| `{ep}{')' if '(' in ep else ''}` | {c} | {n['rps']:.0f} | {o['rps']:.0f} | {ar} | "
+        L.append(f"| {label} | {c} | {n['rps']:.0f} | {o['rps']:.0f} | {ar} | "
                  f"{ratio(o['rps'], n['rps'])} | {ratio(o['rps'], a['rps'])} | "
                  f"{n['p50']:.2f} / {o['p50']:.2f} / {a['p50']:.2f} | "
                  f"{n['p99']:.2f} / {o['p99']:.2f} / {a['p99']:.2f} | "
