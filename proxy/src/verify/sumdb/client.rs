@@ -34,7 +34,15 @@ pub struct SumdbClient {
     /// Largest verified signed tree seen (size, root): every later tree must be consistent
     /// with it.
     latest: std::sync::Mutex<Option<(u64, tlog::Hash)>>,
+    /// Tiles that were part of a proof that checked out. A tile's content never changes (a
+    /// partial tile is named by its width), so they are reused as the go command reuses its
+    /// on-disk tile cache: the upper levels are shared by nearly every lookup, and fetching
+    /// them again made each cold `.mod` wait for several round trips in a row.
+    tiles: std::sync::Mutex<HashMap<tlog::Tile, Vec<u8>>>,
 }
+
+/// Most tiles remembered (at most 8 KiB each): the cache is emptied when it is full.
+const MAX_CACHED_TILES: usize = 512;
 
 impl SumdbClient {
     /// `proxies` is the parsed `GOPROXY` list the proxy itself fetches from.
@@ -45,6 +53,7 @@ impl SumdbClient {
             http,
             base: tokio::sync::OnceCell::new(),
             latest: std::sync::Mutex::new(None),
+            tiles: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -192,7 +201,10 @@ impl SumdbClient {
             .await?;
         let leaf = tlog::record_hash(rec.record_text.as_bytes());
         match tlog::root_from_tiles(rec.id, rec.tree_size, leaf, &tiles) {
-            Some(r) if r == root => Ok(()),
+            Some(r) if r == root => {
+                self.remember(tiles);
+                Ok(())
+            }
             Some(_) => Err(not_in_tree(format!(
                 "inclusion proof for record {} does not lead to the signed root of tree size {}",
                 rec.id, rec.tree_size
@@ -252,7 +264,10 @@ impl SumdbClient {
             .fetch_tiles(tlog::consistency_tiles(old.0, new.0))
             .await?;
         match tlog::consistent_from_tiles(old.0, &old.1, new.0, &new.1, &tiles) {
-            Some(true) => Ok(()),
+            Some(true) => {
+                self.remember(tiles);
+                Ok(())
+            }
             Some(false) => Err(self.inconsistent(format!(
                 "tree of size {} is not a prefix of tree of size {}",
                 old.0, new.0
@@ -261,40 +276,74 @@ impl SumdbClient {
         }
     }
 
-    /// Fetches tiles from `<base>/tile/...`, checking each has exactly its width of hashes.
+    /// Keeps the tiles of a proof that checked out.
+    fn remember(&self, tiles: HashMap<tlog::Tile, Vec<u8>>) {
+        let mut cache = self.tiles.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() + tiles.len() > MAX_CACHED_TILES {
+            cache.clear();
+        }
+        cache.extend(tiles);
+    }
+
+    /// The tiles wanted: remembered ones, the others fetched from `<base>/tile/...` at once,
+    /// each checked to hold exactly its width of hashes.
     async fn fetch_tiles(
         &self,
         wanted: std::collections::BTreeSet<tlog::Tile>,
     ) -> Result<HashMap<tlog::Tile, Vec<u8>>, VerifyError> {
-        let base = self.base_url().await?;
         let mut tiles = HashMap::new();
-        for tile in wanted {
-            let url = format!("{base}/{}", tile.path());
-            let resp = self
-                .http
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?;
-            let status = resp.status();
-            if status != StatusCode::OK {
-                let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
-                return Err(self.unavailable(format!("GET {url}: {status}: {}", first_line(&body))));
+        let mut missing = Vec::new();
+        {
+            let cache = self.tiles.lock().unwrap_or_else(|e| e.into_inner());
+            for tile in wanted {
+                match cache.get(&tile) {
+                    Some(data) => {
+                        tiles.insert(tile, data.clone());
+                    }
+                    None => missing.push(tile),
+                }
             }
-            // A tile is exactly its width of 32-byte hashes: read no more than that.
-            let data = read_limited(resp, tile.width as usize * 32)
-                .await
-                .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?;
-            if data.len() != tile.width as usize * 32 {
-                return Err(self.unavailable(format!(
-                    "GET {url}: {} bytes, want {}",
-                    data.len(),
-                    tile.width as usize * 32
-                )));
-            }
-            tiles.insert(tile, data.to_vec());
         }
+        if missing.is_empty() {
+            return Ok(tiles);
+        }
+        let base = self.base_url().await?;
+        let fetched =
+            futures::future::try_join_all(missing.into_iter().map(|t| self.fetch_tile(base, t)))
+                .await?;
+        tiles.extend(fetched);
         Ok(tiles)
+    }
+
+    async fn fetch_tile(
+        &self,
+        base: &str,
+        tile: tlog::Tile,
+    ) -> Result<(tlog::Tile, Vec<u8>), VerifyError> {
+        let url = format!("{base}/{}", tile.path());
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?;
+        let status = resp.status();
+        if status != StatusCode::OK {
+            let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+            return Err(self.unavailable(format!("GET {url}: {status}: {}", first_line(&body))));
+        }
+        // A tile is exactly its width of 32-byte hashes: read no more than that.
+        let data = read_limited(resp, tile.width as usize * 32)
+            .await
+            .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?;
+        if data.len() != tile.width as usize * 32 {
+            return Err(self.unavailable(format!(
+                "GET {url}: {} bytes, want {}",
+                data.len(),
+                tile.width as usize * 32
+            )));
+        }
+        Ok((tile, data.to_vec()))
     }
 }
 
