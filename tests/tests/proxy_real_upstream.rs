@@ -169,12 +169,8 @@ async fn with_no_settings_a_tampered_public_module_is_refused() {
     // The `.mod` stage is vouched for by the database's `/go.mod` hash on its own (issue 17's
     // mod-first fill), so the genuine `.mod` may be served; it must be byte-equal to the one
     // the machine's upstream has, never anything the liar made up.
-    let genuine = reqwest::get(format!("{machine}/{module}/@v/{version}.mod"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, genuine) = get(&format!("{machine}/{module}/@v/{version}.mod")).await;
+    assert_eq!(status, 200, "{genuine}");
     let (status, served) = get(&format!("{}/{module}/@v/{version}.mod", proxy.url)).await;
     assert_eq!(status, 200, "{served}");
     assert_eq!(served, genuine);

@@ -4,7 +4,7 @@
 //! `GOPROXY=direct` (the go command running git) and through the proxy (native fetch), timed
 //! for a first fetch, a second version of the same repository, `list` and `@latest`.
 
-use athens_e2e::githost::{GitHost, RepoBuilder};
+use athens_e2e::githost::{GitHost, RepoBuilder, private_go};
 use athens_e2e::gocmd::GoEnv;
 use athens_e2e::proxy::ProxyProcess;
 use std::path::Path;
@@ -62,18 +62,13 @@ async fn bench_native_git_against_goproxy_direct() {
     let scratch = dir.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();
     std::fs::write(scratch.join("go.mod"), "module scratch\n").unwrap();
-    let go_env = |goproxy: &str, var: &str| {
-        let mut go = GoEnv::new_in(dir.path(), goproxy, "off");
-        let home = go.root.path().to_path_buf();
-        std::fs::copy(&netrc, home.join(".netrc")).unwrap();
-        go.extra = vec![
-            ("HOME".into(), home.to_string_lossy().into_owned()),
-            ("SSL_CERT_FILE".into(), ca.clone()),
-            ("GIT_SSL_CAINFO".into(), ca.clone()),
-            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
-            (var.into(), host.clone()),
+    let go_env = |goproxy: &str| {
+        let env = [
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("GIT_SSL_CAINFO", ca.as_str()),
+            ("GIT_CONFIG_NOSYSTEM", "1"),
         ];
-        go
+        private_go(dir.path(), goproxy, &host, &netrc, &env)
     };
     let storage = format!("file://{}", dir.path().join("storage").display());
     let netrc_s = netrc.to_string_lossy().into_owned();
@@ -110,8 +105,8 @@ async fn bench_native_git_against_goproxy_direct() {
         ("@latest", vec!["list", "-m", &latest]),
     ];
     // One client each, kept across steps, as a developer's machine would be.
-    let direct = go_env("direct", "GOPRIVATE");
-    let through = go_env(&proxy.url, "GONOSUMDB");
+    let direct = go_env("direct");
+    let through = go_env(&proxy.url);
     println!("| step | GOPROXY=direct | through the proxy (native git) |\n|---|---|---|");
     for (name, cmd) in &steps {
         let d = timed(&direct, &scratch, cmd);
@@ -122,7 +117,7 @@ async fn bench_native_git_against_goproxy_direct() {
             p.as_secs_f64() * 1e3
         );
     }
-    let fresh = go_env(&proxy.url, "GONOSUMDB");
+    let fresh = go_env(&proxy.url);
     let s = timed(&fresh, &scratch, &["mod", "download", &v1]);
     println!(
         "| v1.0.0 again, new client, from storage | - | {:.0} ms |",

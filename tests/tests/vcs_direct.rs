@@ -5,7 +5,7 @@
 //! again from storage once the git host is gone.
 
 use athens_e2e::githost::{
-    GitHost, RepoBuilder, all_modules, downloads, git, make_repos, times, versions,
+    GitHost, RepoBuilder, all_modules, downloads, git, make_repos, private_go, times, versions,
 };
 use athens_e2e::gocmd::GoEnv;
 use athens_e2e::proxy::ProxyProcess;
@@ -327,21 +327,15 @@ async fn generated_repositories_match_goproxy_direct() {
     let scratch = dir.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();
     std::fs::write(scratch.join("go.mod"), "module scratch\n").unwrap();
-    let go_env = |goproxy: &str, private: bool| {
-        let mut go = GoEnv::new_in(dir.path(), goproxy, "off");
-        let home = go.root.path().to_path_buf();
-        std::fs::copy(&netrc, home.join(".netrc")).unwrap();
-        go.extra = vec![
-            ("HOME".into(), home.to_string_lossy().into_owned()),
-            ("SSL_CERT_FILE".into(), ca.clone()),
-            ("GIT_SSL_CAINFO".into(), ca.clone()),
-            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
+    let go_env = |goproxy: &str| {
+        let env = [
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("GIT_SSL_CAINFO", ca.as_str()),
+            ("GIT_CONFIG_NOSYSTEM", "1"),
         ];
-        let var = if private { "GOPRIVATE" } else { "GONOSUMDB" };
-        go.extra.push((var.into(), host.clone()));
-        go
+        private_go(dir.path(), goproxy, &host, &netrc, &env)
     };
-    let want = downloads(&go_env("direct", true), &scratch, &modules);
+    let want = downloads(&go_env("direct"), &scratch, &modules);
 
     let storage = format!("file://{}", dir.path().join("storage").display());
     let netrc_s = netrc.to_string_lossy().into_owned();
@@ -364,7 +358,7 @@ async fn generated_repositories_match_goproxy_direct() {
         host.as_str(),
     ];
     let proxy = ProxyProcess::start(&args, &env);
-    let got = downloads(&go_env(&proxy.url, false), &scratch, &modules);
+    let got = downloads(&go_env(&proxy.url), &scratch, &modules);
     assert_eq!(
         got, want,
         "seed {seed}: through the proxy vs GOPROXY=direct"

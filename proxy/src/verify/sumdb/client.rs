@@ -136,12 +136,7 @@ impl SumdbClient {
             })?;
         let base = self.base_url().await?;
         let url = format!("{base}/lookup/{module_escaped}@{version}");
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?;
+        let resp = self.get(&url).await?;
         let status = resp.status();
         let limit = if status == StatusCode::OK {
             MAX_LOOKUP_BODY
@@ -276,6 +271,15 @@ impl SumdbClient {
         }
     }
 
+    /// Sends a GET to the database; a failure to get any answer makes it unavailable.
+    async fn get(&self, url: &str) -> Result<reqwest::Response, VerifyError> {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.unavailable(format!("GET {url}: {e}")))
+    }
+
     /// Keeps the tiles of a proof that checked out.
     fn remember(&self, tiles: HashMap<tlog::Tile, Vec<u8>>) {
         let mut cache = self.tiles.lock().unwrap_or_else(|e| e.into_inner());
@@ -321,12 +325,7 @@ impl SumdbClient {
         tile: tlog::Tile,
     ) -> Result<(tlog::Tile, Vec<u8>), VerifyError> {
         let url = format!("{base}/{}", tile.path());
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| self.unavailable(format!("GET {url}: {e}")))?;
+        let resp = self.get(&url).await?;
         let status = resp.status();
         if status != StatusCode::OK {
             let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
