@@ -366,7 +366,7 @@ async fn minio_listing_probe() {
         .unwrap();
     let s3 = Arc::new(s3);
     let started = Instant::now();
-    // `flat`: n keys side by side in one folder, as `_index/<stored-at>/` rows are.
+    // `flat`: n keys side by side in one folder, as `_index/` rows are.
     let flat = std::env::var("ATHENS_PROBE_LAYOUT").is_ok_and(|l| l == "flat");
     let prefix = if flat { "flat/" } else { "example.com/" };
     if flat {

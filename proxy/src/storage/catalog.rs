@@ -3,10 +3,16 @@
 //! The catalog is the bucket's `.info` commit markers in key order. The index needs the time
 //! each version was stored, which the bucket does not keep in a listable order (the `.info`
 //! `Time` is the module's own commit time, not ours), so each commit also writes an empty
-//! object `_index/<stored at>/<module>/@v/<version>` whose time is the commit marker's
-//! `last_modified` as the bucket reports it: one clock for every replica. Listing `_index/`
-//! from `since` then gives rows oldest first, a page at a time. `_index` has no dot, so it can
-//! never be a module path, and a bucket synced to disk stays a valid `GOPROXY=file://`.
+//! object `_index/<stored at>,<module with / as ,>,<version>` whose time is the commit
+//! marker's `last_modified` as the bucket reports it: one clock for every replica. Listing
+//! `_index/` from `since` then gives rows oldest first, a page at a time. `_index` has no dot,
+//! so it can never be a module path, and a bucket synced to disk stays a valid
+//! `GOPROXY=file://`.
+//!
+//! A row is one name directly under `_index/` (`,` never occurs in an escaped module path or
+//! version) because stores that keep keys as directories pay per directory when listing:
+//! MinIO listed the earlier nested rows (`_index/<stored at>/<module>/@v/<version>`) about
+//! five times slower per row. Those rows are still read, so older buckets need no rewrite.
 //!
 //! A process killed between the commit and the row leaves a version without a row (the catalog
 //! still lists it), as do versions stored before rows existed: `athens-proxy --reindex` writes
@@ -44,12 +50,15 @@ pub struct IndexRow {
     pub timestamp: DateTime<Utc>,
 }
 
+/// Separates the parts of a row's name; never part of an escaped module path or version.
+const SEP: char = ',';
+
 /// The row key for a version stored at `at`.
 pub fn index_row_key(at: DateTime<Utc>, l: Layout<'_>) -> String {
     format!(
-        "{INDEX_DIR}/{}/{}/@v/{}",
+        "{INDEX_DIR}/{}{SEP}{}{SEP}{}",
         at.format(STAMP),
-        l.module,
+        l.module.replace('/', ","),
         l.version
     )
 }
@@ -62,11 +71,21 @@ pub fn index_since_key(since: DateTime<Utc>) -> String {
 /// A row from its key; `None` for anything else (a temporary file, a foreign object).
 pub fn parse_index_key(k: &str) -> Option<IndexRow> {
     let rest = k.strip_prefix(INDEX_DIR)?.strip_prefix('/')?;
-    let (stamp, rest) = rest.split_once('/')?;
-    let (module, version) = rest.rsplit_once("/@v/")?;
+    let (stamp, module, version) = match rest.split_once(SEP) {
+        Some((stamp, rest)) if !stamp.contains('/') => {
+            let (module, version) = rest.rsplit_once(SEP)?;
+            (stamp, module.replace(SEP, "/"), version)
+        }
+        // A nested row, as written before rows were flat.
+        _ => {
+            let (stamp, rest) = rest.split_once('/')?;
+            let (module, version) = rest.rsplit_once("/@v/")?;
+            (stamp, module.to_string(), version)
+        }
+    };
     let timestamp = NaiveDateTime::parse_from_str(stamp, STAMP).ok()?.and_utc();
     Some(IndexRow {
-        path: unescape_path(module).ok()?,
+        path: unescape_path(&module).ok()?,
         version: unescape_version(version).ok()?,
         timestamp,
     })
@@ -204,7 +223,7 @@ mod tests {
         let (k1, k2) = (index_row_key(t1, l), index_row_key(t2, l));
         assert_eq!(
             k1,
-            "_index/20260102T030405.000000000Z/github.com/!burnt!sushi/toml/@v/v1.4.0"
+            "_index/20260102T030405.000000000Z,github.com,!burnt!sushi,toml,v1.4.0"
         );
         assert!(k1 < k2);
         let row = parse_index_key(&k2).unwrap();
@@ -267,5 +286,26 @@ mod tests {
             assert!(parse_info_key(k).is_none(), "{k}");
         }
         assert!(parse_index_key("_index/garbage/a.b/c/@v/v1.0.0").is_none());
+        assert!(parse_index_key("_index/garbage,a.b,c,v1.0.0").is_none());
+        assert!(parse_index_key("_index/20260102T030405.000000000Z,v1.0.0").is_none());
+    }
+
+    #[test]
+    fn nested_rows_of_older_buckets_are_still_read() {
+        let row = parse_index_key(
+            "_index/20260102T030405.000000000Z/github.com/!burnt!sushi/toml/@v/v1.4.0",
+        )
+        .unwrap();
+        assert_eq!(row.path, "github.com/BurntSushi/toml");
+        assert_eq!(row.version, "v1.4.0");
+        let flat = parse_index_key(&index_row_key(
+            row.timestamp,
+            Layout {
+                module: "github.com/!burnt!sushi/toml",
+                version: "v1.4.0",
+            },
+        ))
+        .unwrap();
+        assert_eq!(flat, row);
     }
 }
