@@ -14,6 +14,8 @@ use super::StorageError;
 use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path as Key;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -168,10 +170,18 @@ impl<T, F: Fn(&str) -> Option<T>> LocalWalk<'_, T, F> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
-        let mut names: Vec<(String, bool)> = Vec::new();
+        // Entries before the resume point are dropped unread, and the rest come out of a heap
+        // in order: a page from a wide folder (`_index/` holds a row per version) costs one
+        // directory read, not a sort of every name in it.
+        let first = bound.map(|b| b[0]);
+        let mut names = Vec::new();
         for e in entries {
             let e = e?;
-            let Ok(name) = e.file_name().into_string() else {
+            let name = e.file_name();
+            if first.is_some_and(|f| name.as_encoded_bytes() < f.as_bytes()) {
+                continue;
+            }
+            let Ok(name) = name.into_string() else {
                 continue;
             };
             if rel.is_empty() && self.modules_only && !name.contains('.') {
@@ -184,10 +194,10 @@ impl<T, F: Fn(&str) -> Option<T>> LocalWalk<'_, T, F> {
                 Ok(t) => t.is_dir(),
                 Err(_) => continue,
             };
-            names.push((name, is_dir));
+            names.push(Reverse((name, is_dir)));
         }
-        names.sort_unstable();
-        for (name, is_dir) in names {
+        let mut names = BinaryHeap::from(names);
+        while let Some(Reverse((name, is_dir))) = names.pop() {
             let sub = match bound {
                 Some(b) if name.as_str() < b[0] => continue,
                 Some(b) if name == b[0] => Some(&b[1..]),
