@@ -55,13 +55,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if cli.reindex {
-        let mut store = athens_proxy::storage::Store::new(athens_proxy::storage::open(
-            &cfg.storage.url,
-            &cfg.storage.options,
-        )?);
-        if let Some(root) = cfg.storage.url.strip_prefix("file://") {
-            store = store.with_local_root(root.into());
-        }
+        let store = athens_proxy::storage::Store::open(&cfg.storage.url, &cfg.storage.options)?;
         let written = store.reindex().await?;
         println!("reindex: wrote {written} missing /index rows");
         return Ok(());

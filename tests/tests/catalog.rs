@@ -198,6 +198,84 @@ async fn catalog_and_index_on_minio() {
     check_catalog_and_index(&world, &StorageSpec::s3(&minio)).await;
 }
 
+/// More versions than one bucket listing page holds (1,000 keys): `/catalog` pages continue
+/// the bucket's listing by its page token, and `/index` pages by the token the proxy
+/// remembered; both must still give every version once, in order, and a token the bucket
+/// refuses must give the same page as a genuine one.
+#[tokio::test]
+async fn catalog_and_index_across_bucket_listing_pages_on_minio() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    const N: usize = 400;
+    let world = World::new(vec![FakeModule::new("example.com/a", "v1.0.0")]).await;
+    let minio = MinioServer::start().await;
+    let s3 = StorageSpec::s3(&minio);
+    let mut options = s3.options.clone();
+    options.insert("access_key_id".into(), minio.access_key.clone());
+    options.insert("secret_access_key".into(), minio.secret_key.clone());
+    seed(
+        athens_proxy::storage::open(&s3.url, &options).unwrap(),
+        N,
+        16,
+    )
+    .await;
+    let proxy = world.offline_proxy(&s3);
+    let base = proxy.url();
+
+    let got = catalog_all(base, 300).await;
+    let want: Vec<(String, String)> = (0..N)
+        .map(|i| {
+            (
+                format!("example.com/bench/m{:05}", i / 10),
+                format!("v1.0.{}", i % 10),
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "every version once, in key order");
+
+    // Pages that end past the bucket's first listing page carry its token (three keys a
+    // version here, a thousand keys a listing page).
+    let (_, first) = get(&format!("{base}/catalog?pagesize=350")).await;
+    let next = serde_json::from_str::<Value>(&first).unwrap()["next"]
+        .as_str()
+        .expect("a next token")
+        .to_string();
+    let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(&next).unwrap()).unwrap();
+    let (key, store_token) = decoded
+        .split_once('\n')
+        .expect("the bucket's token rides along");
+    assert!(!store_token.is_empty());
+    let forged = URL_SAFE_NO_PAD.encode(format!("{key}\nnot-a-token"));
+    let (status, genuine) = get(&format!("{base}/catalog?pagesize=30&token={next}")).await;
+    assert_eq!(status, 200, "{genuine}");
+    assert!(genuine.contains("example.com/bench/m00035"), "{genuine}");
+    let (status, refused) = get(&format!("{base}/catalog?pagesize=30&token={forged}")).await;
+    assert_eq!(status, 200, "{refused}");
+    let modules = |body: &str| serde_json::from_str::<Value>(body).unwrap()["modules"].clone();
+    assert_eq!(modules(&refused), modules(&genuine));
+
+    let (mut seen, mut since) = (Vec::new(), String::new());
+    loop {
+        let (status, body) = get(&format!("{base}/index?limit=150&since={since}")).await;
+        assert_eq!(status, 200, "{body}");
+        let rows = index_rows(&body);
+        let Some(last) = rows.last().cloned() else {
+            break;
+        };
+        let fresh: Vec<_> = rows
+            .into_iter()
+            .filter(|(p, v, _)| !seen.iter().any(|(sp, sv, _)| sp == p && sv == v))
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        seen.extend(fresh);
+        since = last.2.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    }
+    assert_eq!(seen.len(), N, "every row once");
+    assert!(seen.windows(2).all(|w| w[0].2 <= w[1].2), "oldest first");
+}
+
 /// Writes `n` committed versions (`.info`, `.mod`, `.zip` and an index row each) straight
 /// into the bucket, `concurrency` at a time.
 async fn seed(os: Arc<dyn ObjectStore>, n: usize, concurrency: usize) {

@@ -83,11 +83,7 @@ pub enum MissAnswer {
 impl App {
     /// Builds the state: opens storage, parses the upstream list and checksum database.
     pub fn new(cfg: &Config) -> anyhow::Result<Self> {
-        let os = crate::storage::open(&cfg.storage.url, &cfg.storage.options)?;
-        let mut store = Store::new(os);
-        if let Some(root) = cfg.storage.url.strip_prefix("file://") {
-            store = store.with_local_root(root.into());
-        }
+        let mut store = Store::open(&cfg.storage.url, &cfg.storage.options)?;
         if cfg.storage.zip_redirect_seconds > 0 {
             let signer = crate::storage::open_signer(&cfg.storage.url, &cfg.storage.options)?
                 .ok_or_else(|| {

@@ -3,6 +3,7 @@
 
 use super::App;
 use super::reply::{self, JSON};
+use crate::storage::Resume;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -49,19 +50,38 @@ pub fn page_size(
     }
 }
 
-/// The opaque page token: the last key of the page, so any replica can resume from it.
-pub fn encode_token(key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(key)
+/// The opaque page token: the last key of the page, so any replica can resume after it, and
+/// the bucket's own page token where it hands them out (see `storage/walk.rs`), so the next
+/// page continues the bucket's listing instead of starting a new one.
+pub fn encode_token(key: &str, store_token: Option<&str>) -> String {
+    match store_token {
+        Some(t) => URL_SAFE_NO_PAD.encode(format!("{key}\n{t}")),
+        None => URL_SAFE_NO_PAD.encode(key),
+    }
 }
 
-/// The key a token resumes after; only keys of committed versions are accepted.
-pub fn decode_token(token: &str) -> Result<String, QueryError> {
+/// Longest bucket page token taken back from a client.
+const MAX_STORE_TOKEN: usize = 4096;
+
+/// The key a token resumes after (only keys of committed versions are accepted), and the
+/// bucket's page token when it carries one. A forged bucket token can only make the walk fall
+/// back to the key: the store refuses it, or it lists keys the walk skips or filters.
+pub fn decode_token(token: &str) -> Result<(String, Option<String>), QueryError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(token.trim())
         .map_err(|_| QueryError::Token)?;
-    let key = String::from_utf8(bytes).map_err(|_| QueryError::Token)?;
+    let text = String::from_utf8(bytes).map_err(|_| QueryError::Token)?;
+    let (key, store_token) = match text.split_once('\n') {
+        Some((k, t)) => (k.to_string(), Some(t.to_string())),
+        None => (text, None),
+    };
     crate::storage::parse_info_key(&key).ok_or(QueryError::Token)?;
-    Ok(key)
+    if let Some(t) = &store_token
+        && (t.is_empty() || t.len() > MAX_STORE_TOKEN || t.chars().any(char::is_control))
+    {
+        return Err(QueryError::Token);
+    }
+    Ok((key, store_token))
 }
 
 /// `since`: absent or empty is the zero time, as in Athens.
@@ -118,22 +138,26 @@ pub async fn catalog(
         Ok(n) => n,
         Err(e) => return bad(e),
     };
-    let after = match q.get("token").map(|t| t.trim()).filter(|t| !t.is_empty()) {
-        None => None,
+    let (after, store_token) = match q.get("token").map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        None => (None, None),
         Some(t) => match decode_token(t) {
-            Ok(k) => Some(k),
+            Ok((k, st)) => (Some(k), st),
             Err(e) => return bad(e),
         },
     };
+    let from = Resume {
+        after: after.as_deref(),
+        token: store_token.as_deref(),
+    };
     // One more than asked says whether there is a next page.
-    let mut entries = match app.store.catalog(after.as_deref(), size + 1).await {
-        Ok(e) => e,
+    let walked = match app.store.catalog(from, size + 1).await {
+        Ok(w) => w,
         Err(e) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let next = (entries.len() > size).then(|| {
-        entries.truncate(size);
-        encode_token(&entries[size - 1].key)
-    });
+    // The next page starts at the extra entry: the bucket page holding it is where to go on.
+    let next = (walked.items.len() > size)
+        .then(|| encode_token(&walked.items[size - 1].key, walked.token_of(size)));
+    let entries = &walked.items[..walked.items.len().min(size)];
     let page = CatalogPage {
         modules: entries
             .iter()
@@ -208,11 +232,22 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_garbage_is_refused() {
         let k = "github.com/!burnt!sushi/toml/@v/v1.4.0.info";
-        assert_eq!(decode_token(&encode_token(k)).unwrap(), k);
+        assert_eq!(
+            decode_token(&encode_token(k, None)).unwrap(),
+            (k.into(), None)
+        );
+        assert_eq!(
+            decode_token(&encode_token(k, Some("abc=="))).unwrap(),
+            (k.into(), Some("abc==".into()))
+        );
+        let long = "x".repeat(MAX_STORE_TOKEN + 1);
         for t in [
             "!!!",
             "aGVsbG8",
-            &encode_token("github.com/a/b/@v/v1.0.0.mod"),
+            &encode_token("github.com/a/b/@v/v1.0.0.mod", None),
+            &encode_token(k, Some("")),
+            &encode_token(k, Some("a\u{7}b")),
+            &encode_token(k, Some(&long)),
         ] {
             assert_eq!(decode_token(t), Err(QueryError::Token), "{t}");
         }

@@ -20,7 +20,7 @@
 //! its new time.
 
 use super::layout::{Layout, version_of_info};
-use super::walk::{Scope, walk};
+use super::walk::{Resume, Scope, Walked, walk};
 use super::{StorageError, Store};
 use crate::module::{unescape_path, unescape_version};
 use bytes::Bytes;
@@ -104,37 +104,76 @@ pub fn parse_info_key(k: &str) -> Option<CatalogEntry> {
     })
 }
 
+/// `/index` page tokens remembered at most (a hint each; emptied when full).
+const INDEX_HINTS: usize = 1024;
+
 impl Store {
-    /// Up to `limit` committed versions after the one stored under key `after`.
+    /// Up to `limit` committed versions after the one stored under key `from.after`.
     pub async fn catalog(
         &self,
-        after: Option<&str>,
+        from: Resume<'_>,
         limit: usize,
-    ) -> Result<Vec<CatalogEntry>, StorageError> {
-        walk(
-            &self.os,
-            self.local_root.as_deref(),
-            Scope::Modules,
-            after,
-            limit,
-            parse_info_key,
-        )
-        .await
+    ) -> Result<Walked<CatalogEntry>, StorageError> {
+        self.walk(Scope::Modules, from, limit, parse_info_key).await
     }
 
     /// Up to `limit` index rows stored at or after `since`, oldest first.
+    ///
+    /// Clients page by time (`since` = the last row's time), so there is no token to hand
+    /// out: the store's page token is remembered here under the `since` the next request will
+    /// carry, taken from the listing page of the first row at the last row's time (`since` is
+    /// inclusive). Another replica, or a forgotten hint, lists after the key instead.
     pub async fn index(
         &self,
         since: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<IndexRow>, StorageError> {
+        let after = index_since_key(since);
+        let hint = self
+            .index_hints
+            .lock()
+            .ok()
+            .and_then(|h| h.get(&after).cloned());
+        let from = Resume {
+            after: Some(&after),
+            token: hint.as_deref(),
+        };
+        let walked = self
+            .walk(Scope::Under(INDEX_DIR), from, limit, parse_index_key)
+            .await?;
+        if let Some(last) = walked.items.last() {
+            let first_at_last = walked
+                .items
+                .iter()
+                .position(|r| r.timestamp == last.timestamp)
+                .unwrap_or(walked.items.len() - 1);
+            if let (Some(token), Ok(mut hints)) =
+                (walked.token_of(first_at_last), self.index_hints.lock())
+            {
+                if hints.len() >= INDEX_HINTS {
+                    hints.clear();
+                }
+                hints.insert(index_since_key(last.timestamp), token.to_string());
+            }
+        }
+        Ok(walked.items)
+    }
+
+    async fn walk<T: Send + 'static>(
+        &self,
+        scope: Scope<'_>,
+        from: Resume<'_>,
+        limit: usize,
+        keep: impl Fn(&str) -> Option<T> + Send + 'static,
+    ) -> Result<Walked<T>, StorageError> {
         walk(
             &self.os,
+            self.pager.as_ref(),
             self.local_root.as_deref(),
-            Scope::Under(INDEX_DIR),
-            Some(&index_since_key(since)),
+            scope,
+            from,
             limit,
-            parse_index_key,
+            keep,
         )
         .await
     }
@@ -145,36 +184,49 @@ impl Store {
     pub async fn reindex(&self) -> Result<usize, StorageError> {
         const PAGE: usize = 10_000;
         let mut indexed = std::collections::HashSet::new();
-        let mut after: Option<String> = None;
+        let (mut after, mut token): (Option<String>, Option<String>) = (None, None);
         loop {
-            let page = walk(
-                &self.os,
-                self.local_root.as_deref(),
-                Scope::Under(INDEX_DIR),
-                after.as_deref(),
-                PAGE,
-                |k| Some((k.to_string(), parse_index_key(k))),
-            )
-            .await?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            let full = page.len() == PAGE;
+            let from = Resume {
+                after: after.as_deref(),
+                token: token.as_deref(),
+            };
+            let page = self
+                .walk(Scope::Under(INDEX_DIR), from, PAGE, |k| {
+                    Some((k.to_string(), parse_index_key(k)))
+                })
+                .await?;
+            let Some((last, _)) = page.items.last() else {
+                break;
+            };
+            let n = page.items.len();
+            (after, token) = (Some(last.clone()), page.token_of(n - 1).map(String::from));
             indexed.extend(
-                page.into_iter()
+                page.items
+                    .into_iter()
                     .filter_map(|(_, r)| r)
                     .map(|r| (r.path, r.version)),
             );
-            if !full {
+            if n < PAGE {
                 break;
             }
         }
         let mut written = 0;
-        let mut after: Option<String> = None;
+        let (mut after, mut token): (Option<String>, Option<String>) = (None, None);
         loop {
-            let page = self.catalog(after.as_deref(), PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.key.clone());
-            for e in &page {
+            let from = Resume {
+                after: after.as_deref(),
+                token: token.as_deref(),
+            };
+            let page = self.catalog(from, PAGE).await?;
+            let Some(last) = page.items.last() else {
+                break;
+            };
+            let n = page.items.len();
+            (after, token) = (
+                Some(last.key.clone()),
+                page.token_of(n - 1).map(String::from),
+            );
+            for e in &page.items {
                 if indexed.contains(&(e.module.clone(), e.version.clone())) {
                     continue;
                 }
@@ -187,7 +239,7 @@ impl Store {
                 self.record_index(Layout { module, version }).await?;
                 written += 1;
             }
-            if page.len() < PAGE {
+            if n < PAGE {
                 break;
             }
         }
@@ -307,5 +359,58 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(flat, row);
+    }
+
+    #[tokio::test]
+    async fn index_pages_continue_the_listing_by_remembered_tokens() {
+        use super::super::walk::{Pager, tests::Paged};
+        use std::sync::Arc;
+        use std::sync::atomic::Ordering;
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        // Rows 2 and 3 share a time and sit on two listing pages (three keys a page): the
+        // answer after a page ending at row 3 starts at that time, so it must hold row 2 again.
+        let at = |i: i64| t0 + chrono::Duration::seconds(if i == 3 { 2 } else { i });
+        let keys: Vec<String> = (0..12)
+            .map(|i| {
+                let version = format!("v1.0.{i}");
+                index_row_key(
+                    at(i),
+                    Layout {
+                        module: "a.b/m",
+                        version: &version,
+                    },
+                )
+            })
+            .collect();
+        let paged = Arc::new(Paged {
+            keys,
+            fresh_listings: Default::default(),
+        });
+        let mut store = Store::new(Arc::new(object_store::memory::InMemory::new()));
+        store.pager = Some(Pager::new(paged.clone(), ""));
+        let mut seen = Vec::new();
+        let mut since = Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap();
+        loop {
+            let rows = store.index(since, 4).await.unwrap();
+            let at_since = rows.iter().filter(|r| r.timestamp == since).count();
+            let want_at_since = (0..12).filter(|i| at(*i) == since).count();
+            assert_eq!(at_since, want_at_since, "every row at `since` {since}");
+            let before = seen.len();
+            for r in &rows {
+                if !seen.contains(&r.version) {
+                    seen.push(r.version.clone());
+                }
+            }
+            let Some(last) = rows.last() else { break };
+            if seen.len() == before {
+                break;
+            }
+            since = last.timestamp;
+        }
+        let want: Vec<String> = (0..12).map(|i| format!("v1.0.{i}")).collect();
+        assert_eq!(seen, want);
+        // Listings started after a key: the first, and the second answer's (its rows at `since`
+        // begin on the first, untokened page); every later answer continues by token.
+        assert_eq!(paged.fresh_listings.load(Ordering::Relaxed), 2);
     }
 }

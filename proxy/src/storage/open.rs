@@ -2,10 +2,12 @@
 
 use super::StorageError;
 use super::mongodb::MongoStore;
+use super::walk::Pager;
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::list::PaginatedListStore;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
@@ -44,7 +46,7 @@ pub fn open(
         "mongodb" | "mongodb+srv" => Ok(Arc::new(
             MongoStore::new(url, options).map_err(|e| bad(e.to_string()))?,
         )),
-        "s3" | "gs" | "az" => Ok(open_cloud(scheme, rest, options)?.0),
+        "s3" | "gs" | "az" => Ok(open_cloud(scheme, rest, options)?.store),
         other => Err(bad(format!(
             "unsupported scheme {other:?} (want file, memory, s3, gs, az or mongodb)"
         ))),
@@ -59,13 +61,32 @@ pub fn open_signer(
 ) -> Result<Option<Arc<dyn Signer>>, StorageError> {
     match url.split_once("://") {
         Some((scheme @ ("s3" | "gs" | "az"), rest)) => {
-            Ok(Some(open_cloud(scheme, rest, options)?.1))
+            Ok(Some(open_cloud(scheme, rest, options)?.signer))
         }
         _ => Ok(None),
     }
 }
 
-type Cloud = (Arc<dyn ObjectStore>, Arc<dyn Signer>);
+/// The paged listing of an `s3://`, `gs://` or `az://` bucket (see `walk.rs`); `None` for other
+/// kinds of storage.
+pub fn open_pager(
+    url: &str,
+    options: &BTreeMap<String, String>,
+) -> Result<Option<Pager>, StorageError> {
+    match url.split_once("://") {
+        Some((scheme @ ("s3" | "gs" | "az"), rest)) => {
+            Ok(Some(open_cloud(scheme, rest, options)?.pager))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// One cloud bucket, three ways: objects, pre-signed URLs, paged listings.
+struct Cloud {
+    store: Arc<dyn ObjectStore>,
+    signer: Arc<dyn Signer>,
+    pager: Pager,
+}
 
 fn open_cloud(
     scheme: &str,
@@ -107,15 +128,22 @@ fn open_cloud(
     }
 }
 
-/// The store and its signer, both under `prefix` (when not empty).
-fn both<T: ObjectStore + Signer + Clone>(store: T, prefix: &str) -> Cloud {
+/// The store and its signer, both under `prefix` (when not empty), and its paged listing
+/// (which has no prefixed form: the pager adds and strips `prefix` itself).
+fn both<T: ObjectStore + Signer + PaginatedListStore + Clone>(store: T, prefix: &str) -> Cloud {
+    let pager = Pager::new(Arc::new(store.clone()), prefix);
     if prefix.is_empty() {
-        return (Arc::new(store.clone()), Arc::new(store));
+        return Cloud {
+            store: Arc::new(store.clone()),
+            signer: Arc::new(store),
+            pager,
+        };
     }
-    (
-        Arc::new(PrefixStore::new(store.clone(), prefix.to_string())),
-        Arc::new(PrefixStore::new(store, prefix.to_string())),
-    )
+    Cloud {
+        store: Arc::new(PrefixStore::new(store.clone(), prefix.to_string())),
+        signer: Arc::new(PrefixStore::new(store, prefix.to_string())),
+        pager,
+    }
 }
 
 #[cfg(test)]

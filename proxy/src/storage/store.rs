@@ -34,6 +34,10 @@ pub struct Store {
     listings: Arc<TtlCache<Arc<Vec<String>>>>,
     /// `storage.zip_redirect_seconds`: the bucket's signer and how long its URLs stay valid.
     zip_redirect: Option<(Arc<dyn Signer>, std::time::Duration)>,
+    /// A cloud bucket's paged listing, so `/catalog` and `/index` walks continue listings.
+    pub(super) pager: Option<super::walk::Pager>,
+    /// `/index` page tokens by the `since` key a client will send next (see `catalog.rs`).
+    pub(super) index_hints: Arc<Mutex<HashMap<String, String>>>,
 }
 
 /// How long a module's listing of committed versions is reused. Listing walks the bucket (a
@@ -144,13 +148,23 @@ impl Store {
             local_root: None,
             listings: Arc::new(TtlCache::new(LISTING_TTL)),
             zip_redirect: None,
+            pager: None,
+            index_hints: Arc::default(),
         }
     }
 
-    /// Marks the bucket as the local folder `root` (what `file://root` opened).
-    pub fn with_local_root(mut self, root: std::path::PathBuf) -> Self {
-        self.local_root = Some(root);
-        self
+    /// The store a storage URL names, with what its kind allows: large reads from a local
+    /// folder, paged listings of a cloud bucket.
+    pub fn open(
+        url: &str,
+        options: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Self, StorageError> {
+        let mut store = Self::new(super::open(url, options)?);
+        if let Some(root) = url.strip_prefix("file://") {
+            store.local_root = Some(root.into());
+        }
+        store.pager = super::open_pager(url, options)?;
+        Ok(store)
     }
 
     /// Answers warm zips with pre-signed URLs of the bucket, valid for `ttl`.

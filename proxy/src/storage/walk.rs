@@ -9,10 +9,18 @@
 //! point skipped. The two orders differ in one detail (`a.b/x` sorts before `a/x` in bytes,
 //! after it by path components); a page token is only ever read back by the same bucket, and
 //! each order is total, so paging is complete either way.
+//!
+//! On S3, GCS and Azure a walk also hands back the store's own page token for the listing page
+//! its last item came from, and the next walk continues from that token instead of starting a
+//! new listing after the key. MinIO answers every start-after listing by walking the folder from
+//! that key to its end, so paging through 100,000 versions that way was quadratic (311 s);
+//! a token continues the listing it belongs to. A token the store refuses (expired, or not its
+//! own) falls back to the key, so a token only ever makes a walk faster, never different.
 
 use super::StorageError;
 use futures::StreamExt;
 use object_store::ObjectStore;
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path as Key;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -29,20 +37,87 @@ pub enum Scope<'a> {
     Under(&'a str),
 }
 
-/// Up to `limit` items `keep` makes of the keys in `scope` strictly after `after`, in order.
+/// A cloud store's own paged listing, with the bucket prefix its keys carry (`""` for none).
+#[derive(Clone)]
+pub struct Pager {
+    pub(super) store: Arc<dyn PaginatedListStore>,
+    pub(super) prefix: String,
+}
+
+impl std::fmt::Debug for Pager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pager")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl Pager {
+    pub fn new(store: Arc<dyn PaginatedListStore>, prefix: &str) -> Self {
+        let prefix = prefix.trim_matches('/');
+        Self {
+            store,
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+        }
+    }
+}
+
+/// Where a walk starts: after a key, and with the store's page token of the listing page that
+/// key came from, when the previous walk handed one out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resume<'a> {
+    pub after: Option<&'a str>,
+    pub token: Option<&'a str>,
+}
+
+/// Items of one walk, and for each listing page that gave items the index of its first item
+/// and the page token it was listed with (`None`: listed after a key, or not a paged store).
+#[derive(Debug)]
+pub struct Walked<T> {
+    pub items: Vec<T>,
+    pages: Vec<(usize, Option<String>)>,
+}
+
+impl<T> Walked<T> {
+    fn untokened(items: Vec<T>) -> Self {
+        Self {
+            items,
+            pages: Vec::new(),
+        }
+    }
+
+    /// The page token that lists the page item `i` came from again: a later walk that resumes
+    /// at or before item `i` can continue from it.
+    pub fn token_of(&self, i: usize) -> Option<&str> {
+        self.pages
+            .iter()
+            .rev()
+            .find(|(first, _)| *first <= i)
+            .and_then(|(_, t)| t.as_deref())
+    }
+}
+
+/// Up to `limit` items `keep` makes of the keys in `scope` strictly after `from.after`, in
+/// order.
 pub(super) async fn walk<T: Send + 'static>(
     os: &Arc<dyn ObjectStore>,
+    pager: Option<&Pager>,
     local_root: Option<&Path>,
     scope: Scope<'_>,
-    after: Option<&str>,
+    from: Resume<'_>,
     limit: usize,
     keep: impl Fn(&str) -> Option<T> + Send + 'static,
-) -> Result<Vec<T>, StorageError> {
+) -> Result<Walked<T>, StorageError> {
     if limit == 0 {
-        return Ok(Vec::new());
+        return Ok(Walked::untokened(Vec::new()));
     }
-    match local_root {
-        Some(root) => {
+    let after = from.after;
+    match (local_root, pager) {
+        (Some(root), _) => {
             let (root, after) = (root.to_path_buf(), after.map(String::from));
             let under = match scope {
                 Scope::Modules => None,
@@ -56,8 +131,83 @@ pub(super) async fn walk<T: Send + 'static>(
                 path: "bucket walk".into(),
                 source: std::io::Error::other(e.to_string()),
             })?
+            .map(Walked::untokened)
         }
-        None => walk_listing(os, scope, after, limit, &keep).await,
+        (None, Some(pager)) => walk_pages(pager, scope, from, limit, &keep).await,
+        (None, None) => walk_listing(os, scope, after, limit, &keep)
+            .await
+            .map(Walked::untokened),
+    }
+}
+
+/// Most keys a cloud store returns in one listing page.
+const PAGE_KEYS: usize = 1000;
+
+/// A cloud store's listing pages, continued by page token; a fresh listing (start-after) only
+/// at the start and when jumping over a top-level folder that holds no modules.
+async fn walk_pages<T>(
+    pager: &Pager,
+    scope: Scope<'_>,
+    from: Resume<'_>,
+    limit: usize,
+    keep: &impl Fn(&str) -> Option<T>,
+) -> Result<Walked<T>, StorageError> {
+    let prefix = match scope {
+        Scope::Modules => pager.prefix.clone(),
+        Scope::Under(p) => format!("{}{p}/", pager.prefix),
+    };
+    let prefix = Some(prefix).filter(|p| !p.is_empty());
+    let mut after = from.after.map(String::from);
+    let mut token = from.token.map(String::from);
+    let mut walked = Walked::untokened(Vec::new());
+    'listing: loop {
+        let used = token.take();
+        let opts = PaginatedListOptions {
+            offset: match (&used, &after) {
+                (None, Some(a)) => Some(format!("{}{a}", pager.prefix)),
+                _ => None,
+            },
+            page_token: used.clone(),
+            max_keys: Some(PAGE_KEYS),
+            ..Default::default()
+        };
+        let page = match pager.store.list_paginated(prefix.as_deref(), opts).await {
+            Ok(page) => page,
+            // Expired, or not this store's: list after the key instead.
+            Err(_) if used.is_some() => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for meta in page.result.objects {
+            let full = meta.location.as_ref();
+            let Some(k) = full.strip_prefix(pager.prefix.as_str()) else {
+                continue;
+            };
+            if after.as_deref().is_some_and(|a| k <= a) {
+                continue;
+            }
+            if let Scope::Modules = scope {
+                let top = k.split('/').next().unwrap_or(k);
+                if !top.contains('.') {
+                    // Jump over the whole folder: "<top>0" sorts right after every "<top>/...".
+                    after = Some(format!("{top}0"));
+                    continue 'listing;
+                }
+            }
+            if let Some(item) = keep(k) {
+                let n = walked.items.len();
+                if walked.pages.last().is_none_or(|(_, t)| *t != used) {
+                    walked.pages.push((n, used.clone()));
+                }
+                walked.items.push(item);
+                if n + 1 >= limit {
+                    return Ok(walked);
+                }
+            }
+        }
+        match page.page_token {
+            Some(next) => token = Some(next),
+            None => return Ok(walked),
+        }
     }
 }
 
@@ -232,7 +382,7 @@ impl<T, F: Fn(&str) -> Option<T>> LocalWalk<'_, T, F> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use object_store::local::LocalFileSystem;
     use object_store::memory::InMemory;
@@ -286,9 +436,14 @@ mod tests {
         let mut all = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = walk(os, root, scope, after.as_deref(), size, keep)
+            let from = Resume {
+                after: after.as_deref(),
+                token: None,
+            };
+            let page = walk(os, None, root, scope, from, size, keep)
                 .await
-                .unwrap();
+                .unwrap()
+                .items;
             assert!(page.len() <= size);
             let Some(last) = page.last().cloned() else {
                 break;
@@ -329,17 +484,152 @@ mod tests {
             assert_eq!(all.len(), 3);
             assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
             // A bound that is a folder prefix: everything inside it comes after it.
+            let resume = Resume {
+                after: Some("_index/20260102T000000.000000000Z"),
+                token: None,
+            };
             let from = walk(
                 &os,
+                None,
                 root.as_deref(),
                 Scope::Under("_index"),
-                Some("_index/20260102T000000.000000000Z"),
+                resume,
                 10,
                 |k| Some(k.to_string()),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .items;
             assert_eq!(from, all[1..].to_vec());
         }
+    }
+
+    /// A bucket's paged listing, as S3 gives it: byte order, `PAGE` keys a page, opaque
+    /// tokens, start-after. It counts the listings started after a key (each one a walk of the
+    /// folder to its end on MinIO) and refuses tokens it did not hand out.
+    pub(in crate::storage) struct Paged {
+        pub keys: Vec<String>,
+        pub fresh_listings: std::sync::atomic::AtomicUsize,
+    }
+
+    const PAGE: usize = 3;
+
+    #[async_trait::async_trait]
+    impl PaginatedListStore for Paged {
+        async fn list_paginated(
+            &self,
+            prefix: Option<&str>,
+            opts: PaginatedListOptions,
+        ) -> object_store::Result<object_store::list::PaginatedListResult> {
+            let start = match (&opts.page_token, &opts.offset) {
+                (Some(t), _) => t
+                    .strip_prefix("tok-")
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| object_store::Error::Generic {
+                        store: "paged",
+                        source: "invalid continuation token".into(),
+                    })?,
+                (None, offset) => {
+                    self.fresh_listings
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    offset.as_ref().map_or(0, |o| {
+                        self.keys
+                            .iter()
+                            .take_while(|k| k.as_str() <= o.as_str())
+                            .count()
+                    })
+                }
+            };
+            let inside: Vec<&String> = self.keys[start..]
+                .iter()
+                .filter(|k| prefix.is_none_or(|p| k.starts_with(p)))
+                .collect();
+            let objects = inside
+                .iter()
+                .take(PAGE)
+                .map(|k| object_store::ObjectMeta {
+                    location: Key::parse(k.as_str()).unwrap(),
+                    last_modified: chrono::Utc::now(),
+                    size: 1,
+                    e_tag: None,
+                    version: None,
+                })
+                .collect::<Vec<_>>();
+            let next = objects.last().and_then(|last| {
+                let at = self
+                    .keys
+                    .iter()
+                    .position(|k| *k == last.location.as_ref())?
+                    + 1;
+                (inside.len() > PAGE).then(|| format!("tok-{at}"))
+            });
+            Ok(object_store::list::PaginatedListResult {
+                result: object_store::ListResult {
+                    common_prefixes: Vec::new(),
+                    objects,
+                    extensions: Default::default(),
+                },
+                page_token: next,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn paged_walks_continue_the_listing_instead_of_starting_new_ones() {
+        let keys: Vec<String> = (0..40)
+            .flat_map(|i| {
+                let m = format!("a.b/m{i:02}/@v/v1.0.0");
+                [format!("{m}.info"), format!("{m}.mod"), format!("{m}.zip")]
+            })
+            .chain(["_index/x".to_string(), "sumdb/t/1".to_string()])
+            .map(|k| format!("pre/{k}"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let store = Arc::new(Paged {
+            keys,
+            fresh_listings: Default::default(),
+        });
+        let pager = Pager::new(store.clone(), "/pre/");
+        let os: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let (mut all, mut after, mut token) = (Vec::new(), None::<String>, None::<String>);
+        loop {
+            let from = Resume {
+                after: after.as_deref(),
+                token: token.as_deref(),
+            };
+            let w = walk(&os, Some(&pager), None, Scope::Modules, from, 4, infos)
+                .await
+                .unwrap();
+            let Some(last) = w.items.last().cloned() else {
+                break;
+            };
+            token = w.token_of(w.items.len() - 1).map(String::from);
+            all.extend(w.items);
+            after = Some(last);
+        }
+        let want: Vec<String> = (0..40)
+            .map(|i| format!("a.b/m{i:02}/@v/v1.0.0.info"))
+            .collect();
+        assert_eq!(all, want);
+        // One listing from the start, one after jumping over `_index/`, one over `sumdb/`;
+        // the ten pages in between continued by token.
+        let fresh = store
+            .fresh_listings
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(fresh, 3);
+
+        // A token the store refuses: the walk lists after the key instead, same answer.
+        let from = Resume {
+            after: Some("a.b/m10/@v/v1.0.0.info"),
+            token: Some("forged"),
+        };
+        let w = walk(&os, Some(&pager), None, Scope::Modules, from, 2, infos)
+            .await
+            .unwrap();
+        assert_eq!(
+            w.items,
+            ["a.b/m11/@v/v1.0.0.info", "a.b/m12/@v/v1.0.0.info"]
+        );
     }
 }
