@@ -120,6 +120,45 @@ async fn private_git_modules_match_goproxy_direct() {
         "the legacy repository lists +incompatible versions: {want_versions:?}"
     );
 
+    // Fetches are counted per git host: the host alone, never the login or a repository path;
+    // a repository the host does not have is `not_found`.
+    let missing = reqwest::get(format!("{}/{host}/nosuchrepo/@v/list", proxy.url))
+        .await
+        .unwrap();
+    assert!(!missing.status().is_success(), "{}", missing.status());
+    let metrics = proxy.metrics().await;
+    let sample = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let ok = sample(&format!(
+        "athens_vcs_fetches_total{{host=\"{host}\",result=\"ok\"}}"
+    ));
+    assert!(ok >= 1.0, "no ok fetch of {host} counted:\n{metrics}");
+    let not_found = sample(&format!(
+        "athens_vcs_fetches_total{{host=\"{host}\",result=\"not_found\"}}"
+    ));
+    assert!(not_found >= 1.0, "the missing repository:\n{metrics}");
+    let timed = sample(&format!(
+        "athens_vcs_fetch_duration_seconds_count{{host=\"{host}\"}}"
+    ));
+    assert!(timed >= ok + not_found, "fetch durations:\n{metrics}");
+    assert!(
+        metrics.contains("athens_vcs_mirror_reuses_total{"),
+        "mirror reuses:\n{metrics}"
+    );
+    for secret in [
+        athens_e2e::githost::USER,
+        athens_e2e::githost::PASSWORD,
+        "/git/",
+    ] {
+        assert!(!metrics.contains(secret), "{secret} in the metrics");
+    }
+
     assert_eq!(
         public.total_hits(),
         0,

@@ -180,12 +180,7 @@ async fn ssh_git_modules_match_goproxy_direct() {
     drop(unknown);
 
     // The private key is nowhere the proxy writes: log, storage, metrics, mirror cache.
-    let metrics = reqwest::get(format!("{}/metrics", proxy.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = proxy.metrics().await;
     let logged = std::fs::read_to_string(&log).unwrap() + &std::fs::read_to_string(&log2).unwrap();
     assert!(
         logged.contains("ssh"),

@@ -12,6 +12,9 @@ use std::sync::atomic::AtomicBool;
 pub enum GitError {
     #[error("{0}")]
     Failed(String),
+    /// The remote answered that the repository does not exist (HTTP 404 or 410).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> GitError {
@@ -29,6 +32,27 @@ fn with_causes(e: &gix::Error) -> String {
         }
     }
     parts.join(": ")
+}
+
+/// A failed fetch of `url`, told apart by whether the remote said the repository is missing.
+fn fetch_failed(url: &str, e: &gix::Error) -> GitError {
+    let missing = e.iter_errors().any(|cause| {
+        let status = cause
+            .downcast_ref::<reqwest::Error>()
+            .and_then(|r| r.status())
+            .map(|s| s.as_u16());
+        // The transport reports some statuses only as a message.
+        let said = cause.to_string();
+        matches!(status, Some(404 | 410))
+            || said.contains("HTTP status 404")
+            || said.contains("HTTP status 410")
+    });
+    let msg = athens_config::redact_userinfo(&format!("{url}: {}", with_causes(e)));
+    if missing {
+        GitError::NotFound(msg)
+    } else {
+        GitError::Failed(msg)
+    }
 }
 
 /// The remote's refs at the last fetch: tag names with the commit each points to, and the
@@ -178,9 +202,9 @@ pub fn fetch(
     };
     let outcome = conn
         .prepare_fetch(gix::progress::Discard, options)
-        .map_err(|e| failed(url, with_causes(&e)))?
+        .map_err(|e| fetch_failed(url, &e))?
         .receive(gix::progress::Discard, &AtomicBool::new(false))
-        .map_err(|e| failed(url, with_causes(&e)))?;
+        .map_err(|e| fetch_failed(url, &e))?;
     let mut refs = Refs::default();
     for r in &outcome.ref_map.remote_refs {
         let (name, target, peeled) = r.unpack();
