@@ -5,14 +5,16 @@
 //! Done: repository discovery (known hosts, `.git` qualifiers, `go-import` meta tags over
 //! HTTPS), tagged versions (root, subdirectory and major-version modules, `+incompatible`),
 //! zips by x/mod/zip's rules, queries (branches, tags, commit hashes) and `@latest` resolved
-//! to canonical versions and pseudo-versions, `.netrc` credentials, `ssh://` remotes through
-//! an in-process SSH client (ssh.rs: keys and known_hosts). Not yet: retractions when
+//! to canonical versions and pseudo-versions, `.netrc` credentials, git credential helpers
+//! (credhelper.rs), `ssh://` remotes through an in-process SSH client (ssh.rs: keys and
+//! known_hosts), fetch metrics per git host. Not yet: retractions when
 //! picking a pseudo-version's base tag, validating a requested pseudo-version's base, other
 //! VCS.
 
 mod cache;
 mod cainfo;
 mod coderepo;
+mod credhelper;
 mod discover;
 mod git;
 mod gitconfig;
@@ -127,7 +129,7 @@ impl Direct {
     }
 
     /// Uses these SSH keys and known_hosts file for `ssh://` remotes, and this git config
-    /// file (`insteadOf`, `http.*`, `credential.helper = store`) for every remote.
+    /// file (`insteadOf`, `http.*`, `credential.helper`) for every remote.
     pub fn with_git(mut self, ssh: SshConfig, git_config: Option<PathBuf>) -> Self {
         self.creds = Arc::new(Credentials {
             logins: self.logins.clone(),
