@@ -64,9 +64,11 @@ ENTRYPOINT ["/usr/local/bin/athens-operator"]
 CMD ["run"]
 
 # ---- proxy: `docker build --target proxy` ----
-# No git, no ssh program and no Go toolchain: private modules (`direct`) are fetched natively
-# in Rust (gitoxide for git; an in-process SSH client, russh, for ssh:// remotes, so nothing is
-# spawned); every other path is native HTTP to an upstream proxy and the checksum database.
+# No git, no ssh program, no shell (/bin/sh) and no Go toolchain: private modules (`direct`)
+# are fetched natively in Rust (gitoxide for git; an in-process SSH client, russh, for ssh://
+# remotes), so nothing is spawned unless the git config names a credential helper program, which
+# must then be a static executable mounted into the container; every other path is native HTTP
+# to an upstream proxy and the checksum database.
 FROM runtime AS proxy
 COPY --from=build /out/athens-proxy /usr/local/bin/athens-proxy
 EXPOSE 3000

@@ -141,9 +141,14 @@ pub struct UpstreamConfig {
     /// A git config file (git's syntax) applied to every repository fetched, as git applies
     /// `GIT_CONFIG_GLOBAL`: `url.<base>.insteadOf`, `http.extraHeader` (also in URL-scoped
     /// `[http "https://host/"]` sections, e.g. a bearer token per host), other `http.*` keys,
-    /// and `credential.helper = store --file=<path>` (the file is read by the proxy; other
-    /// helpers are not run). Read again at every fetch, so a changed file applies without a
-    /// restart. `http.sslCAInfo` (also URL-scoped) names the CAs trusted for git fetches of the
+    /// and `credential.helper` (also in `[credential "<url>"]` sections; asked in order after
+    /// `.netrc` and `vcs_tokens`, when the git host asks for a login): `store --file=<path>` is
+    /// read by the proxy; an absolute path, a bare name `<name>` (the program
+    /// `git-credential-<name>` on `PATH`) or a `!<shell command>` (run by `sh -c`) is run with
+    /// `get` and git's credential protocol, stopped after 10 s; `cache` is not supported (it
+    /// needs git's daemon). The proxy's container image has no shell and no git: there, only a
+    /// static helper executable mounted into the pod can run. Read again at every fetch, so a
+    /// changed file applies without a restart. `http.sslCAInfo` (also URL-scoped) names the CAs trusted for git fetches of the
     /// matching remotes, replacing the default roots as in git; `SSL_CERT_FILE` applies to all
     /// HTTPS, `go-import` discovery included. Empty: none.
     pub vcs_git_config: String,

@@ -36,6 +36,13 @@ pub struct Metrics {
     pub policy_decisions: IntCounterVec,
     /// Reloads of the filter and download-mode files by `result` (`ok`, `refused`).
     pub policy_reloads: IntCounterVec,
+    /// Native git fetches (`direct`) by git `host` and `result` (`ok`, `not_found`, `failed`).
+    /// The host only: never user info or a repository path, which may carry secrets.
+    pub vcs_fetches: IntCounterVec,
+    /// Duration of native git fetches by git host.
+    pub vcs_fetch_seconds: HistogramVec,
+    /// Requests answered from a repository's mirror without a fetch of their own, by git host.
+    pub vcs_mirror_reuses: IntCounterVec,
 }
 
 impl Metrics {
@@ -122,9 +129,37 @@ impl Metrics {
                 &["result"],
             )
             .expect("valid metric"),
+            vcs_fetches: IntCounterVec::new(
+                Opts::new(
+                    "athens_vcs_fetches_total",
+                    "Native git fetches by git host and result",
+                ),
+                &["host", "result"],
+            )
+            .expect("valid metric"),
+            vcs_fetch_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "athens_vcs_fetch_duration_seconds",
+                    "Duration of native git fetches by git host",
+                )
+                // A first fetch of a large repository takes far longer than an HTTP request.
+                .buckets(vec![
+                    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+                ]),
+                &["host"],
+            )
+            .expect("valid metric"),
+            vcs_mirror_reuses: IntCounterVec::new(
+                Opts::new(
+                    "athens_vcs_mirror_reuses_total",
+                    "Requests answered from a git mirror without a fetch of their own, by git host",
+                ),
+                &["host"],
+            )
+            .expect("valid metric"),
             registry,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
             Box::new(m.requests.clone()),
             Box::new(m.request_seconds.clone()),
             Box::new(m.cache.clone()),
@@ -138,6 +173,9 @@ impl Metrics {
             Box::new(m.failed_fill_hits.clone()),
             Box::new(m.policy_decisions.clone()),
             Box::new(m.policy_reloads.clone()),
+            Box::new(m.vcs_fetches.clone()),
+            Box::new(m.vcs_fetch_seconds.clone()),
+            Box::new(m.vcs_mirror_reuses.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

@@ -30,6 +30,7 @@ pub struct GitHost {
     pub requests: Arc<AtomicUsize>,
     repo_base: Arc<std::sync::Mutex<Option<String>>>,
     bearer: Arc<std::sync::Mutex<Option<String>>>,
+    open_discovery: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -40,6 +41,7 @@ struct State {
     requests: Arc<AtomicUsize>,
     repo_base: Arc<std::sync::Mutex<Option<String>>>,
     bearer: Arc<std::sync::Mutex<Option<String>>>,
+    open_discovery: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl GitHost {
@@ -66,8 +68,10 @@ impl GitHost {
         let requests = Arc::new(AtomicUsize::new(0));
         let repo_base = Arc::new(std::sync::Mutex::new(None));
         let bearer = Arc::new(std::sync::Mutex::new(None));
+        let open_discovery = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let state = Arc::new(State {
             bearer: bearer.clone(),
+            open_discovery: open_discovery.clone(),
             host: host.clone(),
             project_root: project_root.to_path_buf(),
             requests: requests.clone(),
@@ -99,9 +103,19 @@ impl GitHost {
             requests,
             repo_base,
             bearer,
+            open_discovery,
             task,
             _dir: dir,
         })
+    }
+
+    /// [`Self::start`] serving `<dir>/repos`, with `<dir>/work` for the working copies:
+    /// the host, the served root and the working directory.
+    pub async fn start_in(dir: &Path) -> (GitHost, PathBuf, PathBuf) {
+        let (root, work) = (dir.join("repos"), dir.join("work"));
+        std::fs::create_dir_all(&root).expect("create the served root");
+        let host = GitHost::start(&root).await.expect("start the git host");
+        (host, root, work)
     }
 
     /// Makes `go-import` tags name `<base>/<first element>.git` (an `ssh://` URL, say) instead
@@ -114,6 +128,12 @@ impl GitHost {
     /// by `http.extraHeader`) instead of basic auth; `?go-get=1` pages still take basic auth.
     pub fn require_bearer_for_git(&self, token: &str) {
         *self.bearer.lock().unwrap() = Some(token.to_string());
+    }
+
+    /// From now on `?go-get=1` pages are answered without credentials (as GitHub answers
+    /// them); git requests still need them.
+    pub fn open_discovery(&self) {
+        self.open_discovery.store(true, Ordering::SeqCst);
     }
 
     /// A `.netrc` granting access to this host.
@@ -168,10 +188,13 @@ async fn handle(state: &State, req: Request<hyper::body::Incoming>) -> Response<
         Some(token) if req.uri().path().starts_with("/git/") => format!("Bearer {token}"),
         _ => want,
     };
-    let authorized = req
-        .headers()
-        .get("authorization")
-        .is_some_and(|v| v.as_bytes() == want.as_bytes());
+    let open = state.open_discovery.load(Ordering::SeqCst)
+        && req.uri().query().is_some_and(|q| q.contains("go-get=1"));
+    let authorized = open
+        || req
+            .headers()
+            .get("authorization")
+            .is_some_and(|v| v.as_bytes() == want.as_bytes());
     if !authorized {
         return Response::builder()
             .status(StatusCode::UNAUTHORIZED)
@@ -606,4 +629,40 @@ pub fn start_private_proxy(
         crate::proxy::ProxyProcess::start_logged(&args, env, &log),
         log,
     )
+}
+
+/// [`private_go`] trusting the git host's CA (`SSL_CERT_FILE` for `go-import` pages,
+/// `GIT_SSL_CAINFO` for git) with no system git config, `env` added.
+pub fn trusting_go(
+    parent: &Path,
+    goproxy: &str,
+    host: &str,
+    netrc: &Path,
+    ca: &str,
+    env: &[(&str, &str)],
+) -> GoEnv {
+    let mut all = vec![
+        ("SSL_CERT_FILE", ca),
+        ("GIT_SSL_CAINFO", ca),
+        ("GIT_CONFIG_NOSYSTEM", "1"),
+    ];
+    all.extend_from_slice(env);
+    private_go(parent, goproxy, host, netrc, &all)
+}
+
+/// `<dir>/scratch`, an empty main module to run `go mod download` in.
+pub fn scratch_module(dir: &Path) -> PathBuf {
+    let scratch = dir.join("scratch");
+    std::fs::create_dir_all(&scratch).expect("create the scratch module");
+    std::fs::write(scratch.join("go.mod"), "module scratch\n").expect("write scratch go.mod");
+    scratch
+}
+
+/// The body of a GET of `url` that must fail (any status but success).
+pub async fn refused(url: &str) -> String {
+    let resp = reqwest::get(url).await.expect("GET");
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    assert!(!status.is_success(), "{url}: {status} {body}");
+    body
 }

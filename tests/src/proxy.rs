@@ -22,6 +22,17 @@ pub struct ProxyProcess {
 }
 
 impl ProxyProcess {
+    /// The text of the proxy's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("/metrics body")
+    }
+
     /// Starts the proxy with `args` (listening on a free loopback port unless `args` says
     /// otherwise) and waits for its `GOPROXY=` line.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {

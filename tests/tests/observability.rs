@@ -89,6 +89,18 @@ async fn exported_documented_and_dashboard_metrics_agree() {
         assert!(families.contains(want), "{want} not exported:\n{text}");
     }
 
+    // Families labelled by git host exist only once a git fetch has happened, which this
+    // world has no git host for: tests/tests/vcs_direct.rs sees them exported.
+    let after_git_fetch = [
+        "athens_vcs_fetches_total",
+        "athens_vcs_fetch_duration_seconds",
+        "athens_vcs_mirror_reuses_total",
+    ];
+    let mut families = families;
+    families.extend(after_git_fetch.map(String::from));
+    let mut samples = samples;
+    samples.extend(after_git_fetch.map(String::from));
+    samples.insert("athens_vcs_fetch_duration_seconds_bucket".into());
     let documented: BTreeSet<String> = metric_names(&repo_file("docs/metrics.md"));
     assert_eq!(
         families, documented,

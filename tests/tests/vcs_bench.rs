@@ -4,7 +4,7 @@
 //! `GOPROXY=direct` (the go command running git) and through the proxy (native fetch), timed
 //! for a first fetch, a second version of the same repository, `list` and `@latest`.
 
-use athens_e2e::githost::{GitHost, RepoBuilder, private_go};
+use athens_e2e::githost::{GitHost, RepoBuilder, scratch_module, trusting_go};
 use athens_e2e::gocmd::GoEnv;
 use athens_e2e::proxy::ProxyProcess;
 use std::path::Path;
@@ -20,9 +20,7 @@ fn timed(go: &GoEnv, dir: &Path, args: &[&str]) -> Duration {
 #[ignore = "benchmark: run by hand with --ignored"]
 async fn bench_native_git_against_goproxy_direct() {
     let dir = tempfile::tempdir().unwrap();
-    let (root, work) = (dir.path().join("repos"), dir.path().join("work"));
-    std::fs::create_dir_all(&root).unwrap();
-    let githost = GitHost::start(&root).await.expect("start the git host");
+    let (githost, root, work) = GitHost::start_in(dir.path()).await;
     let host = githost.host.clone();
     // 1,500 files in 50 packages, about 9 MB, then a second version changing 30 files.
     let mut repo = RepoBuilder::new(work.join("big")).unwrap();
@@ -59,17 +57,8 @@ async fn bench_native_git_against_goproxy_direct() {
     let netrc = dir.path().join("netrc");
     std::fs::write(&netrc, githost.netrc()).unwrap();
     let ca = githost.ca_file.to_string_lossy().into_owned();
-    let scratch = dir.path().join("scratch");
-    std::fs::create_dir_all(&scratch).unwrap();
-    std::fs::write(scratch.join("go.mod"), "module scratch\n").unwrap();
-    let go_env = |goproxy: &str| {
-        let env = [
-            ("SSL_CERT_FILE", ca.as_str()),
-            ("GIT_SSL_CAINFO", ca.as_str()),
-            ("GIT_CONFIG_NOSYSTEM", "1"),
-        ];
-        private_go(dir.path(), goproxy, &host, &netrc, &env)
-    };
+    let scratch = scratch_module(dir.path());
+    let go_env = |goproxy: &str| trusting_go(dir.path(), goproxy, &host, &netrc, &ca, &[]);
     let storage = format!("file://{}", dir.path().join("storage").display());
     let netrc_s = netrc.to_string_lossy().into_owned();
     let tmp = dir.path().join("proxy-tmp");

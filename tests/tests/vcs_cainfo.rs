@@ -5,14 +5,14 @@
 //! does). Without the key the proxy cannot fetch; with it, the go command through the proxy
 //! gets the versions, `Sum` and `GoModSum` that `GOPROXY=direct` gets.
 
-use athens_e2e::githost::{GitHost, RepoBuilder, downloads, private_go, start_private_proxy};
+use athens_e2e::githost::{
+    GitHost, RepoBuilder, downloads, private_go, refused, scratch_module, start_private_proxy,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ssl_ca_info_in_the_git_config_trusts_the_git_host() {
     let dir = tempfile::tempdir().unwrap();
-    let (root, work) = (dir.path().join("repos"), dir.path().join("work"));
-    std::fs::create_dir_all(&root).unwrap();
-    let githost = GitHost::start(&root).await.expect("start the git host");
+    let (githost, root, work) = GitHost::start_in(dir.path()).await;
     let host = githost.host.clone();
     let module = format!("{host}/git/cacert.git");
     let mut repo = RepoBuilder::new(work.join("cacert")).unwrap();
@@ -36,9 +36,7 @@ async fn ssl_ca_info_in_the_git_config_trusts_the_git_host() {
         .iter()
         .map(|v| (module.clone(), v.to_string()))
         .collect();
-    let scratch = dir.path().join("scratch");
-    std::fs::create_dir_all(&scratch).unwrap();
-    std::fs::write(scratch.join("go.mod"), "module scratch\n").unwrap();
+    let scratch = scratch_module(dir.path());
     let git_config_s = git_config.display().to_string();
     // git gives GIT_SSL_CAINFO precedence over the config: the reference run names the CA
     // itself rather than inherit whatever the machine sets.
@@ -67,15 +65,7 @@ async fn ssl_ca_info_in_the_git_config_trusts_the_git_host() {
 
     // Without the key the host's certificate is not trusted.
     let bare = start("", "without");
-    let resp = reqwest::get(format!("{}/{module}/@v/list", bare.url))
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body = resp.text().await.unwrap();
-    assert!(
-        !status.is_success(),
-        "fetched without http.sslCAInfo: {body}"
-    );
+    let body = refused(&format!("{}/{module}/@v/list", bare.url)).await;
     assert!(body.contains("certificate"), "the reason is named: {body}");
     drop(bare);
 

@@ -5,7 +5,8 @@
 //! again from storage once the git host is gone.
 
 use athens_e2e::githost::{
-    GitHost, RepoBuilder, all_modules, downloads, git, make_repos, private_go, times, versions,
+    GitHost, RepoBuilder, all_modules, downloads, git, make_repos, scratch_module, times,
+    trusting_go, versions,
 };
 use athens_e2e::gocmd::GoEnv;
 use athens_e2e::proxy::ProxyProcess;
@@ -14,9 +15,7 @@ use athens_e2e::upstream::LocalUpstream;
 #[tokio::test(flavor = "multi_thread")]
 async fn private_git_modules_match_goproxy_direct() {
     let dir = tempfile::tempdir().unwrap();
-    let (root, work) = (dir.path().join("repos"), dir.path().join("work"));
-    std::fs::create_dir_all(&root).unwrap();
-    let githost = GitHost::start(&root).await.expect("start the git host");
+    let (githost, root, work) = GitHost::start_in(dir.path()).await;
     let host = githost.host.clone();
     make_repos(&root, &work, &host).expect("make repositories");
     let netrc = dir.path().join("netrc");
@@ -35,9 +34,7 @@ async fn private_git_modules_match_goproxy_direct() {
     };
     modules.push((format!("{host}/lib"), rev("v1.0.0")));
     modules.push((format!("{host}/lib"), rev("feature")[..12].to_string()));
-    let scratch = dir.path().join("scratch");
-    std::fs::create_dir_all(&scratch).unwrap();
-    std::fs::write(scratch.join("go.mod"), "module scratch\n").unwrap();
+    let scratch = scratch_module(dir.path());
 
     // The go command's own answer: GOPROXY=direct, git run by the go command.
     let go_env = |goproxy: &str| {
@@ -119,6 +116,45 @@ async fn private_git_modules_match_goproxy_direct() {
         want_versions[3].contains("v2.1.0+incompatible"),
         "the legacy repository lists +incompatible versions: {want_versions:?}"
     );
+
+    // Fetches are counted per git host: the host alone, never the login or a repository path;
+    // a repository the host does not have is `not_found`.
+    let missing = reqwest::get(format!("{}/{host}/nosuchrepo/@v/list", proxy.url))
+        .await
+        .unwrap();
+    assert!(!missing.status().is_success(), "{}", missing.status());
+    let metrics = proxy.metrics().await;
+    let sample = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let ok = sample(&format!(
+        "athens_vcs_fetches_total{{host=\"{host}\",result=\"ok\"}}"
+    ));
+    assert!(ok >= 1.0, "no ok fetch of {host} counted:\n{metrics}");
+    let not_found = sample(&format!(
+        "athens_vcs_fetches_total{{host=\"{host}\",result=\"not_found\"}}"
+    ));
+    assert!(not_found >= 1.0, "the missing repository:\n{metrics}");
+    let timed = sample(&format!(
+        "athens_vcs_fetch_duration_seconds_count{{host=\"{host}\"}}"
+    ));
+    assert!(timed >= ok + not_found, "fetch durations:\n{metrics}");
+    assert!(
+        metrics.contains("athens_vcs_mirror_reuses_total{"),
+        "mirror reuses:\n{metrics}"
+    );
+    for secret in [
+        athens_e2e::githost::USER,
+        athens_e2e::githost::PASSWORD,
+        "/git/",
+    ] {
+        assert!(!metrics.contains(secret), "{secret} in the metrics");
+    }
 
     assert_eq!(
         public.total_hits(),
@@ -267,9 +303,7 @@ async fn generated_repositories_match_goproxy_direct() {
     eprintln!("generated repositories from seed {seed} (ATHENS_TEST_SEED replays it)");
     let mut rng = Lcg(seed);
     let dir = tempfile::tempdir().unwrap();
-    let (root, work) = (dir.path().join("repos"), dir.path().join("work"));
-    std::fs::create_dir_all(&root).unwrap();
-    let githost = GitHost::start(&root).await.expect("start the git host");
+    let (githost, root, work) = GitHost::start_in(dir.path()).await;
     let host = githost.host.clone();
     let mut modules = Vec::new();
     for r in 0..4 {
@@ -324,17 +358,8 @@ async fn generated_repositories_match_goproxy_direct() {
     let netrc = dir.path().join("netrc");
     std::fs::write(&netrc, githost.netrc()).unwrap();
     let ca = githost.ca_file.to_string_lossy().into_owned();
-    let scratch = dir.path().join("scratch");
-    std::fs::create_dir_all(&scratch).unwrap();
-    std::fs::write(scratch.join("go.mod"), "module scratch\n").unwrap();
-    let go_env = |goproxy: &str| {
-        let env = [
-            ("SSL_CERT_FILE", ca.as_str()),
-            ("GIT_SSL_CAINFO", ca.as_str()),
-            ("GIT_CONFIG_NOSYSTEM", "1"),
-        ];
-        private_go(dir.path(), goproxy, &host, &netrc, &env)
-    };
+    let scratch = scratch_module(dir.path());
+    let go_env = |goproxy: &str| trusting_go(dir.path(), goproxy, &host, &netrc, &ca, &[]);
     let want = downloads(&go_env("direct"), &scratch, &modules);
 
     let storage = format!("file://{}", dir.path().join("storage").display());

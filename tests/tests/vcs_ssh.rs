@@ -6,7 +6,9 @@
 //! versions, `Sum` and `GoModSum`; then a new proxy process serves it all from storage with
 //! sshd stopped. The private key never shows in the proxy's log, its storage or its metrics.
 
-use athens_e2e::githost::{GitHost, all_modules, downloads, git, make_repos, times, versions};
+use athens_e2e::githost::{
+    GitHost, all_modules, downloads, git, make_repos, refused, times, versions,
+};
 use athens_e2e::gocmd::GoEnv;
 use athens_e2e::proxy::ProxyProcess;
 use athens_e2e::sshhost::SshHost;
@@ -35,9 +37,7 @@ fn files_text(dir: &Path) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn ssh_git_modules_match_goproxy_direct() {
     let dir = tempfile::tempdir().unwrap();
-    let (root, work) = (dir.path().join("repos"), dir.path().join("work"));
-    std::fs::create_dir_all(&root).unwrap();
-    let githost = GitHost::start(&root).await.expect("start the git host");
+    let (githost, root, work) = GitHost::start_in(dir.path()).await;
     let host = githost.host.clone();
     let ip = host.parse().unwrap();
     let mut sshd = tokio::task::spawn_blocking(move || SshHost::start(ip))
@@ -167,25 +167,15 @@ async fn ssh_git_modules_match_goproxy_direct() {
     args2[5] = storage2.as_str();
     let log2 = dir.path().join("proxy2.log");
     let unknown = ProxyProcess::start_logged(&args2, &env, &log2);
-    let resp = reqwest::get(format!("{}/{host}/fresh/@v/list", unknown.url))
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body = resp.text().await.unwrap();
-    assert!(!status.is_success(), "{status} {body}");
+    let body = refused(&format!("{}/{host}/fresh/@v/list", unknown.url)).await;
     assert!(
         body.contains("host key is not in the known_hosts file"),
-        "{status} {body}"
+        "{body}"
     );
     drop(unknown);
 
     // The private key is nowhere the proxy writes: log, storage, metrics, mirror cache.
-    let metrics = reqwest::get(format!("{}/metrics", proxy.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = proxy.metrics().await;
     let logged = std::fs::read_to_string(&log).unwrap() + &std::fs::read_to_string(&log2).unwrap();
     assert!(
         logged.contains("ssh"),

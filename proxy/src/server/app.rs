@@ -98,6 +98,7 @@ impl App {
                 Duration::from_secs(cfg.storage.zip_redirect_seconds),
             );
         }
+        let metrics = Arc::new(Metrics::new());
         let entries = parse_goproxy(&cfg.upstream.goproxy).map_err(anyhow::Error::msg)?;
         let upstream = Upstream::new(
             entries.clone(),
@@ -118,6 +119,7 @@ impl App {
             (!cfg.upstream.vcs_git_config.is_empty())
                 .then(|| cfg.upstream.vcs_git_config.clone().into()),
             cfg.upstream.vcs_cache_max_bytes,
+            metrics.clone(),
         );
         let sumdb = SumdbSpec::parse(&cfg.upstream.sumdb)?
             .map(|spec| SumdbClient::new(spec, entries, upstream.http().clone()));
@@ -128,7 +130,6 @@ impl App {
                  stored and served without checking them against a checksum database"
             );
         }
-        let metrics = Arc::new(Metrics::new());
         let policy = Arc::new(Policy::load(&cfg.policy, metrics.clone())?);
         let tmp_dir = std::env::temp_dir();
         let filler = Arc::new(Filler {

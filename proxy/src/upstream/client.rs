@@ -86,6 +86,7 @@ impl Upstream {
         ssh: crate::vcs::SshConfig,
         git_config: Option<std::path::PathBuf>,
         cache_max: u64,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         let logins = self
             .netrc
@@ -101,7 +102,8 @@ impl Upstream {
         self.direct = Some(Arc::new(
             Direct::new(cache_dir, self.http.clone(), logins)
                 .with_git(ssh, git_config)
-                .with_cache_limit(cache_max),
+                .with_cache_limit(cache_max)
+                .with_metrics(metrics),
         ));
         self.private = private;
         self

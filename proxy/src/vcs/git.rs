@@ -1,6 +1,8 @@
 //! The git side: a bare mirror per remote on local disk, fetched incrementally with gitoxide,
 //! and reads of trees and blobs from it. Everything here blocks: call it on `spawn_blocking`.
 
+use super::credhelper::{Answer, HelperError};
+use super::gitconfig::Helper;
 use super::modzip::{Kind, TreeFile};
 use super::ssh::SshConfig;
 use gix::ObjectId;
@@ -12,6 +14,9 @@ use std::sync::atomic::AtomicBool;
 pub enum GitError {
     #[error("{0}")]
     Failed(String),
+    /// The remote answered that the repository does not exist (HTTP 404 or 410).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> GitError {
@@ -29,6 +34,27 @@ fn with_causes(e: &gix::Error) -> String {
         }
     }
     parts.join(": ")
+}
+
+/// A failed fetch of `url`, told apart by whether the remote said the repository is missing.
+fn fetch_failed(url: &str, e: &gix::Error) -> GitError {
+    let missing = e.iter_errors().any(|cause| {
+        let status = cause
+            .downcast_ref::<reqwest::Error>()
+            .and_then(|r| r.status())
+            .map(|s| s.as_u16());
+        // The transport reports some statuses only as a message.
+        let said = cause.to_string();
+        matches!(status, Some(404 | 410))
+            || said.contains("HTTP status 404")
+            || said.contains("HTTP status 410")
+    });
+    let msg = athens_config::redact_userinfo(&format!("{url}: {}", with_causes(e)));
+    if missing {
+        GitError::NotFound(msg)
+    } else {
+        GitError::Failed(msg)
+    }
 }
 
 /// The remote's refs at the last fetch: tag names with the commit each points to, and the
@@ -71,21 +97,55 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// The login for a URL git asks credentials for: `.netrc` by host, else the first
-    /// `credential.helper = store` file with an entry for it.
-    fn login_for(&self, url: &str, store_files: &[std::path::PathBuf]) -> Option<Login> {
-        let host = reqwest::Url::parse(url).ok()?.host_str()?.to_string();
+    /// The login for a URL git asks credentials for: `.netrc` by host, else the first of the
+    /// git config's credential helpers that has one, asked in order as git asks them. A
+    /// helper that fails is passed over, as in git; when none has a login, the first failure
+    /// is the error (it names the helper, never what it printed).
+    fn login_for(
+        &self,
+        url: &str,
+        config: Option<&gix::config::File>,
+    ) -> Result<Option<Login>, HelperError> {
+        let Ok(parsed) = reqwest::Url::parse(url) else {
+            return Ok(None);
+        };
+        let host = parsed.host_str().unwrap_or_default();
         if let Some((_, l)) = self
             .logins
             .iter()
-            .find(|(h, _)| h.eq_ignore_ascii_case(&host))
+            .find(|(h, _)| h.eq_ignore_ascii_case(host))
         {
-            return Some(l.clone());
+            return Ok(Some(l.clone()));
         }
-        store_files.iter().find_map(|f| {
-            let text = std::fs::read_to_string(f).ok()?;
-            super::gitconfig::store_login(&text, url)
-        })
+        let Some(config) = config else {
+            return Ok(None);
+        };
+        let use_path = super::gitconfig::use_http_path(config);
+        let mut first_error = None;
+        for helper in super::gitconfig::helpers_for(config, url) {
+            let answer = match helper {
+                Helper::Store(file) => Ok(std::fs::read_to_string(file)
+                    .ok()
+                    .and_then(|text| super::gitconfig::store_login(&text, url))
+                    .map(|login| Answer {
+                        login: Some(login),
+                        quit: false,
+                    })
+                    .unwrap_or_default()),
+                Helper::Cache => Err(HelperError::CacheUnsupported),
+                Helper::Program(cmd) => super::credhelper::get(&cmd, &parsed, use_path),
+            };
+            match answer {
+                Ok(Answer { login: Some(l), .. }) => return Ok(Some(l)),
+                Ok(Answer { quit: true, .. }) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "git credential helper passed over");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(None), Err)
     }
 }
 
@@ -106,10 +166,9 @@ pub fn fetch(
             gix::init_bare(dir).map_err(|e| failed("creating mirror", e))?
         }
     };
-    let (mut store_files, mut ca_file) = (Vec::new(), None);
+    let (mut git_config, mut ca_file) = (None, None);
     if let Some(path) = &creds.git_config {
         let config = super::gitconfig::read(path)?;
-        store_files = super::gitconfig::store_files(&config);
         // `http.<url>` sections match the URL after `insteadOf` rewriting, as in git: find
         // that URL with the rewrites alone first.
         let mut probe = repo.clone();
@@ -123,6 +182,7 @@ pub fn fetch(
         let scoped = super::gitconfig::scoped_for(&config, &rewritten)?;
         ca_file = super::cainfo::ca_file(&scoped)?;
         apply_config(&mut repo, scoped)?;
+        git_config = Some(config);
     }
     let remote = repo
         .remote_at(url)
@@ -155,7 +215,9 @@ pub fn fetch(
     let conn = conn.with_credentials(move |action| match action {
         gix::credentials::helper::Action::Get(ctx) => {
             let asked = ctx.url.as_ref().map(|u| u.to_string()).unwrap_or_default();
-            let login = creds.login_for(&asked, &store_files);
+            let login = creds
+                .login_for(&asked, git_config.as_ref())
+                .map_err(gix::Error::from_error)?;
             Ok(login.map(|l| gix::credentials::protocol::Outcome {
                 identity: gix::sec::identity::Account {
                     username: l.user,
@@ -178,9 +240,9 @@ pub fn fetch(
     };
     let outcome = conn
         .prepare_fetch(gix::progress::Discard, options)
-        .map_err(|e| failed(url, with_causes(&e)))?
+        .map_err(|e| fetch_failed(url, &e))?
         .receive(gix::progress::Discard, &AtomicBool::new(false))
-        .map_err(|e| failed(url, with_causes(&e)))?;
+        .map_err(|e| fetch_failed(url, &e))?;
     let mut refs = Refs::default();
     for r in &outcome.ref_map.remote_refs {
         let (name, target, peeled) = r.unpack();

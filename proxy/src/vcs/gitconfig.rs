@@ -2,10 +2,12 @@
 //! each mirror the way git would apply it to a clone of that remote: `url.<base>.insteadOf`
 //! rewrites, `http.extraHeader` and the other `http.*` keys, including the URL-scoped
 //! `[http "<url>"]` sections git matches against the remote (gitoxide reads only unscoped
-//! `http.*`, so the matching sections are resolved here, per remote), and `credential.helper =
-//! store` files read directly (there is no git program in the image to run a helper).
-//! Everything here is pure except reading the files named.
+//! `http.*`, so the matching sections are resolved here, per remote), and `credential.helper`
+//! entries (also in `[credential "<url>"]` sections): `store` files read directly, other
+//! helpers run as programs by credhelper.rs (there is no git program in the image, so `cache`
+//! cannot work). Everything here is pure except reading the files named.
 
+use super::credhelper::HelperCommand;
 use super::git::{GitError, Login};
 use gix::bstr::{BStr, ByteSlice};
 use std::path::{Path, PathBuf};
@@ -81,31 +83,96 @@ pub fn url_matches(pattern: &BStr, remote: &str) -> bool {
         && p.user().is_none_or(|u| r.user() == Some(u))
 }
 
-/// The files of `credential.helper = store [--file=<path>]` entries (`~/.git-credentials`
-/// when no file is named), in order.
-pub fn store_files(config: &gix::config::File) -> Vec<PathBuf> {
-    let helpers = config.strings("credential.helper").unwrap_or_default();
+/// One `credential.helper` entry, as git reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Helper {
+    /// `store [--file=<path>]` (`~/.git-credentials` when no file is named): read here.
+    Store(PathBuf),
+    /// `cache`: git's credential daemon, which the proxy does not have.
+    Cache,
+    /// Any other helper: a program asked with `get`.
+    Program(HelperCommand),
+}
+
+/// The helpers git would ask for `url`, in order: `credential.helper` entries of `[credential]`
+/// and of the `[credential "<url>"]` sections matching `url` (git's `http.<url>` rule), in the
+/// file's order; an empty value clears the list so far, as in git.
+pub fn helpers_for(config: &gix::config::File, url: &str) -> Vec<Helper> {
     let mut out = Vec::new();
-    for h in helpers {
-        let h = h.to_str_lossy();
-        let mut words = h.split_whitespace();
-        if words.next() != Some("store") {
+    for section in config.sections() {
+        if !section.header().name().eq_ignore_ascii_case(b"credential") {
             continue;
         }
-        let mut file = None;
-        while let Some(w) = words.next() {
-            if let Some(f) = w.strip_prefix("--file=") {
-                file = Some(PathBuf::from(f));
-            } else if w == "--file" {
-                file = words.next().map(PathBuf::from);
+        if let Some(scope) = section.header().subsection_name()
+            && !url_matches(scope, url)
+        {
+            continue;
+        }
+        for value in section.values("helper") {
+            match parse_helper(&value.to_str_lossy()) {
+                Some(h) => out.push(h),
+                None => out.clear(),
             }
         }
-        let file = file.or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".git-credentials"))
-        });
-        out.extend(file);
     }
     out
+}
+
+/// `credential.useHttpPath`: the repository path is sent to helpers too.
+pub fn use_http_path(config: &gix::config::File) -> bool {
+    config
+        .boolean("credential.useHttpPath")
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// A helper value as git runs it (`None` for the empty value): `!<shell command>` through
+/// `sh -c` with ` get` appended, an absolute path as that program, any other name `<name>` as
+/// the program `git-credential-<name>` on `PATH` (git runs `git credential-<name>`, which is
+/// that program). Without a shell, words are split on whitespace: no quoting.
+fn parse_helper(value: &str) -> Option<Helper> {
+    let value = value.trim();
+    if let Some(command) = value.strip_prefix('!') {
+        return Some(Helper::Program(HelperCommand {
+            program: "sh".into(),
+            args: vec!["-c".into(), format!("{command} get")],
+            label: "(a `!` shell command)".into(),
+        }));
+    }
+    let mut words = value.split_whitespace();
+    let first = words.next()?;
+    match first {
+        "store" => {
+            let mut file = None;
+            while let Some(w) = words.next() {
+                if let Some(f) = w.strip_prefix("--file=") {
+                    file = Some(PathBuf::from(f));
+                } else if w == "--file" {
+                    file = words.next().map(PathBuf::from);
+                }
+            }
+            let file = file.or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".git-credentials"))
+            })?;
+            Some(Helper::Store(file))
+        }
+        "cache" => Some(Helper::Cache),
+        _ => {
+            let program = if Path::new(first).is_absolute() {
+                first.to_string()
+            } else {
+                format!("git-credential-{first}")
+            };
+            let mut args: Vec<String> = words.map(String::from).collect();
+            args.push("get".into());
+            Some(Helper::Program(HelperCommand {
+                label: program.clone(),
+                program,
+                args,
+            }))
+        }
+    }
 }
 
 /// The login for `url` in a `git credential-store` file (one `scheme://user:pass@host[/path]`
@@ -190,15 +257,44 @@ mod tests {
     }
 
     #[test]
-    fn credential_store_files_and_entries() {
+    fn credential_helpers_as_git_runs_them() {
         let cfg = parse(
-            "[credential]\n\thelper = cache\n\thelper = store --file=/s/creds\n\
-             \thelper = store --file /t/creds\n",
+            "[credential]\n\thelper = old\n\thelper =\n\thelper = cache\n\
+             \thelper = store --file=/s/creds\n\thelper = store --file /t/creds\n\
+             [credential \"https://git.corp.test/team\"]\n\thelper = /opt/h --flag\n\
+             [credential \"https://other.test\"]\n\thelper = never\n\
+             [credential]\n\thelper = vault\n\thelper = \"!f() { echo password=x; }; f\"\n",
+        );
+        let program = |p: &str, args: &[&str], label: &str| {
+            Helper::Program(HelperCommand {
+                program: p.into(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+                label: label.into(),
+            })
+        };
+        assert_eq!(
+            helpers_for(&cfg, "https://git.corp.test/team/r.git"),
+            [
+                Helper::Cache,
+                Helper::Store("/s/creds".into()),
+                Helper::Store("/t/creds".into()),
+                program("/opt/h", &["--flag", "get"], "/opt/h"),
+                program("git-credential-vault", &["get"], "git-credential-vault"),
+                program(
+                    "sh",
+                    &["-c", "f() { echo password=x; }; f get"],
+                    "(a `!` shell command)"
+                ),
+            ]
         );
         assert_eq!(
-            store_files(&cfg),
-            [PathBuf::from("/s/creds"), PathBuf::from("/t/creds")]
+            helpers_for(&cfg, "https://git.corp.test/else/r.git").len(),
+            5
         );
+        assert!(!use_http_path(&cfg));
+        assert!(use_http_path(&parse(
+            "[credential]\n\tuseHttpPath = true\n"
+        )));
         let text = "https://a:x@other.test\nhttps://bot:p%40ss@git.corp.test/team\n\
                     https://gen:q@git.corp.test\n";
         let l = store_login(text, "https://git.corp.test/team/r.git").unwrap();

@@ -5,14 +5,16 @@
 //! Done: repository discovery (known hosts, `.git` qualifiers, `go-import` meta tags over
 //! HTTPS), tagged versions (root, subdirectory and major-version modules, `+incompatible`),
 //! zips by x/mod/zip's rules, queries (branches, tags, commit hashes) and `@latest` resolved
-//! to canonical versions and pseudo-versions, `.netrc` credentials, `ssh://` remotes through
-//! an in-process SSH client (ssh.rs: keys and known_hosts). Not yet: retractions when
+//! to canonical versions and pseudo-versions, `.netrc` credentials, git credential helpers
+//! (credhelper.rs), `ssh://` remotes through an in-process SSH client (ssh.rs: keys and
+//! known_hosts), fetch metrics per git host. Not yet: retractions when
 //! picking a pseudo-version's base tag, validating a requested pseudo-version's base, other
 //! VCS.
 
 mod cache;
 mod cainfo;
 mod coderepo;
+mod credhelper;
 mod discover;
 mod git;
 mod gitconfig;
@@ -33,6 +35,7 @@ pub use discover::{
 pub use git::{Credentials, Login};
 pub use ssh::SshConfig;
 
+use crate::metrics::Metrics;
 use crate::module::{ModulePath, Version, unescape_path, unescape_version};
 use bytes::Bytes;
 use coderepo::{CodeRepo, RepoError};
@@ -90,6 +93,8 @@ pub struct Direct {
     roots: Mutex<HashMap<String, (Instant, RepoRoot)>>,
     /// Fetch slots per git host.
     hosts: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Where fetches and mirror reuses are counted (by git host).
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Direct {
@@ -113,11 +118,18 @@ impl Direct {
             slots: Mutex::default(),
             roots: Mutex::default(),
             hosts: Mutex::default(),
+            metrics: Arc::default(),
         }
     }
 
+    /// Counts fetches and mirror reuses in these metrics.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     /// Uses these SSH keys and known_hosts file for `ssh://` remotes, and this git config
-    /// file (`insteadOf`, `http.*`, `credential.helper = store`) for every remote.
+    /// file (`insteadOf`, `http.*`, `credential.helper`) for every remote.
     pub fn with_git(mut self, ssh: SshConfig, git_config: Option<PathBuf>) -> Self {
         self.creds = Arc::new(Credentials {
             logins: self.logins.clone(),
@@ -289,24 +301,29 @@ impl Direct {
         if !mirror.exists() {
             slot.refs = None;
         }
+        // The host alone names the remote in metrics: user info or a path may hold secrets.
+        let host = gix::Url::from_bytes(root.url.as_str().into())
+            .ok()
+            .and_then(|u| u.host().map(str::to_ascii_lowercase))
+            .unwrap_or_default();
         if let Some(refs) = &slot.refs {
             let fresh = slot.fetched_at.is_some_and(|t| t >= arrived);
             let has = want_tag.as_ref().is_some_and(|t| refs.tag(t).is_some());
             if fresh || has {
+                self.metrics
+                    .vcs_mirror_reuses
+                    .with_label_values(&[host.as_str()])
+                    .inc();
                 return Ok(refs.clone());
             }
         }
         // At most a few fetches per host at once: a build asking for many repositories of one
         // host at the same time does not open a connection per repository.
-        let host = gix::Url::from_bytes(root.url.as_str().into())
-            .ok()
-            .and_then(|u| u.host().map(str::to_string))
-            .unwrap_or_default();
         let permits = self
             .hosts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(host)
+            .entry(host.clone())
             .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(FETCHES_PER_HOST)))
             .clone();
         let _permit = permits
@@ -318,11 +335,23 @@ impl Direct {
         let dir = self.mirror_dir(&root.url);
         let url = root.url.clone();
         let (rt, creds) = (tokio::runtime::Handle::current(), self.creds.clone());
-        let refs = tokio::task::spawn_blocking(move || git::fetch(&dir, &url, &creds, &rt))
+        let fetched = tokio::task::spawn_blocking(move || git::fetch(&dir, &url, &creds, &rt))
             .await
-            .map_err(|e| VcsError::Failed(format!("git task: {e}")))?
-            .map_err(|e| VcsError::Failed(e.to_string()))?;
-        let refs = Arc::new(refs);
+            .map_err(|e| VcsError::Failed(format!("git task: {e}")))?;
+        let result = match &fetched {
+            Ok(_) => "ok",
+            Err(git::GitError::NotFound(_)) => "not_found",
+            Err(git::GitError::Failed(_)) => "failed",
+        };
+        self.metrics
+            .vcs_fetches
+            .with_label_values(&[host.as_str(), result])
+            .inc();
+        self.metrics
+            .vcs_fetch_seconds
+            .with_label_values(&[host.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+        let refs = Arc::new(fetched.map_err(|e| VcsError::Failed(e.to_string()))?);
         slot.refs = Some(refs.clone());
         slot.fetched_at = Some(started);
         self.bound_cache(self.mirror_dir(&root.url));
