@@ -5,7 +5,8 @@
 //! again from storage once the git host is gone.
 
 use athens_e2e::githost::{
-    GitHost, RepoBuilder, all_modules, downloads, git, make_repos, private_go, times, versions,
+    GitHost, RepoBuilder, all_modules, downloads, git, make_repos, private_go, resolved, times,
+    versions,
 };
 use athens_e2e::gocmd::GoEnv;
 use athens_e2e::proxy::ProxyProcess;
@@ -189,13 +190,7 @@ async fn private_git_modules_match_goproxy_direct() {
     again.extra.retain(|(k, _)| k != "GOPRIVATE");
     again.extra.push(("GONOSUMDB".into(), host.clone()));
     // Queries need the git host; the versions they resolved to are in storage.
-    let resolved: Vec<(String, String)> = want
-        .keys()
-        .map(|k| {
-            let (p, v) = k.split_once('@').unwrap();
-            (p.to_string(), v.to_string())
-        })
-        .collect();
+    let resolved = resolved(&want);
     let t = std::time::Instant::now();
     let stored = downloads(&again, &scratch, &resolved);
     let proxy_warm = t.elapsed();

@@ -117,11 +117,13 @@ impl App {
         )
         .with_direct(
             vcs_cache_dir(&cfg.upstream.vcs_cache_dir),
-            PrefixPatterns::new(&cfg.upstream.private),
+            &cfg.upstream.private,
             ssh_config(&cfg.upstream),
             (!cfg.upstream.vcs_git_config.is_empty())
                 .then(|| cfg.upstream.vcs_git_config.clone().into()),
             cfg.upstream.vcs_cache_max_bytes,
+            (!cfg.upstream.vcs_go_binary.trim().is_empty())
+                .then(|| cfg.upstream.vcs_go_binary.trim().into()),
         );
         let sumdb = SumdbSpec::parse(&cfg.upstream.sumdb)?
             .map(|spec| SumdbClient::new(spec, entries, upstream.http().clone()));

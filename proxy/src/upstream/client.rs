@@ -78,14 +78,16 @@ impl Upstream {
     }
 
     /// Serves `direct` entries and `private` modules from version control, with mirrors in
-    /// `cache_dir`. Call after [`Self::with_netrc`]: the same credentials are used.
+    /// `cache_dir`, and modules in other VCS through `go_binary` when one is given. Call
+    /// after [`Self::with_netrc`]: the same credentials are used.
     pub fn with_direct(
         mut self,
         cache_dir: std::path::PathBuf,
-        private: PrefixPatterns,
+        private: &[String],
         ssh: crate::vcs::SshConfig,
         git_config: Option<std::path::PathBuf>,
         cache_max: u64,
+        go_binary: Option<std::path::PathBuf>,
     ) -> Self {
         let logins = self
             .netrc
@@ -98,12 +100,14 @@ impl Upstream {
                 (l.machine.clone(), login)
             })
             .collect();
-        self.direct = Some(Arc::new(
-            Direct::new(cache_dir, self.http.clone(), logins)
-                .with_git(ssh, git_config)
-                .with_cache_limit(cache_max),
-        ));
-        self.private = private;
+        let mut direct = Direct::new(cache_dir, self.http.clone(), logins)
+            .with_git(ssh, git_config)
+            .with_cache_limit(cache_max);
+        if let Some(go) = go_binary {
+            direct = direct.with_go_binary(go, private);
+        }
+        self.direct = Some(Arc::new(direct));
+        self.private = PrefixPatterns::new(private);
         self
     }
 
