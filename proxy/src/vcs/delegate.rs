@@ -50,6 +50,7 @@ pub struct GoDelegate {
     /// The directories exist and the `.netrc` is written.
     ready: tokio::sync::OnceCell<()>,
     runs: tokio::sync::Semaphore,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for GoDelegate {
@@ -59,7 +60,7 @@ impl std::fmt::Debug for GoDelegate {
 }
 
 /// `go list -m -json` and `go mod download -json` output, the fields used.
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase", default)]
 struct GoModule {
     version: String,
@@ -103,6 +104,7 @@ impl GoDelegate {
             env,
             ready: tokio::sync::OnceCell::new(),
             runs: tokio::sync::Semaphore::new(RUNS),
+            timeout: TIMEOUT,
         }
     }
 
@@ -212,7 +214,7 @@ impl GoDelegate {
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(VcsError::Failed(format!("{what}: no output pipes")));
         };
-        let (out, err, status) = tokio::time::timeout(TIMEOUT, async {
+        let (out, err, status) = tokio::time::timeout(self.timeout, async {
             tokio::join!(
                 read_bounded(stdout, MAX_STDOUT),
                 read_bounded(stderr, MAX_STDERR),
@@ -220,7 +222,9 @@ impl GoDelegate {
             )
         })
         .await
-        .map_err(|_| VcsError::Failed(format!("{what}: no answer in {}s", TIMEOUT.as_secs())))?;
+        .map_err(|_| {
+            VcsError::Failed(format!("{what}: no answer in {}s", self.timeout.as_secs()))
+        })?;
         let status = status.map_err(|e| VcsError::Failed(format!("{what}: {e}")))?;
         // Exited and reaped: its group id may be reused, so it is not signalled any more.
         std::mem::forget(group);
@@ -390,6 +394,107 @@ mod tests {
             ("b.test".into(), login("u", "has space")),
         ]);
         assert_eq!(text, "machine a.test login u password p\n");
+    }
+
+    /// A delegate whose "go" is the shell script `body`.
+    fn fake_go(dir: &std::path::Path, body: &str) -> GoDelegate {
+        use std::os::unix::fs::PermissionsExt;
+        let go = dir.join("go");
+        std::fs::write(&go, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&go, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let login = Login {
+            user: "u".into(),
+            password: "p".into(),
+        };
+        GoDelegate::new(
+            go,
+            dir.join("cache"),
+            &["corp.test".into()],
+            &[("corp.test".into(), login)],
+        )
+    }
+
+    #[tokio::test]
+    async fn the_go_binary_gets_an_isolated_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        // cargo runs tests with it set: it must not reach the go binary.
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        let go = fake_go(
+            dir.path(),
+            r#"printf '{"Versions":["%s","%s","%s","%s","%s","%s","%s"]}' "$GOPROXY" "$GOSUMDB" \
+               "$GOPRIVATE" "$GOTOOLCHAIN" "${CARGO_MANIFEST_DIR:-unset}" "$(pwd)" \
+               "$(cat "$NETRC")""#,
+        );
+        let got = go.run("hg", &["list"]).await.unwrap().versions;
+        assert_eq!(
+            got,
+            [
+                "direct",
+                "off",
+                "corp.test",
+                "local",
+                "unset",
+                "/",
+                "machine corp.test login u password p"
+            ]
+        );
+        let mode = std::fs::metadata(dir.path().join("cache/home/.netrc"))
+            .unwrap()
+            .permissions();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.mode() & 0o777, 0o600);
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_found_or_failed_and_output_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let go = fake_go(
+            dir.path(),
+            "echo 'go: m.test/r@v9.0.0: invalid version: unknown revision v9.0.0' >&2; exit 1",
+        );
+        let e = go.run("hg", &["list"]).await.unwrap_err();
+        assert!(matches!(e, VcsError::NotFound(_)), "{e:?}");
+        let go = fake_go(
+            dir.path(),
+            r#"printf '{"Version":"v1.0.0","Error":{"Err":"hg clone: exit status 255"}}'"#,
+        );
+        let e = go.run("hg", &["list"]).await.unwrap_err();
+        assert!(matches!(e, VcsError::Failed(_)), "{e:?}");
+        let go = fake_go(dir.path(), "head -c 5000000 /dev/zero");
+        let e = go.run("hg", &["list"]).await.unwrap_err();
+        assert!(e.to_string().contains("bytes of output"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_hung_go_binary_is_killed_with_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
+        let mut go = fake_go(dir.path(), &script);
+        go.timeout = Duration::from_millis(500);
+        let e = go.run("hg", &["list"]).await.unwrap_err();
+        assert!(e.to_string().contains("no answer"), "{e}");
+        gone(&pid_file).await;
+        // Cancelled (the request went away) rather than timed out: the same.
+        go.timeout = TIMEOUT;
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(500), go.run("hg", &["list"])).await;
+        assert!(cancelled.is_err());
+        gone(&pid_file).await;
+    }
+
+    /// Waits until the process whose id is in `pid_file` is dead (gone, or a zombie).
+    async fn gone(pid_file: &std::path::Path) {
+        let pid = std::fs::read_to_string(pid_file).unwrap();
+        let stat = std::path::PathBuf::from(format!("/proc/{}/stat", pid.trim()));
+        for _ in 0..50 {
+            let state = std::fs::read_to_string(&stat).unwrap_or_default();
+            if state.is_empty() || state.contains(") Z") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the VCS tool the go binary started is still running");
     }
 
     #[test]
