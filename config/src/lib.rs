@@ -165,7 +165,8 @@ pub struct UpstreamConfig {
     /// fill), `GOPRIVATE` = `private`, `GOTOOLCHAIN=local`, and only `PATH`, `GOVCS`,
     /// `HGRCPATH`, `SSL_CERT_FILE`, `SSL_CERT_DIR` and the proxy variables from the proxy's
     /// environment; the VCS tool (`hg`, `svn`, ...) must be on `PATH`. Each run is killed
-    /// after 10 minutes. That module cache is not bounded by `vcs_cache_max_bytes`. Empty:
+    /// after 10 minutes. Zips (and the trees extracted from them) leave its module cache once
+    /// served; its VCS clones there are not bounded by `vcs_cache_max_bytes`. Empty:
     /// such modules are answered 404 naming their VCS (the proxy image has no Go toolchain).
     pub vcs_go_binary: String,
     /// `strict`, `fallback` or `offline`.

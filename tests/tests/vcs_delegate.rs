@@ -10,7 +10,7 @@ use athens_e2e::githost::{
 use athens_e2e::hgserve::{HgServe, hg, hg_dir, path_with_hg};
 use std::path::PathBuf;
 
-/// The machine's go binary, by absolute path (the proxy does not search `PATH` for it).
+/// The machine's go binary, by absolute path as an operator would name it.
 fn go_binary() -> PathBuf {
     let out = std::process::Command::new("go")
         .args(["env", "GOROOT"])
@@ -129,6 +129,15 @@ async fn hg_modules_through_a_go_binary_match_goproxy_direct() {
     assert_eq!(times(&through, &scratch, &got), want_times, ".info Time");
     assert_eq!(versions(&through, &scratch, &module), want_versions);
     assert!(!log_text.contains(PASSWORD), "a credential reached the log");
+    // Zips leave the go binary's module cache once served (the proxy stored them).
+    let modcache = tmp.join("athens-vcs/go/gopath/pkg/mod");
+    let cached = std::fs::read_dir(modcache.join("cache/download").join(&module).join("@v"))
+        .expect("the go binary's download cache")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    assert!(cached.iter().any(|f| f.ends_with(".mod")), "{cached:?}");
+    assert!(!cached.iter().any(|f| f.ends_with(".zip")), "{cached:?}");
+    assert!(!modcache.join(format!("{module}@v1.0.0")).exists());
 
     // The hg server goes away; a new proxy process on the same storage serves it all.
     drop(serve);

@@ -171,14 +171,25 @@ impl GoDelegate {
                 kind.ext()
             ))
         };
-        match kind {
-            FileKind::Zip => Ok(DirectBody::File(
-                std::fs::File::open(&path).map_err(missing)?,
-            )),
-            _ => Ok(DirectBody::Bytes(Bytes::from(
-                tokio::fs::read(&path).await.map_err(missing)?,
-            ))),
+        if kind != FileKind::Zip {
+            let body = tokio::fs::read(&path).await.map_err(missing)?;
+            return Ok(DirectBody::Bytes(Bytes::from(body)));
         }
+        let zip = std::fs::File::open(&path).map_err(missing)?;
+        // The open file stays readable; the proxy stores it, so the module cache need not
+        // keep the zip or the tree the go command extracted from it (the biggest part).
+        let extracted =
+            self.dir
+                .join("gopath/pkg/mod")
+                .join(format!("{}@{}", module.escaped(), v.escaped()));
+        let ziphash = path.with_extension("ziphash");
+        for f in [&path, &ziphash] {
+            let _ = tokio::fs::remove_file(f).await;
+        }
+        if let Err(e) = tokio::fs::remove_dir_all(&extracted).await {
+            tracing::debug!(dir = %extracted.display(), "removing an extracted module: {e}");
+        }
+        Ok(DirectBody::File(zip))
     }
 
     /// Runs the go binary with `args` (argv, no shell) in its isolated environment, killing
