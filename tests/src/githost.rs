@@ -604,6 +604,15 @@ pub fn private_go(
     go
 }
 
+/// GETs `url`, which must answer 404 with a body (the proxy's reason) containing `why`.
+pub async fn assert_404(url: &str, why: &str) {
+    let resp = reqwest::get(url).await.expect("GET");
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    assert_eq!(status, 404, "{url}: {body}");
+    assert!(body.contains(why), "{url}: {body}");
+}
+
 /// Starts a proxy that fetches `host`'s modules from version control only (`--private host`,
 /// no upstream, no checksum database), configured by the TOML `config`, storing into
 /// `<dir>/<name>` and logging to the returned `<dir>/<name>.log`.

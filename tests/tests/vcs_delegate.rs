@@ -5,7 +5,8 @@
 //! server stopped; without the setting the proxy answers a 404 naming hg.
 
 use athens_e2e::githost::{
-    GitHost, PASSWORD, downloads, private_go, resolved, start_private_proxy, times, versions,
+    GitHost, PASSWORD, assert_404, downloads, private_go, resolved, start_private_proxy, times,
+    versions,
 };
 use athens_e2e::hgserve::{HgServe, hg, hg_dir, path_with_hg};
 use std::path::PathBuf;
@@ -104,12 +105,7 @@ async fn hg_modules_through_a_go_binary_match_goproxy_direct() {
 
     // Off by default: a 404 naming the VCS.
     let (bare, _) = start_private_proxy(dir.path(), "bare", "", &host, &env);
-    let resp = reqwest::get(format!("{}/{module}/@v/list", bare.url))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-    let body = resp.text().await.unwrap();
-    assert!(body.contains("hg repository"), "{body}");
+    assert_404(&format!("{}/{module}/@v/list", bare.url), "hg repository").await;
     drop(bare);
 
     let config = format!(
@@ -129,6 +125,9 @@ async fn hg_modules_through_a_go_binary_match_goproxy_direct() {
     assert_eq!(times(&through, &scratch, &got), want_times, ".info Time");
     assert_eq!(versions(&through, &scratch, &module), want_versions);
     assert!(!log_text.contains(PASSWORD), "a credential reached the log");
+    // A version hg does not have: the go command's "unknown revision" becomes a 404.
+    let missing = format!("{}/{module}/@v/v1.9.9.info", proxy.url);
+    assert_404(&missing, "unknown revision").await;
     // Zips leave the go binary's module cache once served (the proxy stored them).
     let modcache = tmp.join("athens-vcs/go/gopath/pkg/mod");
     let cached = std::fs::read_dir(modcache.join("cache/download").join(&module).join("@v"))

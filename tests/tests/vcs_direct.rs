@@ -5,8 +5,8 @@
 //! again from storage once the git host is gone.
 
 use athens_e2e::githost::{
-    GitHost, RepoBuilder, all_modules, downloads, git, make_repos, private_go, resolved, times,
-    versions,
+    GitHost, RepoBuilder, all_modules, assert_404, downloads, git, make_repos, private_go,
+    resolved, times, versions,
 };
 use athens_e2e::gocmd::GoEnv;
 use athens_e2e::proxy::ProxyProcess;
@@ -157,12 +157,8 @@ async fn private_git_modules_match_goproxy_direct() {
     assert!(public_hits > 0, "the public proxy was asked first");
 
     // Other version control systems: a clear not-found naming it.
-    let hg = reqwest::get(format!("{}/{host}/repo.hg/@v/list", proxy.url))
-        .await
-        .unwrap();
-    assert_eq!(hg.status(), 404);
-    let body = hg.text().await.unwrap();
-    assert!(body.contains("hg repository"), "{body}");
+    let hg = format!("{}/{host}/repo.hg/@v/list", proxy.url);
+    assert_404(&hg, "hg repository").await;
 
     // A moved tag: the go command now gets other bytes from git, the proxy keeps serving
     // what it stored first (and what go.sum files recorded).
