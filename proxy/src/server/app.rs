@@ -122,8 +122,7 @@ impl App {
             (!cfg.upstream.vcs_git_config.is_empty())
                 .then(|| cfg.upstream.vcs_git_config.clone().into()),
             cfg.upstream.vcs_cache_max_bytes,
-            (!cfg.upstream.vcs_go_binary.trim().is_empty())
-                .then(|| cfg.upstream.vcs_go_binary.trim().into()),
+            go_binary(&cfg.upstream.vcs_go_binary)?,
         );
         let sumdb = SumdbSpec::parse(&cfg.upstream.sumdb)?
             .map(|spec| SumdbClient::new(spec, entries, upstream.http().clone()));
@@ -498,6 +497,19 @@ fn ssh_config(cfg: &athens_config::UpstreamConfig) -> crate::vcs::SshConfig {
 }
 
 /// The mirror cache: the configured directory, else `athens-vcs` in the temporary directory.
+/// `upstream.vcs_go_binary`, refused at startup when a path names no file (a name without
+/// a `/` is looked up in `PATH` when run, as a shell would).
+fn go_binary(configured: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let go = configured.trim();
+    if go.is_empty() {
+        return Ok(None);
+    }
+    if go.contains('/') && !std::path::Path::new(go).is_file() {
+        anyhow::bail!("upstream.vcs_go_binary: {go} is not a file");
+    }
+    Ok(Some(go.into()))
+}
+
 fn vcs_cache_dir(configured: &str) -> std::path::PathBuf {
     if configured.trim().is_empty() {
         std::env::temp_dir().join("athens-vcs")
