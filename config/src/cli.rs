@@ -32,6 +32,9 @@ pub struct Cli {
     /// control only, never from a proxy or the checksum database.
     #[arg(long, env = "ATHENS_PRIVATE", value_name = "PATTERNS")]
     pub private: Option<String>,
+    /// A `go` binary run for modules in hg, svn, bzr or fossil repositories.
+    #[arg(long, env = "ATHENS_VCS_GO_BINARY", value_name = "PATH")]
+    pub vcs_go_binary: Option<String>,
     /// strict, fallback or offline.
     #[arg(long, env = "ATHENS_NETWORK_MODE", value_name = "MODE")]
     pub network_mode: Option<NetworkMode>,
@@ -114,6 +117,9 @@ impl Cli {
         }
         if let Some(v) = &self.private {
             cfg.upstream.private = split_patterns(v);
+        }
+        if let Some(v) = &self.vcs_go_binary {
+            cfg.upstream.vcs_go_binary = v.clone();
         }
         if let Some(v) = self.network_mode {
             cfg.upstream.network_mode = v;

@@ -74,6 +74,7 @@ impl Default for UpstreamConfig {
             vcs_git_config: String::new(),
             vcs_tokens: Vec::new(),
             vcs_cache_max_bytes: 0,
+            vcs_go_binary: String::new(),
             network_mode: NetworkMode::Strict,
             timeout_seconds: 60,
             retries: 2,

@@ -162,6 +162,18 @@ pub struct UpstreamConfig {
     /// recently used mirrors not in use are removed until the rest fit (a removed mirror is
     /// fetched again in full when next needed). 0: no limit.
     pub vcs_cache_max_bytes: u64,
+    /// A `go` binary run for modules whose repository is Mercurial, Subversion, Bazaar or
+    /// Fossil (the proxy fetches only git itself): `go list -m` and `go mod download` with
+    /// `GOPROXY=direct`, so versions, zips and hashes are the go command's own. It runs with
+    /// its own `HOME`, module cache and `.netrc` (the proxy's credentials) under
+    /// `vcs_cache_dir`/`go`, `GOSUMDB=off` (the proxy verifies what it returns as any other
+    /// fill), `GOPRIVATE` = `private`, `GOTOOLCHAIN=local`, and only `PATH`, `GOVCS`,
+    /// `HGRCPATH`, `SSL_CERT_FILE`, `SSL_CERT_DIR` and the proxy variables from the proxy's
+    /// environment; the VCS tool (`hg`, `svn`, ...) must be on `PATH`. Each run is killed
+    /// after 10 minutes. Zips (and the trees extracted from them) leave its module cache once
+    /// served; its VCS clones there are not bounded by `vcs_cache_max_bytes`. Empty:
+    /// such modules are answered 404 naming their VCS (the proxy image has no Go toolchain).
+    pub vcs_go_binary: String,
     /// `strict`, `fallback` or `offline`.
     pub network_mode: NetworkMode,
     /// Per-request timeout for upstream calls, in seconds (zips get this long per idle read).

@@ -14,6 +14,7 @@ pub const FLAGS: &[(&str, &str)] = &[
     ("upstream.sumdb", "sumdb"),
     ("upstream.nosum_patterns", "nosum"),
     ("upstream.private", "private"),
+    ("upstream.vcs_go_binary", "vcs-go-binary"),
     ("upstream.network_mode", "network-mode"),
     ("upstream.negative_cache_seconds", "negative-cache-seconds"),
     ("upstream.failed_fill_seconds", "failed-fill-seconds"),

@@ -26,9 +26,13 @@ pub struct GitHost {
     pub host: String,
     /// The CA certificate file clients must trust.
     pub ca_file: PathBuf,
+    /// The host's certificate and key in one PEM file, for other servers on the same IP
+    /// (`hg serve --certificate`).
+    pub server_pem: PathBuf,
     /// Requests answered (any route), for checks that nothing reached the host.
     pub requests: Arc<AtomicUsize>,
     repo_base: Arc<std::sync::Mutex<Option<String>>>,
+    import_vcs: Arc<std::sync::Mutex<Option<String>>>,
     bearer: Arc<std::sync::Mutex<Option<String>>>,
     open_discovery: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
@@ -40,6 +44,7 @@ struct State {
     project_root: PathBuf,
     requests: Arc<AtomicUsize>,
     repo_base: Arc<std::sync::Mutex<Option<String>>>,
+    import_vcs: Arc<std::sync::Mutex<Option<String>>>,
     bearer: Arc<std::sync::Mutex<Option<String>>>,
     open_discovery: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -55,6 +60,8 @@ impl GitHost {
         let ca = TestCa::new(&[&host])?;
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, &ca.ca_pem)?;
+        let server_pem = dir.path().join("server.pem");
+        std::fs::write(&server_pem, [&ca.cert_pem[..], &ca.key_pem[..]].concat())?;
         let _ = rustls::crypto::ring::default_provider().install_default();
         use rustls_pki_types::pem::PemObject;
         let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&ca.cert_pem)
@@ -67,6 +74,7 @@ impl GitHost {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let requests = Arc::new(AtomicUsize::new(0));
         let repo_base = Arc::new(std::sync::Mutex::new(None));
+        let import_vcs = Arc::new(std::sync::Mutex::new(None));
         let bearer = Arc::new(std::sync::Mutex::new(None));
         let open_discovery = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let state = Arc::new(State {
@@ -76,6 +84,7 @@ impl GitHost {
             project_root: project_root.to_path_buf(),
             requests: requests.clone(),
             repo_base: repo_base.clone(),
+            import_vcs: import_vcs.clone(),
         });
         let task = tokio::spawn(async move {
             loop {
@@ -100,8 +109,10 @@ impl GitHost {
         Ok(GitHost {
             host,
             ca_file,
+            server_pem,
             requests,
             repo_base,
+            import_vcs,
             bearer,
             open_discovery,
             task,
@@ -122,6 +133,13 @@ impl GitHost {
     /// of this host's smart HTTP URL.
     pub fn set_repo_base(&self, base: &str) {
         *self.repo_base.lock().unwrap() = Some(base.to_string());
+    }
+
+    /// Makes `go-import` tags name a `vcs` repository at `<base>/<first element>` (no `.git`),
+    /// e.g. an `hg serve` elsewhere.
+    pub fn set_import(&self, vcs: &str, base: &str) {
+        *self.import_vcs.lock().unwrap() = Some(vcs.to_string());
+        self.set_repo_base(base);
     }
 
     /// From now on git requests (`/git/...`) need `Authorization: Bearer <token>` (as sent
@@ -208,9 +226,13 @@ async fn handle(state: &State, req: Request<hyper::body::Incoming>) -> Response<
         let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
         let base = state.repo_base.lock().unwrap().clone();
         let base = base.unwrap_or_else(|| format!("https://{}/git", state.host));
+        let (vcs, suffix) = match state.import_vcs.lock().unwrap().clone() {
+            Some(vcs) => (vcs, ""),
+            None => ("git".to_string(), ".git"),
+        };
         let html = format!(
-            "<!DOCTYPE html><html><head><meta name=\"go-import\" content=\"{h}/{first} git \
-             {base}/{first}.git\"></head><body>go get {h}/{first}</body></html>\n",
+            "<!DOCTYPE html><html><head><meta name=\"go-import\" content=\"{h}/{first} {vcs} \
+             {base}/{first}{suffix}\"></head><body>go get {h}/{first}</body></html>\n",
             h = state.host
         );
         return Response::new(Full::new(Bytes::from(html)));
@@ -453,6 +475,15 @@ pub fn downloads(go: &GoEnv, dir: &Path, mods: &[(String, String)]) -> BTreeMap<
     got
 }
 
+/// The `path@version` keys of `downloads` as requests again: queries resolved to what they
+/// named, for asking a proxy's storage once the host is gone.
+pub fn resolved(got: &BTreeMap<String, Download>) -> Vec<(String, String)> {
+    got.keys()
+        .filter_map(|k| k.split_once('@'))
+        .map(|(p, v)| (p.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The `Time` of each version, as `go list -m -json` reports it from `.info`.
 pub fn times(
     go: &GoEnv,
@@ -594,6 +625,15 @@ pub fn private_go(
     };
     go.extra.push((var.into(), host.into()));
     go
+}
+
+/// GETs `url`, which must answer 404 with a body (the proxy's reason) containing `why`.
+pub async fn assert_404(url: &str, why: &str) {
+    let resp = reqwest::get(url).await.expect("GET");
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    assert_eq!(status, 404, "{url}: {body}");
+    assert!(body.contains(why), "{url}: {body}");
 }
 
 /// Starts a proxy that fetches `host`'s modules from version control only (`--private host`,

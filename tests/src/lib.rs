@@ -9,6 +9,7 @@ pub mod gcs;
 pub mod githost;
 pub mod gocmd;
 pub mod gohelper;
+pub mod hgserve;
 pub mod image;
 pub mod minio;
 pub mod modzip;

@@ -5,8 +5,8 @@
 //! again from storage once the git host is gone.
 
 use athens_e2e::githost::{
-    GitHost, RepoBuilder, all_modules, downloads, git, make_repos, scratch_module, times,
-    trusting_go, versions,
+    GitHost, RepoBuilder, all_modules, assert_404, downloads, git, make_repos, resolved,
+    scratch_module, times, trusting_go, versions,
 };
 use athens_e2e::gocmd::GoEnv;
 use athens_e2e::proxy::ProxyProcess;
@@ -192,12 +192,8 @@ async fn private_git_modules_match_goproxy_direct() {
     assert!(public_hits > 0, "the public proxy was asked first");
 
     // Other version control systems: a clear not-found naming it.
-    let hg = reqwest::get(format!("{}/{host}/repo.hg/@v/list", proxy.url))
-        .await
-        .unwrap();
-    assert_eq!(hg.status(), 404);
-    let body = hg.text().await.unwrap();
-    assert!(body.contains("hg repository"), "{body}");
+    let hg = format!("{}/{host}/repo.hg/@v/list", proxy.url);
+    assert_404(&hg, "hg repository").await;
 
     // A moved tag: the go command now gets other bytes from git, the proxy keeps serving
     // what it stored first (and what go.sum files recorded).
@@ -225,13 +221,7 @@ async fn private_git_modules_match_goproxy_direct() {
     again.extra.retain(|(k, _)| k != "GOPRIVATE");
     again.extra.push(("GONOSUMDB".into(), host.clone()));
     // Queries need the git host; the versions they resolved to are in storage.
-    let resolved: Vec<(String, String)> = want
-        .keys()
-        .map(|k| {
-            let (p, v) = k.split_once('@').unwrap();
-            (p.to_string(), v.to_string())
-        })
-        .collect();
+    let resolved = resolved(&want);
     let t = std::time::Instant::now();
     let stored = downloads(&again, &scratch, &resolved);
     let proxy_warm = t.elapsed();

@@ -7,7 +7,7 @@
 //! sshd stopped. The private key never shows in the proxy's log, its storage or its metrics.
 
 use athens_e2e::githost::{
-    GitHost, all_modules, downloads, git, make_repos, refused, times, versions,
+    GitHost, all_modules, downloads, git, make_repos, refused, resolved, times, versions,
 };
 use athens_e2e::gocmd::GoEnv;
 use athens_e2e::proxy::ProxyProcess;
@@ -202,13 +202,7 @@ async fn ssh_git_modules_match_goproxy_direct() {
     proxy.kill_hard();
     let proxy = ProxyProcess::start(&args, &env);
     let again = go_env(&proxy.url);
-    let resolved: Vec<(String, String)> = want
-        .keys()
-        .map(|k| {
-            let (p, v) = k.split_once('@').unwrap();
-            (p.to_string(), v.to_string())
-        })
-        .collect();
+    let resolved = resolved(&want);
     let stored = downloads(&again, &scratch, &resolved);
     assert_eq!(stored, want, "from storage with sshd stopped");
     eprintln!(

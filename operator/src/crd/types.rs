@@ -421,6 +421,15 @@ pub struct VcsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[1-9][0-9]*(Ki|Mi|Gi|Ti)?$"))]
     pub cache_size_limit: Option<String>,
+
+    /// The absolute path of a `go` binary in the proxy's container, run (with
+    /// `GOPROXY=direct`) for modules in Mercurial, Subversion, Bazaar or Fossil repositories;
+    /// the proxy fetches git itself. The proxy image carries no Go toolchain or VCS tools: this
+    /// is for an image built on it that adds `go` and `hg`/`svn`/... Its module cache lives in
+    /// the mirror cache volume. Unset: such modules get a 404 naming their VCS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^/[^\s]*$"))]
+    pub go_binary: Option<String>,
 }
 
 impl VcsSpec {

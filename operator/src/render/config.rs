@@ -105,6 +105,7 @@ pub fn proxy_config(spec: &AthensProxySpec) -> Config {
         if vcs.git_config.is_some() {
             c.upstream.vcs_git_config = file(GIT_CONFIG_FILE);
         }
+        c.upstream.vcs_go_binary = vcs.go_binary.clone().unwrap_or_default();
         c.upstream.vcs_tokens = vcs
             .tokens
             .iter()

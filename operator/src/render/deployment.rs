@@ -606,6 +606,7 @@ mod tests {
                 },
             ],
             cache_size_limit: Some("500Mi".into()),
+            go_binary: Some("/usr/local/go/bin/go".into()),
             ..Default::default()
         });
         let d = desired(&p, &Secrets::new(), &crate::render::Settings::default())
@@ -628,6 +629,7 @@ mod tests {
         assert_eq!(cfg.upstream.vcs_ssh_keys, [format!("{dir}/ssh-key")]);
         assert_eq!(cfg.upstream.vcs_known_hosts, format!("{dir}/known_hosts"));
         assert_eq!(cfg.upstream.vcs_git_config, format!("{dir}/gitconfig"));
+        assert_eq!(cfg.upstream.vcs_go_binary, "/usr/local/go/bin/go");
         let tokens: Vec<_> = cfg
             .upstream
             .vcs_tokens

@@ -12,7 +12,7 @@ use crate::module::{ModulePath, Version};
 use crate::policy::PrefixPatterns;
 use crate::policy::download::Mode;
 use crate::storage::{Layout, Store};
-use crate::upstream::{NetrcLine, Upstream, parse_goproxy, parse_netrc};
+use crate::upstream::{NetrcLine, Upstream, VcsSettings, parse_goproxy, parse_netrc};
 use crate::verify::sumdb::{SumdbClient, SumdbSpec};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -113,12 +113,15 @@ impl App {
                 .collect(),
         )
         .with_direct(
-            vcs_cache_dir(&cfg.upstream.vcs_cache_dir),
-            PrefixPatterns::new(&cfg.upstream.private),
-            ssh_config(&cfg.upstream),
-            (!cfg.upstream.vcs_git_config.is_empty())
-                .then(|| cfg.upstream.vcs_git_config.clone().into()),
-            cfg.upstream.vcs_cache_max_bytes,
+            VcsSettings {
+                cache_dir: vcs_cache_dir(&cfg.upstream.vcs_cache_dir),
+                private: cfg.upstream.private.clone(),
+                ssh: ssh_config(&cfg.upstream),
+                git_config: (!cfg.upstream.vcs_git_config.is_empty())
+                    .then(|| cfg.upstream.vcs_git_config.clone().into()),
+                cache_max: cfg.upstream.vcs_cache_max_bytes,
+                go_binary: go_binary(&cfg.upstream.vcs_go_binary)?,
+            },
             metrics.clone(),
         );
         let sumdb = SumdbSpec::parse(&cfg.upstream.sumdb)?
@@ -493,6 +496,19 @@ fn ssh_config(cfg: &athens_config::UpstreamConfig) -> crate::vcs::SshConfig {
 }
 
 /// The mirror cache: the configured directory, else `athens-vcs` in the temporary directory.
+/// `upstream.vcs_go_binary`, refused at startup when a path names no file (a name without
+/// a `/` is looked up in `PATH` when run, as a shell would).
+fn go_binary(configured: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let go = configured.trim();
+    if go.is_empty() {
+        return Ok(None);
+    }
+    if go.contains('/') && !std::path::Path::new(go).is_file() {
+        anyhow::bail!("upstream.vcs_go_binary: {go} is not a file");
+    }
+    Ok(Some(go.into()))
+}
+
 fn vcs_cache_dir(configured: &str) -> std::path::PathBuf {
     if configured.trim().is_empty() {
         std::env::temp_dir().join("athens-vcs")

@@ -57,6 +57,22 @@ pub struct Upstream {
     private: PrefixPatterns,
 }
 
+/// How `direct` and private modules are fetched from version control.
+#[derive(Debug, Clone)]
+pub struct VcsSettings {
+    /// Where the bare git mirrors live (one per repository).
+    pub cache_dir: std::path::PathBuf,
+    /// GOPRIVATE-style patterns of modules fetched only from version control.
+    pub private: Vec<String>,
+    pub ssh: crate::vcs::SshConfig,
+    /// A git config file applied to every remote.
+    pub git_config: Option<std::path::PathBuf>,
+    /// Most bytes the mirrors may take (0: no limit).
+    pub cache_max: u64,
+    /// A `go` binary for hg, svn, bzr and fossil repositories.
+    pub go_binary: Option<std::path::PathBuf>,
+}
+
 impl Upstream {
     /// `timeout` bounds connecting and each idle read, so a slow but moving zip is not cut off.
     pub fn new(entries: Vec<Entry>, timeout: Duration, retries: u32) -> Result<Self, String> {
@@ -77,17 +93,10 @@ impl Upstream {
         })
     }
 
-    /// Serves `direct` entries and `private` modules from version control, with mirrors in
-    /// `cache_dir`. Call after [`Self::with_netrc`]: the same credentials are used.
-    pub fn with_direct(
-        mut self,
-        cache_dir: std::path::PathBuf,
-        private: PrefixPatterns,
-        ssh: crate::vcs::SshConfig,
-        git_config: Option<std::path::PathBuf>,
-        cache_max: u64,
-        metrics: Arc<crate::metrics::Metrics>,
-    ) -> Self {
+    /// Serves `direct` entries and `private` modules from version control as `vcs` says, and
+    /// counts its fetches in `metrics`. Call after [`Self::with_netrc`]: the same credentials
+    /// are used.
+    pub fn with_direct(mut self, vcs: VcsSettings, metrics: Arc<crate::metrics::Metrics>) -> Self {
         let logins = self
             .netrc
             .iter()
@@ -99,13 +108,15 @@ impl Upstream {
                 (l.machine.clone(), login)
             })
             .collect();
-        self.direct = Some(Arc::new(
-            Direct::new(cache_dir, self.http.clone(), logins)
-                .with_git(ssh, git_config)
-                .with_cache_limit(cache_max)
-                .with_metrics(metrics),
-        ));
-        self.private = private;
+        let mut direct = Direct::new(vcs.cache_dir, self.http.clone(), logins)
+            .with_git(vcs.ssh, vcs.git_config)
+            .with_cache_limit(vcs.cache_max)
+            .with_metrics(metrics);
+        if let Some(go) = vcs.go_binary {
+            direct = direct.with_go_binary(go, &vcs.private);
+        }
+        self.direct = Some(Arc::new(direct));
+        self.private = PrefixPatterns::new(&vcs.private);
         self
     }
 

@@ -7,14 +7,15 @@
 //! zips by x/mod/zip's rules, queries (branches, tags, commit hashes) and `@latest` resolved
 //! to canonical versions and pseudo-versions, `.netrc` credentials, git credential helpers
 //! (credhelper.rs), `ssh://` remotes through an in-process SSH client (ssh.rs: keys and
-//! known_hosts), fetch metrics per git host. Not yet: retractions when
-//! picking a pseudo-version's base tag, validating a requested pseudo-version's base, other
-//! VCS.
+//! known_hosts), fetch metrics per git host; hg, svn, bzr and fossil through a configured go
+//! binary (delegate.rs). Not yet: retractions when picking a pseudo-version's base tag,
+//! validating a requested pseudo-version's base.
 
 mod cache;
 mod cainfo;
 mod coderepo;
 mod credhelper;
+mod delegate;
 mod discover;
 mod git;
 mod gitconfig;
@@ -69,6 +70,76 @@ pub enum DirectBody {
     File(std::fs::File),
 }
 
+/// What a protocol path asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wanted {
+    List,
+    Latest,
+    /// `.info` of something that is not a canonical version: a branch, tag or commit.
+    Query(String),
+    File(Version, FileKind),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Info,
+    Mod,
+    Zip,
+}
+
+impl FileKind {
+    pub fn ext(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Mod => "mod",
+            Self::Zip => "zip",
+        }
+    }
+}
+
+/// The module and the request of a protocol path, checked before anything leaves the
+/// process (module path rules, canonical versions for `.mod` and `.zip`).
+fn parse_path(path: &str) -> Result<(ModulePath, Wanted), VcsError> {
+    let (module_esc, file) = match path.split_once("/@v/") {
+        Some((m, f)) => (m, Some(f)),
+        None => match path.strip_suffix("/@latest") {
+            Some(m) => (m, None),
+            None => return Err(VcsError::NotFound(format!("{path}: not a module path"))),
+        },
+    };
+    let module = unescape_path(module_esc)
+        .ok()
+        .and_then(|p| ModulePath::new(p).ok())
+        .ok_or_else(|| VcsError::NotFound(format!("{path}: invalid module path")))?;
+    let want = match file {
+        None => Wanted::Latest,
+        Some("list") => Wanted::List,
+        Some(file) => {
+            let (stem, ext) = file
+                .rsplit_once('.')
+                .ok_or_else(|| VcsError::NotFound(format!("{path}: unknown file")))?;
+            let kind = match ext {
+                "info" => FileKind::Info,
+                "mod" => FileKind::Mod,
+                "zip" => FileKind::Zip,
+                _ => return Err(VcsError::NotFound(format!("{path}: unknown file"))),
+            };
+            let raw = unescape_version(stem).map_err(|e| VcsError::NotFound(e.to_string()))?;
+            match (Version::parse(&raw), kind) {
+                (Ok(v), kind) => Wanted::File(v, kind),
+                (Err(_), FileKind::Info) => Wanted::Query(raw),
+                (Err(_), _) => {
+                    return Err(VcsError::NotFound(format!(
+                        "{}@{raw}: .{ext} needs a canonical version",
+                        module.as_str()
+                    )));
+                }
+            }
+        }
+    };
+    Ok((module, want))
+}
+
 /// One repository's mirror state: at most one fetch runs at a time, and requests that waited
 /// for it take its result instead of fetching again.
 #[derive(Default)]
@@ -95,6 +166,8 @@ pub struct Direct {
     hosts: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     /// Where fetches and mirror reuses are counted (by git host).
     metrics: Arc<Metrics>,
+    /// hg, svn, bzr and fossil repositories: a configured go binary (none: 404).
+    go: Option<delegate::GoDelegate>,
 }
 
 impl std::fmt::Debug for Direct {
@@ -119,12 +192,22 @@ impl Direct {
             roots: Mutex::default(),
             hosts: Mutex::default(),
             metrics: Arc::default(),
+            go: None,
         }
     }
 
     /// Counts fetches and mirror reuses in these metrics.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Hands modules in hg, svn, bzr and fossil repositories to the `go` binary at `go`, with
+    /// its module cache and home under the mirror cache directory's `go/`, `private` as its
+    /// `GOPRIVATE` and this source's logins as its `.netrc`.
+    pub fn with_go_binary(mut self, go: PathBuf, private: &[String]) -> Self {
+        let dir = self.cache_dir.join("go");
+        self.go = Some(delegate::GoDelegate::new(go, dir, private, &self.logins));
         self
     }
 
@@ -147,73 +230,57 @@ impl Direct {
 
     /// Answers a protocol path (`<escaped module>/@v/<file>` or `<escaped module>/@latest`).
     pub async fn get(&self, path: &str) -> Result<DirectBody, VcsError> {
-        let (module_esc, file) = match path.split_once("/@v/") {
-            Some((m, f)) => (m, Some(f)),
-            None => match path.strip_suffix("/@latest") {
-                Some(m) => (m, None),
-                None => return Err(VcsError::NotFound(format!("{path}: not a module path"))),
-            },
-        };
-        let module = unescape_path(module_esc)
-            .ok()
-            .and_then(|p| ModulePath::new(p).ok())
-            .ok_or_else(|| VcsError::NotFound(format!("{path}: invalid module path")))?;
+        let (module, want) = parse_path(path)?;
         let root = self.repo_root(module.as_str()).await?;
         if root.vcs != "git" {
+            if let Some(go) = &self.go
+                && delegate::DELEGATED.contains(&root.vcs.as_str())
+            {
+                return go.get(&module, &root.vcs, want).await;
+            }
             return Err(VcsError::NotFound(format!(
-                "{}: the repository at {} is a {} repository; only git is supported",
+                "{}: the repository at {} is a {} repository; only git is supported \
+                 (upstream.vcs_go_binary hands hg, svn, bzr and fossil to a go command)",
                 module.as_str(),
                 athens_config::redact_userinfo(&root.url),
                 root.vcs
             )));
         }
         let repo = CodeRepo::new(module.clone(), &root.root, &root.subdir).map_err(not_found)?;
-        let Some(file) = file else {
-            return self.latest(&root, repo).await;
-        };
-        if file == "list" {
-            let refs = self.refs(&root, None).await?;
-            let dir = self.mirror_dir(&root.url);
-            let list = blocking(move || {
-                let g = git::open(&dir).map_err(RepoError::from)?;
-                repo.versions(&g, &refs)
-            })
-            .await?;
-            let text = crate::module::list_text(&list);
-            return Ok(DirectBody::Bytes(Bytes::from(text)));
-        }
-        let (stem, ext) = file
-            .rsplit_once('.')
-            .ok_or_else(|| VcsError::NotFound(format!("{path}: unknown file")))?;
-        let raw = unescape_version(stem).map_err(|e| VcsError::NotFound(e.to_string()))?;
-        let Ok(version) = Version::parse(&raw) else {
-            if ext != "info" {
-                return Err(VcsError::NotFound(format!(
-                    "{}@{raw}: .{ext} needs a canonical version",
-                    module.as_str()
-                )));
-            }
+        let (version, kind) = match want {
+            Wanted::Latest => return self.latest(&root, repo).await,
             // A query (branch, tag, commit): always against freshly fetched refs.
-            return self.query(&root, repo, raw).await;
+            Wanted::Query(q) => return self.query(&root, repo, q).await,
+            Wanted::List => {
+                let refs = self.refs(&root, None).await?;
+                let dir = self.mirror_dir(&root.url);
+                let list = blocking(move || {
+                    let g = git::open(&dir).map_err(RepoError::from)?;
+                    repo.versions(&g, &refs)
+                })
+                .await?;
+                let text = crate::module::list_text(&list);
+                return Ok(DirectBody::Bytes(Bytes::from(text)));
+            }
+            Wanted::File(version, kind) => (version, kind),
         };
         // A tag already in the mirror is not fetched again: tags are taken not to move.
         let want = (!version.is_pseudo()).then(|| repo.tag_for(&version));
         let refs = self.refs(&root, want).await?;
         let dir = self.mirror_dir(&root.url);
-        let ext = ext.to_string();
         blocking(move || {
             let g = git::open(&dir).map_err(RepoError::from)?;
             let (rev, mod_dir, gomod) = repo.find_dir(&g, &refs, &version)?;
-            match ext.as_str() {
-                "info" => Ok(DirectBody::Bytes(info_json(
+            match kind {
+                FileKind::Info => Ok(DirectBody::Bytes(info_json(
                     &version,
                     git::commit_time(&g, rev)?,
                 ))),
-                "mod" => Ok(DirectBody::Bytes(Bytes::from(CodeRepo::go_mod(
+                FileKind::Mod => Ok(DirectBody::Bytes(Bytes::from(CodeRepo::go_mod(
                     gomod,
                     &repo.module,
                 )))),
-                "zip" => {
+                FileKind::Zip => {
                     let files = repo.zip_files(&g, rev, &mod_dir, gomod.as_deref())?;
                     let prefix = format!("{}@{}/", repo.module.as_str(), version.as_str());
                     let tmp = tempfile::tempfile()
@@ -227,7 +294,6 @@ impl Direct {
                         .map_err(|e| RepoError::Git(git::GitError::Failed(e.to_string())))?;
                     Ok(DirectBody::File(out))
                 }
-                _ => Err(RepoError::NotFound(format!("{ext}: unknown file"))),
             }
         })
         .await
@@ -495,4 +561,40 @@ fn info_json(v: &Version, secs: i64) -> Bytes {
         "{{\"Version\":\"{}\",\"Time\":\"{time}\"}}",
         v.as_str()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_paths_are_checked_before_anything_runs() {
+        let want = |p: &str| parse_path(p).map(|(_, w)| w);
+        assert_eq!(want("h.test/m/@v/list").unwrap(), Wanted::List);
+        assert_eq!(want("h.test/m/@latest").unwrap(), Wanted::Latest);
+        assert_eq!(
+            want("h.test/m/@v/default.info").unwrap(),
+            Wanted::Query("default".into())
+        );
+        let v = Version::parse("v1.0.0").unwrap();
+        assert_eq!(
+            want("h.test/m/@v/v1.0.0.zip").unwrap(),
+            Wanted::File(v, FileKind::Zip)
+        );
+        let (m, _) = parse_path("h.test/!m/@v/list").unwrap();
+        assert_eq!(m.as_str(), "h.test/M");
+        for bad in [
+            "H.test/m/@v/list",
+            "-h.test/m/@v/list",
+            "h.test/m/../x/@v/list",
+            "h.test/m/@v/default.zip",
+            "h.test/m/@v/v1.0.0.exe",
+            "h.test/m",
+        ] {
+            assert!(
+                matches!(parse_path(bad), Err(VcsError::NotFound(_))),
+                "{bad}"
+            );
+        }
+    }
 }

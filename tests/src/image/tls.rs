@@ -23,6 +23,12 @@ impl TestCa {
                 Err(_) => format!("DNS:{n}"),
             })
             .collect();
+        // The first name is the subject's too: Mercurial matches an IP address host against
+        // the common name only (it reads DNS entries of subjectAltName, not IP ones).
+        let subject = format!(
+            "/CN={}",
+            names.first().copied().unwrap_or("athens test server")
+        );
         std::fs::write(
             d.join("ext"),
             format!(
@@ -70,7 +76,7 @@ impl TestCa {
                     "-out",
                     "server.csr",
                     "-subj",
-                    "/CN=athens test server",
+                    &subject,
                 ],
             ]
             .concat(),
