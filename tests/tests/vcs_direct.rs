@@ -107,6 +107,40 @@ async fn private_git_modules_match_goproxy_direct() {
         pseudo.len() >= 4,
         "pseudo-versions of every form are covered: {pseudo:?}"
     );
+    // Pseudo-versions the go command refuses, the proxy refuses too, before storing anything:
+    // another time, a short hash, a base tag the commit does not descend from, v1 without a
+    // base.
+    let (pm, pv) = want
+        .keys()
+        .filter_map(|k| k.split_once('@'))
+        .find(|(m, v)| m.ends_with("/lib") && v.contains("-0."))
+        .expect("a pseudo-version of lib");
+    let (head, hash) = pv.rsplit_once('-').unwrap();
+    let (pre, ts) = head.split_at(head.len() - 14);
+    let other_ts = format!("{}{}", &ts[..13], if ts.ends_with('9') { '8' } else { '9' });
+    for bad in [
+        format!("{pre}{other_ts}-{hash}"),
+        format!("{pre}{ts}-{}", &hash[..7]),
+        format!("v1.9.1-0.{ts}-{hash}"),
+        format!("v1.0.0-{ts}-{hash}"),
+    ] {
+        let id = format!("{pm}@{bad}");
+        let out = direct.run(&scratch, &["mod", "download", "-json", &id]);
+        assert!(!out.status.success(), "GOPROXY=direct takes {id}");
+        assert_404(
+            &format!("{}/{pm}/@v/{bad}.info", proxy.url),
+            "invalid pseudo-version",
+        )
+        .await;
+        assert!(
+            !storage
+                .join(pm)
+                .join("@v")
+                .join(format!("{bad}.info"))
+                .exists(),
+            "{id} stored"
+        );
+    }
     let got_versions: Vec<String> = ["lib", "lib/sub", "lib/v2", "legacy", "fresh"]
         .iter()
         .map(|m| versions(&through, &scratch, &format!("{host}/{m}")))

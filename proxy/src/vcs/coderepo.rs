@@ -6,6 +6,7 @@ use super::git::{self, GitError, Refs};
 use super::gomod::module_path;
 use super::limits::{MAX_GO_MOD, MAX_LICENSE};
 use super::modzip::{self, Kind};
+use super::pseudo;
 use crate::module::{ModulePath, Version, check_path_major};
 use gix::ObjectId;
 
@@ -164,6 +165,11 @@ impl CodeRepo {
                 RepoError::NotFound(format!("{id}: invalid version: unknown revision {tag}"))
             })?
         };
+        if v.is_pseudo() {
+            self.check_pseudo(repo, refs, v, rev).map_err(|why| {
+                RepoError::NotFound(format!("{id}: invalid pseudo-version: {why}"))
+            })?;
+        }
         if v.is_incompatible() {
             if !self.code_dir.is_empty() || !self.path_major.is_empty() {
                 return Err(RepoError::NotFound(format!(
@@ -181,6 +187,81 @@ impl CodeRepo {
             }
         }
         self.dir_at(repo, rev, &id)
+    }
+
+    /// The go command's `validatePseudoVersion`: a pseudo-version must name its commit by the
+    /// 12-digit short hash and the commit's time, and its base must be a tag the commit
+    /// descends from (not one on the commit itself), so no commit gets a name above its
+    /// history or more than the finite set of names its tags allow.
+    fn check_pseudo(
+        &self,
+        repo: &gix::Repository,
+        refs: &Refs,
+        v: &Version,
+        rev: ObjectId,
+    ) -> Result<(), String> {
+        let claims = pseudo::parts(v).map_err(|e| e.to_string())?;
+        let short: String = rev.to_string().chars().take(12).collect();
+        if claims.rev != short {
+            return Err(if claims.rev.starts_with(&short) {
+                format!("revision is longer than canonical (expected {short})")
+            } else if short.starts_with(&claims.rev) {
+                format!("revision is shorter than canonical (expected {short})")
+            } else {
+                format!("does not match short name of revision (expected {short})")
+            });
+        }
+        let time = git::commit_time(repo, rev).map_err(|e| e.to_string())?;
+        let expected = chrono::DateTime::from_timestamp(time, 0)
+            .unwrap_or_default()
+            .format("%Y%m%d%H%M%S")
+            .to_string();
+        if claims.time != expected {
+            return Err(format!(
+                "does not match version-control timestamp (expected {expected})"
+            ));
+        }
+        let Some(base) = claims.base else {
+            if self.path_major.is_empty() && v.major() == "v1" {
+                return Err("major version without preceding tag must be v0, not v1".into());
+            }
+            return Ok(());
+        };
+        let prefix = if self.code_dir.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.code_dir)
+        };
+        for (tag, c) in &refs.tags {
+            if *c == rev && tag.strip_prefix(prefix.as_str()) == Some(base.as_str()) {
+                return Err(format!(
+                    "tag ({tag}) found on revision {short} is already canonical, so should not \
+                     be replaced with a pseudo-version derived from that tag"
+                ));
+            }
+        }
+        // Tags equal to the base as versions (`v1.2.3+meta` too), as semver.Compare sees them.
+        let same = |tag: &str| {
+            let t = tag.strip_prefix(prefix.as_str())?;
+            let core = t.split_once('+').map_or(t, |(c, _)| c);
+            (core == base).then_some(())
+        };
+        let candidates: Vec<&(String, ObjectId)> = refs
+            .tags
+            .iter()
+            .filter(|(t, _)| same(t).is_some())
+            .collect();
+        let Some((last, _)) = candidates.last() else {
+            return Err(format!("preceding tag ({base}) not found"));
+        };
+        let history = git::ancestors(repo, rev).map_err(|e| e.to_string())?;
+        if candidates.iter().any(|(_, c)| history.contains(c)) {
+            return Ok(());
+        }
+        Err(format!(
+            "revision {} is not a descendent of preceding tag ({last})",
+            claims.rev
+        ))
     }
 
     /// findDir at a commit: `<dir>/go.mod`, or `<dir>/vN/go.mod` for a `/vN` path.

@@ -8,8 +8,9 @@
 //! to canonical versions and pseudo-versions, `.netrc` credentials, git credential helpers
 //! (credhelper.rs), `ssh://` remotes through an in-process SSH client (ssh.rs: keys and
 //! known_hosts), fetch metrics per git host; hg, svn, bzr and fossil through a configured go
-//! binary (delegate.rs). Not yet: retractions when picking a pseudo-version's base tag,
-//! validating a requested pseudo-version's base.
+//! binary (delegate.rs); a requested pseudo-version checked as the go command checks it
+//! (pseudo.rs: hash, time, base tag in its history). Not yet: retractions when picking a
+//! pseudo-version's base tag.
 
 mod cache;
 mod cainfo;
@@ -21,6 +22,7 @@ mod git;
 mod gitconfig;
 mod gomod;
 mod modzip;
+mod pseudo;
 mod ssh;
 
 /// golang.org/x/mod/zip's limits (verify/ checks the same numbers again before storing).
