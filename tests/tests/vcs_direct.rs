@@ -6,7 +6,7 @@
 
 use athens_e2e::githost::{
     GitHost, RepoBuilder, all_modules, assert_404, downloads, git, make_repos, resolved,
-    scratch_module, times, trusting_go, versions,
+    scratch_module, start_private_proxy, times, trusting_go, versions,
 };
 use athens_e2e::gocmd::GoEnv;
 use athens_e2e::proxy::ProxyProcess;
@@ -150,6 +150,43 @@ async fn private_git_modules_match_goproxy_direct() {
         want_versions[3].contains("v2.1.0+incompatible"),
         "the legacy repository lists +incompatible versions: {want_versions:?}"
     );
+
+    // `list` of a repository with no mirror yet comes from the ref advertisement alone when
+    // the tags decide it (`lib/sub`: no mirror made), and from a fetch when go.mod files do
+    // (`legacy`: v2+ tags without a major suffix); both as the go command lists them.
+    {
+        let tmp3 = dir.path().join("proxy3-tmp");
+        std::fs::create_dir_all(&tmp3).unwrap();
+        let tmp3_s = tmp3.to_string_lossy().into_owned();
+        let env3 = [
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("NETRC", netrc_s.as_str()),
+            ("TMPDIR", tmp3_s.as_str()),
+        ];
+        let (proxy3, _log) = start_private_proxy(dir.path(), "proxy3", "", &host, &env3);
+        let mirrors = || {
+            std::fs::read_dir(tmp3.join("athens-vcs"))
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "git"))
+                        .count()
+                })
+                .unwrap_or(0)
+        };
+        for (module, want_list, mirrored) in [
+            ("lib/sub", &want_versions[1], 0),
+            ("legacy", &want_versions[3], 1),
+        ] {
+            let url = format!("{}/{host}/{module}/@v/list", proxy3.url);
+            let resp = reqwest::get(&url).await.unwrap();
+            assert_eq!(resp.status(), 200, "{url}");
+            let body = resp.text().await.unwrap();
+            let got: Vec<&str> = body.split_whitespace().collect();
+            let want: Vec<&str> = want_list.split_whitespace().skip(1).collect();
+            assert_eq!(got, want, "{module} list, cold");
+            assert_eq!(mirrors(), mirrored, "mirrors after listing {module}");
+        }
+    }
 
     // Fetches are counted per git host: the host alone, never the login or a repository path;
     // a repository the host does not have is `not_found`.

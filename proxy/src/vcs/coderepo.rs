@@ -20,6 +20,17 @@ pub enum RepoError {
     Git(#[from] GitError),
 }
 
+/// What the tags alone say about a module's versions (see [`CodeRepo::tagged`]).
+#[derive(Debug)]
+pub enum Tagged {
+    Complete(Vec<Version>),
+    /// `+incompatible` candidates whose listing depends on go.mod files.
+    NeedsGoMod {
+        list: Vec<Version>,
+        incompatible: Vec<Version>,
+    },
+}
+
 /// A module path mapped into a repository (newCodeRepo).
 #[derive(Debug, Clone)]
 pub struct CodeRepo {
@@ -77,8 +88,11 @@ impl CodeRepo {
         }
     }
 
-    /// The `list` answer (Versions + appendIncompatibleVersions).
-    pub fn versions(&self, repo: &gix::Repository, refs: &Refs) -> Result<Vec<Version>, RepoError> {
+    /// The versions the tags name, when that needs no file of the repository: everything but
+    /// `+incompatible` candidates (v2+ tags of a root module without a major suffix), which
+    /// depend on whether their releases have a go.mod. `list` on a repository with no mirror
+    /// yet answers from the ref advertisement alone when this is complete.
+    pub fn tagged(&self, refs: &Refs) -> Tagged {
         let prefix = if self.code_dir.is_empty() {
             String::new()
         } else {
@@ -110,8 +124,17 @@ impl CodeRepo {
         list.sort();
         incompatible.sort();
         if incompatible.is_empty() || !self.path_major.is_empty() {
-            return Ok(list);
+            return Tagged::Complete(list);
         }
+        Tagged::NeedsGoMod { list, incompatible }
+    }
+
+    /// The `list` answer (Versions + appendIncompatibleVersions).
+    pub fn versions(&self, repo: &gix::Repository, refs: &Refs) -> Result<Vec<Version>, RepoError> {
+        let (mut list, incompatible) = match self.tagged(refs) {
+            Tagged::Complete(list) => return Ok(list),
+            Tagged::NeedsGoMod { list, incompatible } => (list, incompatible),
+        };
         let has_go_mod = |v: &Version| -> Result<bool, RepoError> {
             let Some(id) = refs.tag(&self.tag_for(v)) else {
                 return Ok(false);

@@ -159,13 +159,44 @@ pub fn fetch(
     creds: &Credentials,
     rt: &tokio::runtime::Handle,
 ) -> Result<Refs, GitError> {
-    let mut repo = match gix::open(dir) {
+    let repo = match gix::open(dir) {
         Ok(r) => r,
         Err(_) => {
             std::fs::create_dir_all(dir).map_err(|e| failed("creating mirror", e))?;
             gix::init_bare(dir).map_err(|e| failed("creating mirror", e))?
         }
     };
+    remote_refs(repo, url, creds, rt, Mode::Fetch)
+}
+
+/// The remote's tags and default branch from its ref advertisement alone (`git ls-remote`):
+/// no objects are fetched and no mirror is made. Tags are taken at the commits the remote
+/// names (peeled by the server for annotated tags), unchecked.
+pub fn list_refs(
+    url: &str,
+    creds: &Credentials,
+    rt: &tokio::runtime::Handle,
+) -> Result<Refs, GitError> {
+    // A remote needs a repository: an empty one, thrown away after.
+    let scratch = tempfile::tempdir().map_err(|e| failed("listing refs", e))?;
+    let repo = gix::init_bare(scratch.path()).map_err(|e| failed("listing refs", e))?;
+    remote_refs(repo, url, creds, rt, Mode::List)
+}
+
+/// What [`remote_refs`] does once connected.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Fetch,
+    List,
+}
+
+fn remote_refs(
+    mut repo: gix::Repository,
+    url: &str,
+    creds: &Credentials,
+    rt: &tokio::runtime::Handle,
+    mode: Mode,
+) -> Result<Refs, GitError> {
     let (mut git_config, mut ca_file) = (None, None);
     if let Some(path) = &creds.git_config {
         let config = super::gitconfig::read(path)?;
@@ -238,13 +269,22 @@ pub fn fetch(
         extra_refspecs: vec![head],
         ..Default::default()
     };
-    let outcome = conn
-        .prepare_fetch(gix::progress::Discard, options)
-        .map_err(|e| fetch_failed(url, &e))?
-        .receive(gix::progress::Discard, &AtomicBool::new(false))
-        .map_err(|e| fetch_failed(url, &e))?;
+    let ref_map = match mode {
+        Mode::Fetch => {
+            conn.prepare_fetch(gix::progress::Discard, options)
+                .map_err(|e| fetch_failed(url, &e))?
+                .receive(gix::progress::Discard, &AtomicBool::new(false))
+                .map_err(|e| fetch_failed(url, &e))?
+                .ref_map
+        }
+        Mode::List => {
+            conn.ref_map(gix::progress::Discard, options)
+                .map_err(|e| fetch_failed(url, &e))?
+                .0
+        }
+    };
     let mut refs = Refs::default();
-    for r in &outcome.ref_map.remote_refs {
+    for r in &ref_map.remote_refs {
         let (name, target, peeled) = r.unpack();
         let Some(id) = peeled.or(target) else {
             continue;
@@ -255,7 +295,11 @@ pub fn fetch(
             if tag.ends_with("^{}") {
                 continue;
             }
-            match peel_to_commit(&repo, id.to_owned()) {
+            let commit = match mode {
+                Mode::Fetch => peel_to_commit(&repo, id.to_owned()),
+                Mode::List => Some(id.to_owned()),
+            };
+            match commit {
                 Some(c) => refs.tags.push((tag.to_string(), c)),
                 None => continue,
             }

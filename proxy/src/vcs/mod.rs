@@ -8,7 +8,8 @@
 //! to canonical versions and pseudo-versions, `.netrc` credentials, git credential helpers
 //! (credhelper.rs), `ssh://` remotes through an in-process SSH client (ssh.rs: keys and
 //! known_hosts), fetch metrics per git host; hg, svn, bzr and fossil through a configured go
-//! binary (delegate.rs); a requested pseudo-version checked as the go command checks it
+//! binary (delegate.rs); `list` of a repository without a mirror from its ref advertisement
+//! alone when the tags decide it; a requested pseudo-version checked as the go command checks it
 //! (pseudo.rs: hash, time, base tag in its history). Not yet: retractions when picking a
 //! pseudo-version's base tag.
 
@@ -254,6 +255,10 @@ impl Direct {
             // A query (branch, tag, commit): always against freshly fetched refs.
             Wanted::Query(q) => return self.query(&root, repo, q).await,
             Wanted::List => {
+                if let Some(list) = self.list_advertised(&root, &repo).await? {
+                    let text = crate::module::list_text(&list);
+                    return Ok(DirectBody::Bytes(Bytes::from(text)));
+                }
                 let refs = self.refs(&root, None).await?;
                 let dir = self.mirror_dir(&root.url);
                 let list = blocking(move || {
@@ -299,6 +304,38 @@ impl Direct {
             }
         })
         .await
+    }
+
+    /// `list` of a repository with no mirror yet, from its ref advertisement (`git ls-remote`,
+    /// what the go command itself runs), when the tags alone decide it; `None` when the
+    /// mirror exists (its refs are fetched anyway) or go.mod files are needed.
+    async fn list_advertised(
+        &self,
+        root: &RepoRoot,
+        repo: &CodeRepo,
+    ) -> Result<Option<Vec<Version>>, VcsError> {
+        if self.mirror_dir(&root.url).exists() {
+            return Ok(None);
+        }
+        let _permit = self.host_permit(&root.url).await?;
+        let (url, rt, creds) = (
+            root.url.clone(),
+            tokio::runtime::Handle::current(),
+            self.creds.clone(),
+        );
+        let started = Instant::now();
+        let listed = tokio::task::spawn_blocking(move || git::list_refs(&url, &creds, &rt))
+            .await
+            .map_err(|e| VcsError::Failed(format!("git task: {e}")))?;
+        self.count_contact(&host_of(&root.url), &listed, started);
+        let refs = listed.map_err(|e| match e {
+            git::GitError::NotFound(m) => VcsError::NotFound(m),
+            git::GitError::Failed(m) => VcsError::Failed(m),
+        })?;
+        Ok(match repo.tagged(&refs) {
+            coderepo::Tagged::Complete(list) => Some(list),
+            coderepo::Tagged::NeedsGoMod { .. } => None,
+        })
     }
 
     /// `@latest`: the highest release in the list, else the highest prerelease, else what
@@ -369,11 +406,7 @@ impl Direct {
         if !mirror.exists() {
             slot.refs = None;
         }
-        // The host alone names the remote in metrics: user info or a path may hold secrets.
-        let host = gix::Url::from_bytes(root.url.as_str().into())
-            .ok()
-            .and_then(|u| u.host().map(str::to_ascii_lowercase))
-            .unwrap_or_default();
+        let host = host_of(&root.url);
         if let Some(refs) = &slot.refs {
             let fresh = slot.fetched_at.is_some_and(|t| t >= arrived);
             let has = want_tag.as_ref().is_some_and(|t| refs.tag(t).is_some());
@@ -385,19 +418,7 @@ impl Direct {
                 return Ok(refs.clone());
             }
         }
-        // At most a few fetches per host at once: a build asking for many repositories of one
-        // host at the same time does not open a connection per repository.
-        let permits = self
-            .hosts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(host.clone())
-            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(FETCHES_PER_HOST)))
-            .clone();
-        let _permit = permits
-            .acquire_owned()
-            .await
-            .map_err(|e| VcsError::Failed(format!("fetch limit: {e}")))?;
+        let _permit = self.host_permit(&root.url).await?;
         let started = Instant::now();
         tracing::debug!(remote = %athens_config::redact_userinfo(&root.url), "git fetch");
         let dir = self.mirror_dir(&root.url);
@@ -406,24 +427,45 @@ impl Direct {
         let fetched = tokio::task::spawn_blocking(move || git::fetch(&dir, &url, &creds, &rt))
             .await
             .map_err(|e| VcsError::Failed(format!("git task: {e}")))?;
-        let result = match &fetched {
+        self.count_contact(&host, &fetched, started);
+        let refs = Arc::new(fetched.map_err(|e| VcsError::Failed(e.to_string()))?);
+        slot.refs = Some(refs.clone());
+        slot.fetched_at = Some(started);
+        self.bound_cache(self.mirror_dir(&root.url));
+        Ok(refs)
+    }
+
+    /// Counts and times one fetch or ref listing of a repository on `host`.
+    fn count_contact<T>(&self, host: &str, outcome: &Result<T, git::GitError>, started: Instant) {
+        let result = match outcome {
             Ok(_) => "ok",
             Err(git::GitError::NotFound(_)) => "not_found",
             Err(git::GitError::Failed(_)) => "failed",
         };
         self.metrics
             .vcs_fetches
-            .with_label_values(&[host.as_str(), result])
+            .with_label_values(&[host, result])
             .inc();
         self.metrics
             .vcs_fetch_seconds
-            .with_label_values(&[host.as_str()])
+            .with_label_values(&[host])
             .observe(started.elapsed().as_secs_f64());
-        let refs = Arc::new(fetched.map_err(|e| VcsError::Failed(e.to_string()))?);
-        slot.refs = Some(refs.clone());
-        slot.fetched_at = Some(started);
-        self.bound_cache(self.mirror_dir(&root.url));
-        Ok(refs)
+    }
+
+    /// A turn to talk to `url`'s host: at most a few fetches per host at once, so a build
+    /// asking for many repositories of one host does not open a connection per repository.
+    async fn host_permit(&self, url: &str) -> Result<tokio::sync::OwnedSemaphorePermit, VcsError> {
+        let permits = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(host_of(url))
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(FETCHES_PER_HOST)))
+            .clone();
+        permits
+            .acquire_owned()
+            .await
+            .map_err(|e| VcsError::Failed(format!("fetch limit: {e}")))
     }
 
     /// The repository serving `module`: a known pattern, else the `go-import` tag at
@@ -512,6 +554,14 @@ impl Direct {
 }
 
 /// A `?go-get=1` page, at most [`MAX_META_PAGE`] bytes.
+/// The host alone names a remote in metrics and limits: user info or a path may hold secrets.
+fn host_of(url: &str) -> String {
+    gix::Url::from_bytes(url.into())
+        .ok()
+        .and_then(|u| u.host().map(str::to_ascii_lowercase))
+        .unwrap_or_default()
+}
+
 async fn read_page(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     while let Some(chunk) = resp
