@@ -188,7 +188,8 @@ impl App {
         if let Some(info) = self.lookup(module, version).await? {
             return Ok(info);
         }
-        self.fill_missing(module, version).await
+        // Boxed: a fill's state is tens of KiB, and every warm request would move it.
+        Box::pin(self.fill_missing(module, version)).await
     }
 
     /// [`App::ensure`] for a client's request of `request_path`, with the download mode deciding
@@ -207,7 +208,7 @@ impl App {
             return Ok(info);
         }
         self.decide_miss(module, version, request_path)?;
-        self.fill_missing(module, version)
+        Box::pin(self.fill_missing(module, version))
             .await
             .map_err(MissAnswer::Fill)
     }
@@ -256,8 +257,7 @@ impl App {
             return Ok(Found::Committed(info));
         }
         self.decide_miss(module, version, request_path)?;
-        let stage = self
-            .fill_mod_missing(module, version)
+        let stage = Box::pin(self.fill_mod_missing(module, version))
             .await
             .map_err(MissAnswer::Fill)?;
         if self.prefetch_zips {

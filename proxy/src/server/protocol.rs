@@ -180,7 +180,9 @@ where
     if let Some(found) = read().await.map_err(storage_error)? {
         return Ok(found);
     }
-    app.repair(m, v).await.map_err(|e| reply::fill_error(&e))?;
+    Box::pin(app.repair(m, v))
+        .await
+        .map_err(|e| reply::fill_error(&e))?;
     read().await.map_err(storage_error)?.ok_or_else(|| {
         reply::error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -401,4 +403,27 @@ async fn fetch_small(app: &Arc<App>, path: &str) -> Result<Bytes, UpstreamError>
         app.negative.put(path, msg.clone());
     }
     result
+}
+
+#[cfg(test)]
+mod future_size {
+    /// A request's future is moved as it starts (axum, tower), so its size is paid by every
+    /// warm request: a fill's state (tens of KiB) must stay boxed behind the miss path.
+    #[tokio::test]
+    async fn a_request_future_stays_small() {
+        let mut cfg = crate::config::Config::default();
+        cfg.storage.url = "memory://".into();
+        cfg.upstream.goproxy = "off".into();
+        cfg.upstream.sumdb = "off".into();
+        let app = std::sync::Arc::new(super::App::new(&cfg).unwrap());
+        let f = super::handle(
+            axum::extract::State(app),
+            axum::http::Method::GET,
+            axum::http::Uri::from_static("/a.b/c/@v/v1.0.0.info"),
+            axum::http::Version::HTTP_11,
+            None,
+        );
+        let size = std::mem::size_of_val(&f);
+        assert!(size <= 8 << 10, "the request future is {size} bytes");
+    }
 }
