@@ -629,11 +629,16 @@ pub fn private_go(
 
 /// GETs `url`, which must answer 404 with a body (the proxy's reason) containing `why`.
 pub async fn assert_404(url: &str, why: &str) {
-    let resp = reqwest::get(url).await.expect("GET");
-    let status = resp.status();
-    let body = resp.text().await.unwrap_or_default();
+    let (status, body) = get(url).await;
     assert_eq!(status, 404, "{url}: {body}");
     assert!(body.contains(why), "{url}: {body}");
+}
+
+/// The status and body of a GET of `url`.
+async fn get(url: &str) -> (reqwest::StatusCode, String) {
+    let resp = reqwest::get(url).await.expect("GET");
+    let status = resp.status();
+    (status, resp.text().await.unwrap_or_default())
 }
 
 /// Starts a proxy that fetches `host`'s modules from version control only (`--private host`,
@@ -700,9 +705,7 @@ pub fn scratch_module(dir: &Path) -> PathBuf {
 
 /// The body of a GET of `url` that must fail (any status but success).
 pub async fn refused(url: &str) -> String {
-    let resp = reqwest::get(url).await.expect("GET");
-    let status = resp.status();
-    let body = resp.text().await.unwrap_or_default();
+    let (status, body) = get(url).await;
     assert!(!status.is_success(), "{url}: {status} {body}");
     body
 }

@@ -5,8 +5,8 @@
 //! server stopped; without the setting the proxy answers a 404 naming hg.
 
 use athens_e2e::githost::{
-    GitHost, PASSWORD, assert_404, downloads, private_go, resolved, start_private_proxy, times,
-    versions,
+    GitHost, PASSWORD, assert_404, downloads, private_go, resolved, scratch_module,
+    start_private_proxy, times, versions,
 };
 use athens_e2e::hgserve::{HgServe, hg, hg_dir, path_with_hg};
 use std::path::PathBuf;
@@ -75,9 +75,7 @@ async fn hg_modules_through_a_go_binary_match_goproxy_direct() {
             ],
         )
     };
-    let scratch = dir.path().join("scratch");
-    std::fs::create_dir_all(&scratch).unwrap();
-    std::fs::write(scratch.join("go.mod"), "module scratch\n").unwrap();
+    let scratch = scratch_module(dir.path());
     let modules: Vec<(String, String)> = ["v1.0.0", "v1.1.0", "latest", "default"]
         .iter()
         .map(|v| (module.clone(), v.to_string()))
