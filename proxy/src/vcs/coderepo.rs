@@ -277,8 +277,8 @@ impl CodeRepo {
         let Some((last, _)) = candidates.last() else {
             return Err(format!("preceding tag ({base}) not found"));
         };
-        let history = git::ancestors(repo, rev).map_err(|e| e.to_string())?;
-        if candidates.iter().any(|(_, c)| history.contains(c)) {
+        let tags: Vec<ObjectId> = candidates.iter().map(|(_, c)| *c).collect();
+        if git::descends_from(repo, rev, &tags).map_err(|e| e.to_string())? {
             return Ok(());
         }
         Err(format!(

@@ -470,6 +470,24 @@ pub fn commit_by_prefix(repo: &gix::Repository, hex: &str) -> Option<ObjectId> {
     }
 }
 
+/// Whether any of `tags` is `tip` or in its history; the walk stops at the first one found.
+pub fn descends_from(
+    repo: &gix::Repository,
+    tip: ObjectId,
+    tags: &[ObjectId],
+) -> Result<bool, GitError> {
+    let walk = repo
+        .rev_walk([tip])
+        .all()
+        .map_err(|e| failed("walking history", e))?;
+    for info in walk {
+        if tags.contains(&info.map_err(|e| failed("walking history", e))?.id) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Every commit reachable from `tip`, itself included (`git for-each-ref --merged`'s test).
 pub fn ancestors(
     repo: &gix::Repository,
