@@ -15,6 +15,7 @@ use crate::storage::{Layout, Store};
 use crate::upstream::{NetrcLine, Upstream, VcsSettings, parse_goproxy, parse_netrc};
 use crate::verify::sumdb::{SumdbClient, SumdbSpec};
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -188,8 +189,7 @@ impl App {
         if let Some(info) = self.lookup(module, version).await? {
             return Ok(info);
         }
-        // Boxed: a fill's state is tens of KiB, and every warm request would move it.
-        Box::pin(self.fill_missing(module, version)).await
+        self.fill_missing(module, version).await
     }
 
     /// [`App::ensure`] for a client's request of `request_path`, with the download mode deciding
@@ -208,7 +208,7 @@ impl App {
             return Ok(info);
         }
         self.decide_miss(module, version, request_path)?;
-        Box::pin(self.fill_missing(module, version))
+        self.fill_missing(module, version)
             .await
             .map_err(MissAnswer::Fill)
     }
@@ -257,7 +257,8 @@ impl App {
             return Ok(Found::Committed(info));
         }
         self.decide_miss(module, version, request_path)?;
-        let stage = Box::pin(self.fill_mod_missing(module, version))
+        let stage = self
+            .fill_mod_missing(module, version)
             .await
             .map_err(MissAnswer::Fill)?;
         if self.prefetch_zips {
@@ -339,62 +340,70 @@ impl App {
     }
 
     /// Fills a version storage lacks: offline? remembered failure? else one fill, shared.
-    async fn fill_missing(
-        self: &Arc<Self>,
-        module: &ModulePath,
-        version: &Version,
-    ) -> Result<Bytes, FillError> {
-        let (m, v) = (
-            module.escaped().into_owned(),
-            version.escaped().into_owned(),
-        );
-        if self.mode == NetworkMode::Offline {
-            return Err(FillError::NotFound(format!(
-                "{}@{}: not in storage (offline mode)",
-                module.as_str(),
-                version.as_str()
-            )));
-        }
-        let neg_key = format!("{m}/@v/{v}");
-        if let Some(e) = self.remembered(&neg_key) {
-            return Err(e);
-        }
-        let (filler, module, version) = (self.filler.clone(), module.clone(), version.clone());
-        // The fill runs in its own task (the single-flight); its span is made here, so it is a
-        // child of the request that started it.
-        let span =
-            tracing::info_span!("fill", module = module.as_str(), version = version.as_str());
-        let work = async move { filler.fill(&module, &version).await }.instrument(span);
-        let failed = Err(FillError::Storage("the fill task failed".into()));
-        let (result, role) = self.fills.run((m, v), work, failed).await;
-        if role == Role::Waiter {
-            self.metrics.singleflight_waits.inc();
-        }
-        self.remember(&neg_key, &result);
-        result
+    fn fill_missing<'a>(
+        self: &'a Arc<Self>,
+        module: &'a ModulePath,
+        version: &'a Version,
+    ) -> BoxFuture<'a, Result<Bytes, FillError>> {
+        // Boxed: a fill's state is tens of KiB, and a request future holding it inline is
+        // moved on every warm request too.
+        Box::pin(async move {
+            let (m, v) = (
+                module.escaped().into_owned(),
+                version.escaped().into_owned(),
+            );
+            if self.mode == NetworkMode::Offline {
+                return Err(FillError::NotFound(format!(
+                    "{}@{}: not in storage (offline mode)",
+                    module.as_str(),
+                    version.as_str()
+                )));
+            }
+            let neg_key = format!("{m}/@v/{v}");
+            if let Some(e) = self.remembered(&neg_key) {
+                return Err(e);
+            }
+            let (filler, module, version) = (self.filler.clone(), module.clone(), version.clone());
+            // The fill runs in its own task (the single-flight); its span is made here, so it is a
+            // child of the request that started it.
+            let span =
+                tracing::info_span!("fill", module = module.as_str(), version = version.as_str());
+            let work = async move { filler.fill(&module, &version).await }.instrument(span);
+            let failed = Err(FillError::Storage("the fill task failed".into()));
+            let (result, role) = self.fills.run((m, v), work, failed).await;
+            if role == Role::Waiter {
+                self.metrics.singleflight_waits.inc();
+            }
+            self.remember(&neg_key, &result);
+            result
+        })
     }
 
     /// The `.info`/`.mod` stage of a version storage lacks (see `fetch::mod_first`), with the
     /// same offline rule and memory of failures as [`App::fill_missing`].
-    async fn fill_mod_missing(
-        self: &Arc<Self>,
-        module: &ModulePath,
-        version: &Version,
-    ) -> Result<crate::fetch::ModFill, FillError> {
-        if self.mode == NetworkMode::Offline {
-            return Err(FillError::NotFound(format!(
-                "{}@{}: not in storage (offline mode)",
-                module.as_str(),
-                version.as_str()
-            )));
-        }
-        let neg_key = format!("{}/@v/{}", module.escaped(), version.escaped());
-        if let Some(e) = self.remembered(&neg_key) {
-            return Err(e);
-        }
-        let result = self.filler.fill_mod(module, version).await;
-        self.remember(&neg_key, &result);
-        result
+    fn fill_mod_missing<'a>(
+        self: &'a Arc<Self>,
+        module: &'a ModulePath,
+        version: &'a Version,
+    ) -> BoxFuture<'a, Result<crate::fetch::ModFill, FillError>> {
+        // Boxed: a fill's state is tens of KiB, and a request future holding it inline is
+        // moved on every warm request too.
+        Box::pin(async move {
+            if self.mode == NetworkMode::Offline {
+                return Err(FillError::NotFound(format!(
+                    "{}@{}: not in storage (offline mode)",
+                    module.as_str(),
+                    version.as_str()
+                )));
+            }
+            let neg_key = format!("{}/@v/{}", module.escaped(), version.escaped());
+            if let Some(e) = self.remembered(&neg_key) {
+                return Err(e);
+            }
+            let result = self.filler.fill_mod(module, version).await;
+            self.remember(&neg_key, &result);
+            result
+        })
     }
 
     /// A recent not-found or failed fill of this version, counted.
@@ -418,24 +427,28 @@ impl App {
 
     /// Fills a committed version again whose `.zip` or `.mod` was lost from the bucket (see
     /// [`Filler::repair`]); shares the single-flight slot of the version's fills.
-    pub async fn repair(
-        self: &Arc<Self>,
-        module: &ModulePath,
-        version: &Version,
-    ) -> Result<Bytes, FillError> {
-        let key = (
-            module.escaped().into_owned(),
-            version.escaped().into_owned(),
-        );
-        let (filler, module, version) = (self.filler.clone(), module.clone(), version.clone());
-        let span = tracing::info_span!(
-            "repair",
-            module = module.as_str(),
-            version = version.as_str()
-        );
-        let work = async move { filler.repair(&module, &version).await }.instrument(span);
-        let failed = Err(FillError::Storage("the repair task failed".into()));
-        self.fills.run(key, work, failed).await.0
+    pub fn repair<'a>(
+        self: &'a Arc<Self>,
+        module: &'a ModulePath,
+        version: &'a Version,
+    ) -> BoxFuture<'a, Result<Bytes, FillError>> {
+        // Boxed: a fill's state is tens of KiB, and a request future holding it inline is
+        // moved on every warm request too.
+        Box::pin(async move {
+            let key = (
+                module.escaped().into_owned(),
+                version.escaped().into_owned(),
+            );
+            let (filler, module, version) = (self.filler.clone(), module.clone(), version.clone());
+            let span = tracing::info_span!(
+                "repair",
+                module = module.as_str(),
+                version = version.as_str()
+            );
+            let work = async move { filler.repair(&module, &version).await }.instrument(span);
+            let failed = Err(FillError::Storage("the repair task failed".into()));
+            self.fills.run(key, work, failed).await.0
+        })
     }
 }
 

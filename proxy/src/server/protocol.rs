@@ -180,9 +180,7 @@ where
     if let Some(found) = read().await.map_err(storage_error)? {
         return Ok(found);
     }
-    Box::pin(app.repair(m, v))
-        .await
-        .map_err(|e| reply::fill_error(&e))?;
+    app.repair(m, v).await.map_err(|e| reply::fill_error(&e))?;
     read().await.map_err(storage_error)?.ok_or_else(|| {
         reply::error(
             StatusCode::INTERNAL_SERVER_ERROR,
