@@ -38,7 +38,7 @@ fn is_placeholder(buf: &[u8]) -> bool {
 /// The file a response on this connection is sending: where it is and how much is left.
 #[derive(Debug)]
 struct Pending {
-    file: File,
+    file: Arc<File>,
     offset: u64,
     remaining: u64,
 }
@@ -50,7 +50,7 @@ pub struct FileSlot(Arc<Mutex<Option<Pending>>>);
 
 impl FileSlot {
     /// A response body of `size` bytes sent from `file` on this slot's connection.
-    pub fn body(&self, file: File, size: u64) -> FileBody {
+    pub fn body(&self, file: Arc<File>, size: u64) -> FileBody {
         FileBody {
             slot: self.clone(),
             file: Some(file),
@@ -63,7 +63,7 @@ impl FileSlot {
 /// A response body whose bytes come from a file through [`SendfileIo`].
 pub struct FileBody {
     slot: FileSlot,
-    file: Option<File>,
+    file: Option<Arc<File>>,
     size: u64,
     left: u64,
 }

@@ -10,6 +10,7 @@ mod catalog;
 mod layout;
 mod mongodb;
 mod open;
+mod open_zips;
 mod store;
 mod walk;
 

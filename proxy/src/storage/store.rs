@@ -2,6 +2,7 @@
 
 use super::StorageError;
 use super::layout::{self, Layout};
+use super::open_zips::{self, OpenZip, OpenZips};
 use crate::fetch::negative_cache::TtlCache;
 use crate::module::{Version, unescape_version};
 use bytes::Bytes;
@@ -38,6 +39,8 @@ pub struct Store {
     pub(super) pager: Option<super::walk::Pager>,
     /// `/index` page tokens by the `since` key a client will send next (see `catalog.rs`).
     pub(super) index_hints: Arc<Mutex<HashMap<String, String>>>,
+    /// Zips of a local bucket kept open between requests (see `open_zips.rs`).
+    open_zips: Arc<OpenZips>,
 }
 
 /// How long a module's listing of committed versions is reused. Listing walks the bucket (a
@@ -98,8 +101,9 @@ pub struct ZipObject {
 
 /// Where a stored zip's bytes come from.
 pub enum ZipBody {
-    /// The file itself, in a local bucket: the server may send it without copying.
-    File(std::fs::File),
+    /// The file itself, in a local bucket: the server may send it without copying. Shared
+    /// with other responses, so it is only ever read at explicit offsets.
+    File(Arc<std::fs::File>),
     /// The object store's stream.
     Stream(BoxStream<'static, Result<Bytes, object_store::Error>>),
 }
@@ -109,18 +113,47 @@ impl ZipObject {
     pub fn into_stream(self) -> BoxStream<'static, Result<Bytes, object_store::Error>> {
         match self.body {
             ZipBody::Stream(s) => s,
-            ZipBody::File(f) => tokio_util::io::ReaderStream::with_capacity(
-                tokio::fs::File::from_std(f),
-                LOCAL_ZIP_CHUNK,
-            )
-            .map(|r| {
-                r.map_err(|e| object_store::Error::Generic {
-                    store: "local",
-                    source: Box::new(e),
+            ZipBody::File(f) => {
+                // Positional reads: the descriptor is shared (see `open_zips.rs`).
+                let size = self.size;
+                futures::stream::try_unfold(0u64, move |at| {
+                    let f = f.clone();
+                    async move {
+                        if at >= size {
+                            return Ok(None);
+                        }
+                        let want = LOCAL_ZIP_CHUNK
+                            .min(usize::try_from(size - at).unwrap_or(LOCAL_ZIP_CHUNK));
+                        let chunk = tokio::task::spawn_blocking(move || read_at(&f, at, want))
+                            .await
+                            .map_err(std::io::Error::other)
+                            .and_then(|r| r)
+                            .map_err(|e| object_store::Error::Generic {
+                                store: "local",
+                                source: Box::new(e),
+                            })?;
+                        let next = at + chunk.len() as u64;
+                        Ok(Some((chunk, next)))
+                    }
                 })
-            })
-            .boxed(),
+                .boxed()
+            }
         }
+    }
+}
+
+/// Reads `want` bytes at `at`; a file shorter than that is an error, never a short body.
+fn read_at(f: &std::fs::File, at: u64, want: usize) -> std::io::Result<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; want];
+    f.read_exact_at(&mut buf, at)?;
+    Ok(Bytes::from(buf))
+}
+
+fn local_zip(z: OpenZip) -> ZipObject {
+    ZipObject {
+        size: z.size,
+        body: ZipBody::File(z.file),
     }
 }
 
@@ -150,6 +183,7 @@ impl Store {
             zip_redirect: None,
             pager: None,
             index_hints: Arc::default(),
+            open_zips: Arc::default(),
         }
     }
 
@@ -301,20 +335,15 @@ impl Store {
             return Ok(None);
         }
         if let Some(root) = &self.local_root {
-            // Open and size in one trip to the blocking pool; any failure falls back to the
-            // object store, which says NotFound properly.
-            let path = root.join(l.zip());
-            let opened = tokio::task::spawn_blocking(move || {
-                let f = std::fs::File::open(path)?;
-                let size = f.metadata()?.len();
-                Ok::<_, std::io::Error>((f, size))
-            })
-            .await;
-            if let Ok(Ok((file, size))) = opened {
-                return Ok(Some(ZipObject {
-                    size,
-                    body: ZipBody::File(file),
-                }));
+            let k = l.zip();
+            if let Some(z) = self.open_zips.get(&k) {
+                return Ok(Some(local_zip(z)));
+            }
+            // Any failure falls back to the object store, which says NotFound properly.
+            let path = root.join(&k);
+            if let Ok(Ok(z)) = tokio::task::spawn_blocking(move || open_zips::open(&path)).await {
+                self.open_zips.put(k, z.clone());
+                return Ok(Some(local_zip(z)));
             }
         }
         match self.os.get(&key(&l.zip())?).await {
@@ -375,6 +404,7 @@ impl Store {
         self.small.remove(&l.go_mod());
         self.small.remove(&l.mod_marker());
         self.small.remove(&l.zip());
+        self.open_zips.remove(&l.zip());
         self.listings.remove(l.module);
     }
 

@@ -1,0 +1,91 @@
+//! Open zips of a local (`file://`) bucket, kept open between requests.
+//!
+//! A warm zip request used to open and stat its file on the blocking pool: a hand-off to
+//! another thread and back (futex wake-ups, a context switch) plus three system calls, per
+//! request. nginx opens inline; we keep the descriptor instead. Sharing one descriptor between
+//! concurrent responses is safe because every read of it is positional (sendfile with an
+//! offset, `pread`), never through the file's own position. Committed zips never change, so a
+//! kept descriptor stays right; [`OpenZips::remove`] drops it when a version is uncommitted or
+//! repaired.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::{Arc, Mutex};
+
+/// Most descriptors kept; when full the set starts over (a busy proxy serves a small working
+/// set of hot zips, and a miss costs one open).
+const MAX_OPEN: usize = 64;
+
+/// A zip file opened once, shared by every response that sends it.
+#[derive(Clone, Debug)]
+pub struct OpenZip {
+    pub file: Arc<File>,
+    pub size: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct OpenZips {
+    map: Mutex<HashMap<String, OpenZip>>,
+}
+
+impl OpenZips {
+    pub fn get(&self, key: &str) -> Option<OpenZip> {
+        self.map.lock().ok()?.get(key).cloned()
+    }
+
+    pub fn put(&self, key: String, zip: OpenZip) {
+        let Ok(mut m) = self.map.lock() else { return };
+        if m.len() >= MAX_OPEN && !m.contains_key(&key) {
+            m.clear();
+        }
+        m.insert(key, zip);
+    }
+
+    pub fn remove(&self, key: &str) {
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(key);
+        }
+    }
+}
+
+/// Opens a zip and reads its size (blocking: call off the async workers).
+pub fn open(path: &std::path::Path) -> std::io::Result<OpenZip> {
+    let file = File::open(path)?;
+    let size = file.metadata()?.len();
+    Ok(OpenZip {
+        file: Arc::new(file),
+        size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zip_at(dir: &std::path::Path, name: &str, bytes: &[u8]) -> OpenZip {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        open(&p).unwrap()
+    }
+
+    #[test]
+    fn a_kept_zip_is_found_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let zips = OpenZips::default();
+        zips.put("a.zip".into(), zip_at(dir.path(), "a", b"abc"));
+        assert_eq!(zips.get("a.zip").map(|z| z.size), Some(3));
+        zips.remove("a.zip");
+        assert!(zips.get("a.zip").is_none());
+    }
+
+    #[test]
+    fn the_set_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let zips = OpenZips::default();
+        for i in 0..=MAX_OPEN {
+            zips.put(format!("{i}.zip"), zip_at(dir.path(), &i.to_string(), b"x"));
+        }
+        assert!(zips.map.lock().unwrap().len() <= MAX_OPEN);
+        assert!(zips.get(&format!("{MAX_OPEN}.zip")).is_some());
+    }
+}
