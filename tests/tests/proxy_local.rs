@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// An upstream folder with modules, a checksum database signing them, and the upstream server.
 struct World {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     upstream: LocalUpstream,
     sumdb: SumdbServer,
 }
@@ -21,7 +21,7 @@ impl World {
     async fn new(modules: &[FakeModule]) -> Self {
         let (dir, sumdb, upstream) = serve_signed(modules).await;
         Self {
-            _dir: dir,
+            dir,
             upstream,
             sumdb,
         }
@@ -401,6 +401,45 @@ async fn repeated_not_found_probes_cost_one_upstream_trip() {
     assert_eq!(world.upstream.hits("example.com/hello/sub/@v/list"), 1);
 }
 
+/// Upstream's `list` answer is reused for 5 s, then served for up to 5 s more while one
+/// background request refreshes it: clients never wait for upstream once a module is known, and
+/// a version tagged upstream shows within 10 s (proxy/src/server/upstream_list.rs).
+#[tokio::test(flavor = "multi_thread")]
+async fn strict_list_is_shared_reused_and_refreshed_in_the_background() {
+    let world = World::new(&[hello()]).await;
+    let storage = tempfile::tempdir().unwrap();
+    let proxy = world.proxy(storage.path(), &[]);
+    let url = format!("{}/example.com/hello/@v/list", proxy.url);
+    let key = "example.com/hello/@v/list";
+    // Concurrent first requests share one upstream request.
+    let first = futures::future::join_all((0..8).map(|_| get_owned(url.clone()))).await;
+    let asked = std::time::Instant::now();
+    for (s, body) in &first {
+        assert_eq!((*s, String::from_utf8_lossy(body).trim()), (200, "v1.0.0"));
+    }
+    assert_eq!(world.upstream.hits(key), 1);
+    // A version tagged upstream now is not asked about while the answer is fresh.
+    FakeModule::new("example.com/hello", "v1.1.0").write_to(world.dir.path());
+    let (s, body) = get_owned(url.clone()).await;
+    assert_eq!((s, String::from_utf8_lossy(&body).trim()), (200, "v1.0.0"));
+    assert_eq!(world.upstream.hits(key), 1);
+    // Once it is stale, the old answer is served at once and one refresh runs behind it.
+    tokio::time::sleep(Duration::from_millis(5400).saturating_sub(asked.elapsed())).await;
+    let (s, body) = get_owned(url.clone()).await;
+    assert_eq!((s, String::from_utf8_lossy(&body).trim()), (200, "v1.0.0"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while world.upstream.hits(key) < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(world.upstream.hits(key), 2, "one background refresh");
+    let (s, body) = get_owned(url.clone()).await;
+    assert_eq!(
+        (s, String::from_utf8_lossy(&body).to_string()),
+        (200, "v1.0.0\nv1.1.0\n".to_string())
+    );
+    assert_eq!(world.upstream.hits(key), 2);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn offline_and_fallback_modes_serve_from_storage() {
     let m = hello();
@@ -507,7 +546,7 @@ async fn private_modules_skip_the_checksum_database_and_never_leak() {
     let world = World::new(&[hello()]).await;
     // Written after the database started: it has never heard of this module.
     let private = FakeModule::new("corp.example/team/tool", "v1.0.0");
-    private.write_to(world._dir.path());
+    private.write_to(world.dir.path());
     let storage = tempfile::tempdir().unwrap();
 
     let strict = world.proxy(storage.path(), &[]);

@@ -90,6 +90,18 @@ impl<V: Weigh> TtlCache<V> {
         }
     }
 
+    /// The remembered value and its age, if younger than the TTL: for callers that treat an
+    /// answer differently as it ages.
+    pub fn get_aged(&self, key: &str) -> Option<(V, Duration)> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, v) = e.map.get(key)?;
+        let age = at.elapsed();
+        (age < self.ttl).then(|| (v.clone(), age))
+    }
+
     /// Forgets `key` (its answer changed here, so the memory is wrong now).
     pub fn remove(&self, key: &str) {
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());

@@ -20,12 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
-/// How long upstream's answer to a `list` is reused. A busy module's `list` is asked for
-/// constantly (every `go get` and `go list -m -u`); a round trip each time made `list` in strict
-/// mode as slow as upstream. A version tagged upstream shows within this long (clients are told
-/// they may cache the answer for 60 s anyway).
-pub const UPSTREAM_LIST_TTL: Duration = Duration::from_secs(5);
-
 /// What every handler shares.
 pub struct App {
     pub store: Store,
@@ -34,8 +28,8 @@ pub struct App {
     pub fills: Group<(String, String), Result<Bytes, FillError>>,
     pub mode: NetworkMode,
     pub negative: NegativeCache,
-    /// Upstream's `list` answers, reused for [`UPSTREAM_LIST_TTL`].
-    pub upstream_lists: TtlCache<Bytes>,
+    /// Upstream's `list` answers, reused briefly (see `upstream_list.rs`).
+    pub upstream_lists: super::upstream_list::UpstreamLists,
     /// Recently failed fills (rejected by verification, upstream errors) by version.
     pub failed: TtlCache<FillError>,
     pub metrics: Arc<Metrics>,
@@ -168,7 +162,7 @@ impl App {
             fills: Group::default(),
             mode: cfg.upstream.network_mode,
             negative: NegativeCache::new(Duration::from_secs(cfg.upstream.negative_cache_seconds)),
-            upstream_lists: TtlCache::new(UPSTREAM_LIST_TTL),
+            upstream_lists: Default::default(),
             failed: TtlCache::new(Duration::from_secs(cfg.upstream.failed_fill_seconds)),
             metrics,
             sumdb_name,

@@ -12,6 +12,7 @@ mod sendfile;
 mod serve;
 mod sumdb;
 mod tls;
+mod upstream_list;
 
 pub use app::{App, MissAnswer};
 pub use serve::serve;

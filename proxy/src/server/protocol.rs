@@ -226,13 +226,7 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
         return render("");
     }
     let path = format!("{me}/@v/list");
-    let fetched = match app.upstream_lists.get(&path) {
-        Some(body) => Ok(body),
-        None => fetch_small(app, &path).await.inspect(|body| {
-            app.upstream_lists.put(&path, body.clone());
-        }),
-    };
-    match fetched {
+    match app.upstream_lists.get(app, &path).await {
         Ok(body) => render(&String::from_utf8_lossy(&body)),
         Err(UpstreamError::NotFound(_)) if !stored.is_empty() => render(""),
         Err(e) if app.mode == NetworkMode::Fallback && !stored.is_empty() => {
@@ -381,7 +375,7 @@ fn info_reply(m: &ModulePath, body: &Bytes, cache: &'static str) -> Response {
 
 /// GETs a small upstream body. Not-found answers are remembered briefly and answered from
 /// memory while fresh: path-prefix probes cost one upstream trip, not one each.
-async fn fetch_small(app: &Arc<App>, path: &str) -> Result<Bytes, UpstreamError> {
+pub(super) async fn fetch_small(app: &Arc<App>, path: &str) -> Result<Bytes, UpstreamError> {
     if let Some(msg) = app.negative.get(path) {
         app.metrics.negative_cache_hits.inc();
         return Err(UpstreamError::NotFound(msg));
