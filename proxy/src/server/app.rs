@@ -223,7 +223,7 @@ impl App {
             version: &v,
         };
         if let Some(info) = self.store.info_cached(layout) {
-            self.metrics.cache.with_label_values(&["hit"]).inc();
+            self.metrics.storage_hit();
             return Ok(Found::Committed(info));
         }
         if self.filler.vouching_sumdb(module).is_none() {
@@ -238,7 +238,7 @@ impl App {
             .await
             .map_err(|e| MissAnswer::Fill(e.into()))?;
         if let Some((info, go_mod)) = stage {
-            self.metrics.cache.with_label_values(&["hit"]).inc();
+            self.metrics.storage_hit();
             return Ok(Found::ModOnly { info, go_mod });
         }
         // Versions committed without a mod marker (by an older proxy, or with the checksum

@@ -2,6 +2,7 @@
 //! are exported), a log line, and metrics.
 
 use super::App;
+use crate::metrics::Route;
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
@@ -14,28 +15,28 @@ use tracing::Instrument;
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The metrics label for a request path. Pure and cheap: the path is not parsed.
-pub fn route_of(path: &str) -> &'static str {
+pub fn route_of(path: &str) -> Route {
     if path.starts_with("/sumdb/") {
-        "sumdb"
+        Route::Sumdb
     } else if path.ends_with("/@v/list") {
-        "list"
+        Route::List
     } else if path.ends_with("/@latest") {
-        "latest"
+        Route::Latest
     } else if path.ends_with(".info") {
-        "info"
+        Route::Info
     } else if path.ends_with(".mod") {
-        "mod"
+        Route::Mod
     } else if path.ends_with(".zip") {
-        "zip"
+        Route::Zip
     } else {
         match path {
-            "/healthz" => "healthz",
-            "/readyz" => "readyz",
-            "/metrics" => "metrics",
-            "/version" => "version",
-            "/catalog" => "catalog",
-            "/index" => "index",
-            _ => "other",
+            "/healthz" => Route::Healthz,
+            "/readyz" => Route::Readyz,
+            "/metrics" => Route::Metrics,
+            "/version" => Route::Version,
+            "/catalog" => Route::Catalog,
+            "/index" => Route::Index,
+            _ => Route::Other,
         }
     }
 }
@@ -66,25 +67,13 @@ pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> R
             "served"
         )
     });
-    app.metrics
-        .requests
-        .with_label_values(&[route, status.as_str()])
-        .inc();
-    app.metrics
-        .request_seconds
-        .with_label_values(&[route])
-        .observe(elapsed.as_secs_f64());
-    if let Some(len) = resp
+    let len = resp
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        app.metrics
-            .bytes_served
-            .with_label_values(&[route])
-            .inc_by(len);
-    }
+        .and_then(|v| v.parse::<u64>().ok());
+    app.metrics
+        .served(route, status, elapsed.as_secs_f64(), len);
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -97,6 +86,7 @@ mod tests {
 
     #[test]
     fn routes() {
+        let route_of = |p| route_of(p).name();
         assert_eq!(route_of("/a.b/c/@v/list"), "list");
         assert_eq!(route_of("/a.b/c/@v/v1.0.0.info"), "info");
         assert_eq!(route_of("/a.b/c/@v/v1.0.0.mod"), "mod");

@@ -137,7 +137,7 @@ async fn zip(
     // the bucket, a signing failure) takes the streaming path below.
     match app.store.zip_redirect(layout).await {
         Ok(Some(url)) => {
-            app.metrics.cache.with_label_values(&["hit"]).inc();
+            app.metrics.storage_hit();
             return reply::redirect(StatusCode::TEMPORARY_REDIRECT, &url);
         }
         Ok(None) => {}
