@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 /// Bytes per placeholder chunk, and so the most one sendfile call is asked to send.
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 4 << 20;
 
 /// The placeholder bytes. Allocated zeroed and never touched, so the pages are never resident.
 static PLACEHOLDER: LazyLock<&'static [u8]> = LazyLock::new(|| Vec::leak(vec![0u8; CHUNK]));
