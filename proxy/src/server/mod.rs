@@ -3,6 +3,7 @@
 mod access;
 mod app;
 mod catalog;
+mod conn_threads;
 mod health;
 mod observe;
 mod policy;

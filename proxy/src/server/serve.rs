@@ -5,6 +5,7 @@
 //! closed after `server.header_timeout_seconds`; past `server.max_connections` a connection is
 //! answered 503 and closed; on SIGTERM in-flight requests get `server.shutdown_seconds`.
 
+use super::conn_threads::ConnThreads;
 use super::sendfile::{FileSlot, SendfileIo, WithSlot};
 use super::{App, metrics_router, router};
 use crate::config::Config;
@@ -69,6 +70,7 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
         .keep_alive_interval(Duration::from_secs(limits.header_timeout_seconds));
     let service = router(app);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let conn_threads = ConnThreads::for_this_machine()?;
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(shutdown_signal());
     loop {
@@ -93,28 +95,14 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let Some(tls) = &tls else {
-            // Plain TCP: zip bodies from a local bucket may go out with sendfile (sendfile.rs).
-            let files = FileSlot::default();
-            let conn = http
-                .serve_connection_with_upgrades(
-                    TokioIo::new(SendfileIo::new(stream, files.clone())),
-                    WithSlot {
-                        inner: TowerToHyperService::new(service.clone()),
-                        slot: files,
-                    },
-                )
-                .into_owned();
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-                drop(slot);
-            });
-            continue;
+        // Handed to a connection thread (conn_threads.rs), which registers it with its own epoll.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepted connection unusable");
+                continue;
+            }
         };
-        // The handshake runs in the connection's task, bounded like a request's headers.
         let (tls, http, service, watcher) = (
             tls.clone(),
             http.clone(),
@@ -122,22 +110,49 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
             graceful.watcher(),
         );
         let handshake = Duration::from_secs(limits.header_timeout_seconds);
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(handshake, tls.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "TLS handshake failed");
+        conn_threads.pick().spawn(async move {
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepted connection unusable");
                     return;
                 }
-                Err(_) => return,
             };
-            let conn = http
-                .serve_connection_with_upgrades(
-                    TokioIo::new(stream),
-                    TowerToHyperService::new(service),
-                )
-                .into_owned();
-            if let Err(e) = watcher.watch(conn).await {
+            let ended = match tls {
+                // Plain TCP: zip bodies from a local bucket may go out with sendfile (sendfile.rs).
+                None => {
+                    let files = FileSlot::default();
+                    let conn = http
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(SendfileIo::new(stream, files.clone())),
+                            WithSlot {
+                                inner: TowerToHyperService::new(service),
+                                slot: files,
+                            },
+                        )
+                        .into_owned();
+                    watcher.watch(conn).await
+                }
+                // The handshake runs in the connection's task, bounded like a request's headers.
+                Some(tls) => {
+                    let stream = match tokio::time::timeout(handshake, tls.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn = http
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(stream),
+                            TowerToHyperService::new(service),
+                        )
+                        .into_owned();
+                    watcher.watch(conn).await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(slot);
