@@ -44,7 +44,8 @@ def md():
 
     L.append("## Warm hits\n")
     L.append("`list` is in offline mode unless marked strict (then athens-proxy asks the "
-             "machine's `GOPROXY` and reuses the answer for 5 s; Athens is not run there, since "
+             "machine's `GOPROXY`, reuses the answer for 5 s and then serves it, up to a minute old, "
+             "while one background request refreshes it; Athens is not run there, since "
              "each of its strict `list` requests goes to the real upstream).\n")
     L.append("| request | conns | nginx req/s | athens-proxy req/s | Athens req/s | ours/nginx | "
              "ours/Athens | p50 ms (nginx / ours / Athens) | p99 ms (nginx / ours / Athens) | "

@@ -401,9 +401,9 @@ async fn repeated_not_found_probes_cost_one_upstream_trip() {
     assert_eq!(world.upstream.hits("example.com/hello/sub/@v/list"), 1);
 }
 
-/// Upstream's `list` answer is reused for 5 s, then served for up to 5 s more while one
-/// background request refreshes it: clients never wait for upstream once a module is known, and
-/// a version tagged upstream shows within 10 s (proxy/src/server/upstream_list.rs).
+/// Upstream's `list` answer is reused for 5 s, then served (up to a minute old) while one
+/// background request refreshes it: clients of a module in use never wait for upstream, and a
+/// version tagged upstream shows about 5 s later (proxy/src/server/upstream_list.rs).
 #[tokio::test(flavor = "multi_thread")]
 async fn strict_list_is_shared_reused_and_refreshed_in_the_background() {
     let world = World::new(&[hello()]).await;

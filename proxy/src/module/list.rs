@@ -19,14 +19,55 @@ pub fn sort_versions(versions: &mut Vec<Version>) {
 /// are not trusted to be clean). The result is deduplicated and sorted ascending. Retracted
 /// versions stay: the client applies retractions itself.
 pub fn merge_list(upstream: &str, stored: &[Version]) -> Vec<Version> {
+    let mut mine: Vec<Version> = stored.iter().filter(|v| is_tagged(v)).cloned().collect();
+    sort_versions(&mut mine);
+    merge_sorted(&parse_list(upstream), &mine)
+        .into_iter()
+        .cloned()
+        .collect()
+}
+
+/// An upstream `list` body's tagged versions, sorted and deduplicated (see [`merge_list`]).
+/// Parsed once per upstream answer: parsing and sorting on every request was most of a
+/// warm strict `list`.
+pub fn parse_list(upstream: &str) -> Vec<Version> {
     let mut out: Vec<Version> = upstream
         .lines()
         .filter_map(|line| line.split_whitespace().next())
         .filter_map(|field| Version::parse(field).ok())
-        .chain(stored.iter().cloned())
         .filter(is_tagged)
         .collect();
     sort_versions(&mut out);
+    out
+}
+
+/// Two sorted, deduplicated lists as one, in order, each version once.
+pub fn merge_sorted<'a>(a: &'a [Version], b: &'a [Version]) -> Vec<&'a Version> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(&a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(&b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(&a[i]);
+                // Equal precedence is not always the same version (build metadata).
+                if a[i] != b[j] {
+                    out.push(&b[j]);
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend(&a[i..]);
+    out.extend(&b[j..]);
     out
 }
 
@@ -78,6 +119,22 @@ mod tests {
         assert!(merge_list("", &[]).is_empty());
         assert_eq!(merge_list("", &vs(&["v0.1.0"])), vs(&["v0.1.0"]));
         assert_eq!(merge_list("v0.1.0", &[]), vs(&["v0.1.0"]));
+    }
+
+    #[test]
+    fn merging_sorted_lists_keeps_order_and_each_version_once() {
+        let (a, b) = (
+            vs(&["v0.1.0", "v1.0.0", "v1.2.0"]),
+            vs(&["v1.0.0", "v1.1.0", "v2.0.0"]),
+        );
+        let got: Vec<&str> = merge_sorted(&a, &b).iter().map(|v| v.as_str()).collect();
+        assert_eq!(got, ["v0.1.0", "v1.0.0", "v1.1.0", "v1.2.0", "v2.0.0"]);
+        assert!(merge_sorted(&[], &[]).is_empty());
+        assert_eq!(merge_sorted(&a, &[]).len(), 3);
+        assert_eq!(
+            parse_list("v1.1.0\nv1.0.0 2019-01-01T00:00:00Z\nv1.1.0\njunk\n"),
+            vs(&["v1.0.0", "v1.1.0"])
+        );
     }
 
     #[test]

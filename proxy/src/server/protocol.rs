@@ -6,8 +6,8 @@ use super::reply::{self, IMMUTABLE, JSON, SHORT, TEXT, ZIP};
 use super::sendfile::FileSlot;
 use crate::config::NetworkMode;
 use crate::module::{
-    Info, ModulePath, Request, Version, VersionQuery, check_path_major, escape_version, list_text,
-    merge_list, parse_request,
+    Info, ModulePath, Request, Version, VersionQuery, check_path_major, escape_version, is_tagged,
+    merge_list, merge_sorted, parse_request, sort_versions,
 };
 use crate::policy::filter::Rule;
 use crate::storage::{Layout, StorageError, ZipBody, ZipObject};
@@ -211,10 +211,19 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
             }
         });
     }
-    let render = |upstream: &str| {
-        let mut versions = merge_list(upstream, &stored);
-        versions.retain(|v| allowed(app, m, v));
-        reply::ok(TEXT, SHORT, list_text(&versions))
+    let render = |upstream: &[Version]| {
+        let mut mine: Vec<Version> = stored.iter().filter(|v| is_tagged(v)).cloned().collect();
+        sort_versions(&mut mine);
+        // Once per request, not per version: the rules sit behind a lock (filter reloads).
+        let rules = app.policy.rules();
+        let mut text = String::new();
+        for v in merge_sorted(upstream, &mine) {
+            if rules.filter.rule(m.as_str(), Some(v.as_str())) != Rule::Exclude {
+                text.push_str(v.as_str());
+                text.push('\n');
+            }
+        }
+        reply::ok(TEXT, SHORT, text)
     };
     if app.mode == NetworkMode::Offline {
         if stored.is_empty() {
@@ -223,15 +232,15 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
                 format!("{}: no versions in storage (offline mode)", m.as_str()),
             );
         }
-        return render("");
+        return render(&[]);
     }
     let path = format!("{me}/@v/list");
     match app.upstream_lists.get(app, &path).await {
-        Ok(body) => render(&String::from_utf8_lossy(&body)),
-        Err(UpstreamError::NotFound(_)) if !stored.is_empty() => render(""),
+        Ok(versions) => render(&versions),
+        Err(UpstreamError::NotFound(_)) if !stored.is_empty() => render(&[]),
         Err(e) if app.mode == NetworkMode::Fallback && !stored.is_empty() => {
             tracing::warn!(error = %e, "upstream failed; serving the list from storage");
-            render("")
+            render(&[])
         }
         Err(e) => reply::upstream_error(&e),
     }
