@@ -4,9 +4,10 @@
 //! another thread and back (futex wake-ups, a context switch) plus three system calls, per
 //! request. nginx opens inline; we keep the descriptor instead. Sharing one descriptor between
 //! concurrent responses is safe because every read of it is positional (sendfile with an
-//! offset, `pread`), never through the file's own position. Committed zips never change, so a
-//! kept descriptor stays right; [`OpenZips::remove`] drops it when a version is uncommitted or
-//! repaired.
+//! offset, `pread`), never through the file's own position. Committed zips never change, but a
+//! file can be lost or replaced behind the proxy's back: a hit checks (one fstat) that the
+//! descriptor's file is still linked, and [`OpenZips::remove`] drops it when this proxy
+//! uncommits or repairs a version.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -29,8 +30,17 @@ pub struct OpenZips {
 }
 
 impl OpenZips {
+    /// The kept descriptor for `key`, if its file is still the bucket's: a zip deleted or
+    /// replaced behind this proxy's back (a lost file, a restore, another replica's repair)
+    /// must be found missing and filled again, not served from the old inode. One fstat on
+    /// the descriptor, no path lookup.
     pub fn get(&self, key: &str) -> Option<OpenZip> {
-        self.map.lock().ok()?.get(key).cloned()
+        let zip = self.map.lock().ok()?.get(key).cloned()?;
+        if still_linked(&zip) {
+            return Some(zip);
+        }
+        self.remove(key);
+        None
     }
 
     pub fn put(&self, key: String, zip: OpenZip) {
@@ -46,6 +56,13 @@ impl OpenZips {
             m.remove(key);
         }
     }
+}
+
+fn still_linked(zip: &OpenZip) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    zip.file
+        .metadata()
+        .is_ok_and(|m| m.nlink() > 0 && m.len() == zip.size)
 }
 
 /// Opens a zip and reads its size (blocking: call off the async workers).
@@ -76,6 +93,19 @@ mod tests {
         assert_eq!(zips.get("a.zip").map(|z| z.size), Some(3));
         zips.remove("a.zip");
         assert!(zips.get("a.zip").is_none());
+    }
+
+    #[test]
+    fn a_zip_deleted_or_replaced_behind_our_back_is_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let zips = OpenZips::default();
+        zips.put("a.zip".into(), zip_at(dir.path(), "a", b"abc"));
+        std::fs::remove_file(dir.path().join("a")).unwrap();
+        assert!(zips.get("a.zip").is_none(), "deleted");
+        zips.put("b.zip".into(), zip_at(dir.path(), "b", b"abc"));
+        std::fs::write(dir.path().join("b.new"), b"abcd").unwrap();
+        std::fs::rename(dir.path().join("b.new"), dir.path().join("b")).unwrap();
+        assert!(zips.get("b.zip").is_none(), "replaced");
     }
 
     #[test]
