@@ -74,32 +74,24 @@ impl<V: Weigh> TtlCache<V> {
 
     /// The remembered value, if still fresh.
     pub fn get(&self, key: &str) -> Option<V> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match e.map.get(key) {
-            Some((at, v)) if at.elapsed() < self.ttl => Some(v.clone()),
-            Some(_) => {
-                if let Some((_, v)) = e.map.remove(key) {
-                    e.bytes -= cost(key, &v);
-                }
-                None
-            }
-            None => None,
-        }
+        self.get_aged(key).map(|(v, _)| v)
     }
 
     /// The remembered value and its age, if younger than the TTL: for callers that treat an
-    /// answer differently as it ages.
+    /// answer differently as it ages. An expired entry is dropped.
     pub fn get_aged(&self, key: &str) -> Option<(V, Duration)> {
         if self.ttl.is_zero() {
             return None;
         }
-        let e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let (at, v) = e.map.get(key)?;
-        let age = at.elapsed();
-        (age < self.ttl).then(|| (v.clone(), age))
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let age = e.map.get(key)?.0.elapsed();
+        if age < self.ttl {
+            return e.map.get(key).map(|(_, v)| (v.clone(), age));
+        }
+        if let Some((_, v)) = e.map.remove(key) {
+            e.bytes -= cost(key, &v);
+        }
+        None
     }
 
     /// Forgets `key` (its answer changed here, so the memory is wrong now).

@@ -19,12 +19,17 @@ pub fn sort_versions(versions: &mut Vec<Version>) {
 /// are not trusted to be clean). The result is deduplicated and sorted ascending. Retracted
 /// versions stay: the client applies retractions itself.
 pub fn merge_list(upstream: &str, stored: &[Version]) -> Vec<Version> {
-    let mut mine: Vec<Version> = stored.iter().filter(|v| is_tagged(v)).cloned().collect();
-    sort_versions(&mut mine);
-    merge_sorted(&parse_list(upstream), &mine)
+    merge_sorted(&parse_list(upstream), &tagged_sorted(stored))
         .into_iter()
         .cloned()
         .collect()
+}
+
+/// Storage's versions as `list` counts them: tagged only, sorted, each once.
+pub fn tagged_sorted(stored: &[Version]) -> Vec<Version> {
+    let mut out: Vec<Version> = stored.iter().filter(|v| is_tagged(v)).cloned().collect();
+    sort_versions(&mut out);
+    out
 }
 
 /// An upstream `list` body's tagged versions, sorted and deduplicated (see [`merge_list`]).
@@ -72,8 +77,8 @@ pub fn merge_sorted<'a>(a: &'a [Version], b: &'a [Version]) -> Vec<&'a Version> 
 }
 
 /// The `list` body for these versions: one per line, each line ending in a newline.
-pub fn list_text(versions: &[Version]) -> String {
-    let mut text = String::with_capacity(versions.len() * 16);
+pub fn list_text<'a>(versions: impl IntoIterator<Item = &'a Version>) -> String {
+    let mut text = String::new();
     for v in versions {
         text.push_str(v.as_str());
         text.push('\n');
@@ -159,6 +164,6 @@ mod tests {
             .map(|v| Version::parse(v).unwrap())
             .collect();
         assert_eq!(list_text(&vs), "v1.0.0\nv1.1.0\n");
-        assert_eq!(list_text(&[]), "");
+        assert_eq!(list_text(&[] as &[Version]), "");
     }
 }

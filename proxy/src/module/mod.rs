@@ -19,7 +19,9 @@ mod windows;
 
 pub use escape::CaseError;
 pub use info::{Info, InfoError};
-pub use list::{is_tagged, list_text, merge_list, merge_sorted, parse_list, sort_versions};
+pub use list::{
+    is_tagged, list_text, merge_list, merge_sorted, parse_list, sort_versions, tagged_sorted,
+};
 pub use major::{MajorError, MajorReason, check_path_major};
 pub use path::{
     MAX_PATH_LEN, ModulePath, PathError, PathReason, check_path, escape_path, unescape_path,

@@ -6,8 +6,8 @@ use super::reply::{self, IMMUTABLE, JSON, SHORT, TEXT, ZIP};
 use super::sendfile::FileSlot;
 use crate::config::NetworkMode;
 use crate::module::{
-    Info, ModulePath, Request, Version, VersionQuery, check_path_major, escape_version, is_tagged,
-    merge_list, merge_sorted, parse_request, sort_versions,
+    Info, ModulePath, Request, Version, VersionQuery, check_path_major, escape_version, list_text,
+    merge_list, merge_sorted, parse_request, tagged_sorted,
 };
 use crate::policy::filter::Rule;
 use crate::storage::{Layout, StorageError, ZipBody, ZipObject};
@@ -212,17 +212,14 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
         });
     }
     let render = |upstream: &[Version]| {
-        let mut mine: Vec<Version> = stored.iter().filter(|v| is_tagged(v)).cloned().collect();
-        sort_versions(&mut mine);
+        let mine = tagged_sorted(&stored);
         // Once per request, not per version: the rules sit behind a lock (filter reloads).
         let rules = app.policy.rules();
-        let mut text = String::new();
-        for v in merge_sorted(upstream, &mine) {
-            if rules.filter.rule(m.as_str(), Some(v.as_str())) != Rule::Exclude {
-                text.push_str(v.as_str());
-                text.push('\n');
-            }
-        }
+        let text = list_text(
+            merge_sorted(upstream, &mine)
+                .into_iter()
+                .filter(|v| rules.filter.rule(m.as_str(), Some(v.as_str())) != Rule::Exclude),
+        );
         reply::ok(TEXT, SHORT, text)
     };
     if app.mode == NetworkMode::Offline {

@@ -34,21 +34,23 @@ pub const STALE: Duration = Duration::from_secs(55);
 /// Upstream's tagged versions, parsed and sorted once per answer.
 type Fetched = Result<Arc<[Version]>, UpstreamError>;
 
-/// What the memory says about a `list` path (pure: the age decides).
+/// What the memory says about a `list` path, by the remembered answer's age (pure).
 #[derive(Debug, PartialEq, Eq)]
 enum Freshness {
     Fresh,
     /// Serve it, and refresh in the background.
     Stale,
-    /// Too old or unknown: ask upstream and wait.
-    Missing,
+    /// Too old: ask upstream and wait.
+    Expired,
 }
 
-fn freshness(age: Option<Duration>) -> Freshness {
-    match age {
-        Some(a) if a < FRESH => Freshness::Fresh,
-        Some(a) if a < FRESH + STALE => Freshness::Stale,
-        _ => Freshness::Missing,
+fn freshness(age: Duration) -> Freshness {
+    if age < FRESH {
+        Freshness::Fresh
+    } else if age < FRESH + STALE {
+        Freshness::Stale
+    } else {
+        Freshness::Expired
     }
 }
 
@@ -75,16 +77,16 @@ impl Default for UpstreamLists {
 impl UpstreamLists {
     /// Upstream's `list` for `path` (`<module>/@v/list`), from memory when recent enough.
     pub async fn get(&self, app: &Arc<App>, path: &str) -> Fetched {
-        let remembered = self.memory.get_aged(path);
-        match freshness(remembered.as_ref().map(|(_, age)| *age)) {
-            Freshness::Fresh => return Ok(remembered.map(|(b, _)| b).unwrap_or_default()),
-            Freshness::Stale => {
-                let refresh = self.refresh(app, path);
-                // The refresh runs in its own task (see `Group::run`); this only starts it.
-                tokio::spawn(refresh);
-                return Ok(remembered.map(|(b, _)| b).unwrap_or_default());
+        if let Some((versions, age)) = self.memory.get_aged(path) {
+            match freshness(age) {
+                Freshness::Fresh => return Ok(versions),
+                Freshness::Stale => {
+                    // The refresh runs in its own task (see `Group::run`); this only starts it.
+                    tokio::spawn(self.refresh(app, path));
+                    return Ok(versions);
+                }
+                Freshness::Expired => {}
             }
-            Freshness::Missing => {}
         }
         self.refresh(app, path).await
     }
@@ -96,26 +98,22 @@ impl UpstreamLists {
         app: &Arc<App>,
         path: &str,
     ) -> impl std::future::Future<Output = Fetched> + Send + 'static {
-        let (app, path, flights) = (app.clone(), path.to_string(), self.flights.clone());
-        async move {
-            let work = {
-                let (app, path) = (app.clone(), path.clone());
-                async move {
-                    let fetched = super::protocol::fetch_small(&app, &path)
-                        .await
-                        .map(|body| Arc::from(parse_list(&String::from_utf8_lossy(&body))));
-                    if let Ok(versions) = &fetched {
-                        app.upstream_lists.memory.put(&path, Arc::clone(versions));
-                    }
-                    fetched
-                }
-            };
-            let gone = Err(UpstreamError::Transport {
-                url: path.clone(),
-                reason: "list refresh task ended unexpectedly".into(),
-            });
-            flights.run(path, work, gone).await.0
-        }
+        let (app, key, flights) = (app.clone(), path.to_string(), self.flights.clone());
+        let gone = Err(UpstreamError::Transport {
+            url: key.clone(),
+            reason: "list refresh task ended unexpectedly".into(),
+        });
+        let path = key.clone();
+        let work = async move {
+            let fetched = super::protocol::fetch_small(&app, &path)
+                .await
+                .map(|body| Arc::from(parse_list(&String::from_utf8_lossy(&body))));
+            if let Ok(versions) = &fetched {
+                app.upstream_lists.memory.put(&path, Arc::clone(versions));
+            }
+            fetched
+        };
+        async move { flights.run(key, work, gone).await.0 }
     }
 }
 
@@ -124,18 +122,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_answer_is_fresh_then_stale_then_gone() {
-        assert_eq!(freshness(Some(Duration::ZERO)), Freshness::Fresh);
+    fn an_answer_is_fresh_then_stale_then_expired() {
+        assert_eq!(freshness(Duration::ZERO), Freshness::Fresh);
         assert_eq!(
-            freshness(Some(FRESH - Duration::from_millis(1))),
+            freshness(FRESH - Duration::from_millis(1)),
             Freshness::Fresh
         );
-        assert_eq!(freshness(Some(FRESH)), Freshness::Stale);
+        assert_eq!(freshness(FRESH), Freshness::Stale);
         assert_eq!(
-            freshness(Some(FRESH + STALE - Duration::from_millis(1))),
+            freshness(FRESH + STALE - Duration::from_millis(1)),
             Freshness::Stale
         );
-        assert_eq!(freshness(Some(FRESH + STALE)), Freshness::Missing);
-        assert_eq!(freshness(None), Freshness::Missing);
+        assert_eq!(freshness(FRESH + STALE), Freshness::Expired);
     }
 }
