@@ -1,7 +1,7 @@
 use athens_proxy::config::{Cli, LogFormat, resolve_from_go_env};
 use clap::Parser;
 use tracing::Level;
-use tracing_subscriber::filter::{FilterExt, filter_fn};
+use tracing_subscriber::filter::{FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -72,12 +72,18 @@ async fn main() -> anyhow::Result<()> {
 
 /// Log lines to stderr (stdout carries only the GOPROXY= line), and spans to the trace
 /// exporter when there is one. The log level filters log lines only: the proxy's own spans
-/// always reach the exporter, and always frame log lines, so even at `warn` a line inside a
-/// request names its request id and trace id.
+/// always reach the exporter and frame log lines (a request's span exists only when traces are
+/// exported or `info` lines are logged; see server/observe.rs).
 fn init_logs(cfg: &athens_proxy::config::Config, traces: Option<&athens_proxy::telemetry::Traces>) {
     let level = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // A request's span is made only when something records it: traces, or `info` lines (a
+    // directive on field values may enable anything, and the hint says so).
+    let info_logged = level
+        .max_level_hint()
+        .is_none_or(|l| l >= LevelFilter::INFO);
+    athens_proxy::server::record_requests(traces.is_some() || info_logged);
     let own_spans = filter_fn(|m| m.is_span() && m.target().starts_with("athens_proxy"));
     // Colour only for a terminal: log collectors get plain text, and every request span's
     // fields are formatted without escape codes (a measurable share of a warm request's CPU).

@@ -1,7 +1,8 @@
 //! OpenTelemetry traces, exported over OTLP to a real OpenTelemetry Collector: a go command
 //! fetch through the proxy is a trace with the request span and the fill's steps as child spans,
 //! and the proxy's log lines for those requests carry the same trace id. With no endpoint
-//! configured, nothing is traced and log lines carry no trace id.
+//! configured, nothing is traced and log lines carry no trace id. Below `info`, requests get a
+//! span only when traces are exported, and the warnings they log name their module.
 
 use athens_e2e::gocmd::GoEnv;
 use athens_e2e::modzip::FakeModule;
@@ -23,13 +24,13 @@ const FILL_STEPS: &[&str] = &[
     "lease_release",
 ];
 
-/// A proxy for `world` on a fresh file bucket, logging JSON at debug into `log`, with
-/// `observability` lines in its configuration and `env` set.
+/// A proxy for `world` on a fresh file bucket, logging JSON into `log` (at debug unless `env`
+/// sets `RUST_LOG`), with `observability` lines in its configuration and `env` set.
 fn start_proxy(
     world: &World,
     dir: &std::path::Path,
     observability: &str,
-    env: &[(&str, &str)],
+    env_extra: &[(&str, &str)],
 ) -> (ProxyProcess, std::path::PathBuf) {
     let storage = dir.join("bucket");
     let config = dir.join("proxy.toml");
@@ -47,8 +48,8 @@ fn start_proxy(
     .unwrap();
     let log = dir.join("proxy.log");
     let file = std::fs::File::create(&log).unwrap();
-    let mut env = env.to_vec();
-    env.push(("RUST_LOG", "athens_proxy=debug,warn"));
+    let mut env = [("RUST_LOG", "athens_proxy=debug,warn")].to_vec();
+    env.extend_from_slice(env_extra);
     let proxy = ProxyProcess::start_with_stderr(
         &["--config", config.to_str().unwrap()],
         &env,
@@ -72,6 +73,13 @@ fn request_of(line: &serde_json::Value) -> Option<&serde_json::Value> {
         .as_array()?
         .iter()
         .find(|s| s["name"] == "request")
+}
+
+/// GETs `url` and checks the answer is 200.
+async fn get_ok(url: String) -> reqwest::Response {
+    let resp = reqwest::get(&url).await.unwrap();
+    assert_eq!(resp.status(), 200, "{url}");
+    resp
 }
 
 /// Whether `spans` hold a fill of `module` with every step as its child.
@@ -224,14 +232,91 @@ async fn without_an_endpoint_nothing_is_traced() {
     let world = World::new(vec![m.clone()]).await;
     let dir = tempfile::tempdir().unwrap();
     let (proxy, log) = start_proxy(&world, dir.path(), "", &[]);
-    let resp = reqwest::get(format!("{}/{}.info", proxy.url, file_base(&m)))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    get_ok(format!("{}/{}.info", proxy.url, file_base(&m))).await;
     let lines = log_lines(&log);
     let in_requests: Vec<_> = lines.iter().filter_map(request_of).collect();
     assert!(!in_requests.is_empty(), "no log line inside a request");
     for req in in_requests {
         assert!(req.get("trace_id").is_none(), "{req}");
     }
+}
+
+/// At `warn` no log line shows a request's span, so none is made for logs; exported traces still
+/// get every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_warn_requests_are_still_traced() {
+    let collector = Collector::start().await;
+    let m = FakeModule::new("example.com/quiet", "v1.0.0");
+    let world = World::new(vec![m.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let observability = format!("otlp_endpoint = \"{}\"\n", collector.url);
+    let env = [("OTEL_BSP_SCHEDULE_DELAY", "100"), ("RUST_LOG", "warn")];
+    let (proxy, log) = start_proxy(&world, dir.path(), &observability, &env);
+    let url = format!("{}/{}.info", proxy.url, file_base(&m));
+    for _ in 0..2 {
+        get_ok(url.clone()).await;
+    }
+    let want = format!("/{}.info", file_base(&m));
+    let requests = |s: &[SpanRecord]| {
+        s.iter()
+            .filter(|s| s.name == "request" && s.attributes["path"] == want)
+            .count()
+    };
+    let spans = collector
+        .wait_for_spans(Duration::from_secs(60), |s| requests(s) == 2)
+        .await;
+    assert_eq!(requests(&spans), 2, "{spans:?}");
+    let served = log_lines(&log)
+        .into_iter()
+        .filter(|l| l["fields"]["message"] == "served")
+        .count();
+    assert_eq!(served, 0, "a `served` line at warn");
+}
+
+/// At `warn` with no traces, requests run without a span; a warning on the request path still
+/// says which module it is about, and the response still carries its request id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_warn_without_traces_warnings_name_their_module() {
+    let m = FakeModule::new("example.com/spanless", "v1.0.0");
+    let world = World::new(vec![m.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (filled, _) = start_proxy(&world, dir.path(), "", &[]);
+    // The zip: storage lists a version once its zip is stored.
+    get_ok(format!("{}/{}.zip", filled.url, file_base(&m))).await;
+    drop(filled);
+
+    // The same bucket behind an upstream that refuses connections, in fallback mode: `list`
+    // is answered from storage with a warning.
+    let config = dir.path().join("fallback.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[upstream]\nnetwork_mode = \"fallback\"\nretries = 0\n\
+             goproxy = \"http://127.0.0.1:1\"\nsumdb = \"{}\"\n\
+             [storage]\nurl = \"file://{}\"\n[log]\nformat = \"json\"\n",
+            world.sumdb.gosumdb(),
+            dir.path().join("bucket").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("fallback.log");
+    let proxy = ProxyProcess::start_with_stderr(
+        &["--config", config.to_str().unwrap()],
+        &[("RUST_LOG", "warn")],
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let resp = get_ok(format!("{}/{}/@v/list", proxy.url, m.path)).await;
+    assert!(resp.headers().contains_key("x-request-id"));
+    assert_eq!(resp.text().await.unwrap(), "v1.0.0\n");
+    let lines = log_lines(&log);
+    let warned = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|t| t.contains("serving the list from storage"))
+        })
+        .unwrap_or_else(|| panic!("no fallback warning in {lines:?}"));
+    assert_eq!(warned["fields"]["module"], m.path.as_str(), "{warned}");
+    assert!(request_of(warned).is_none(), "{warned}");
 }

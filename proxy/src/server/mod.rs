@@ -16,6 +16,7 @@ mod tls;
 mod upstream_list;
 
 pub use app::{App, MissAnswer};
+pub use observe::record_requests;
 pub use serve::serve;
 
 use axum::Router;

@@ -8,11 +8,20 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 use tracing::Instrument;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Whether requests get a span: set once at start by [`record_requests`].
+static REQUEST_SPANS: AtomicBool = AtomicBool::new(true);
+
+/// Tells [`observe`] whether anything records a request's span: exported traces, or log lines
+/// at `info` (the "served" line). Called once, when logging is set up.
+pub fn record_requests(on: bool) {
+    REQUEST_SPANS.store(on, Ordering::Relaxed);
+}
 
 /// The metrics label for a request path. Pure and cheap: the path is not parsed.
 pub fn route_of(path: &str) -> Route {
@@ -51,22 +60,32 @@ pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> R
         .map(String::from)
         .unwrap_or_else(|| format!("{:x}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
     let route = route_of(req.uri().path());
-    // `trace_id` stays empty (and out of log lines) unless traces are exported.
-    let span = tracing::info_span!("request", id = %id, method = %req.method(),
-        path = %req.uri().path(), trace_id = tracing::field::Empty);
-    crate::telemetry::attach(&span, req.headers());
     let started = Instant::now();
-    let mut resp = next.run(req).instrument(span.clone()).await;
+    // A span costs a warm hit 5-10% of its throughput (a registry slot, its fields formatted, an
+    // enter and exit per poll), so a request gets one only when something records it. Below
+    // info, the few warnings a request path logs name their module themselves; a fill has its
+    // own span either way.
+    let (mut resp, span) = if REQUEST_SPANS.load(Ordering::Relaxed) {
+        // `trace_id` stays empty (and out of log lines) unless traces are exported.
+        let span = tracing::info_span!("request", id = %id, method = %req.method(),
+            path = %req.uri().path(), trace_id = tracing::field::Empty);
+        crate::telemetry::attach(&span, req.headers());
+        (next.run(req).instrument(span.clone()).await, Some(span))
+    } else {
+        (next.run(req).await, None)
+    };
     let elapsed = started.elapsed();
     let status = resp.status();
-    crate::telemetry::finish(&span, status);
-    span.in_scope(|| {
-        tracing::info!(
-            status = status.as_u16(),
-            ms = elapsed.as_millis() as u64,
-            "served"
-        )
-    });
+    if let Some(span) = span {
+        crate::telemetry::finish(&span, status);
+        span.in_scope(|| {
+            tracing::info!(
+                status = status.as_u16(),
+                ms = elapsed.as_millis() as u64,
+                "served"
+            )
+        });
+    }
     let len = resp
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)

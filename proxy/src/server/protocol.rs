@@ -141,7 +141,8 @@ async fn zip(
             return reply::redirect(StatusCode::TEMPORARY_REDIRECT, &url);
         }
         Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "zip redirect failed; streaming instead"),
+        Err(e) => tracing::warn!(module = m.as_str(), version = v.as_str(), error = %e,
+            "zip redirect failed; streaming instead"),
     }
     match with_repair(app, m, v, path, || app.store.zip(layout)).await {
         Ok(z) => {
@@ -236,7 +237,8 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
         Ok(versions) => render(&versions),
         Err(UpstreamError::NotFound(_)) if !stored.is_empty() => render(&[]),
         Err(e) if app.mode == NetworkMode::Fallback && !stored.is_empty() => {
-            tracing::warn!(error = %e, "upstream failed; serving the list from storage");
+            tracing::warn!(module = m.as_str(), error = %e,
+                "upstream failed; serving the list from storage");
             render(&[])
         }
         Err(e) => reply::upstream_error(&e),
@@ -258,7 +260,8 @@ async fn latest(app: &Arc<App>, m: &ModulePath) -> Response {
             },
             Err(e @ UpstreamError::NotFound(_)) => Some(e),
             Err(e) if app.mode == NetworkMode::Fallback => {
-                tracing::warn!(error = %e, "upstream failed; answering @latest from storage");
+                tracing::warn!(module = m.as_str(), error = %e,
+                    "upstream failed; answering @latest from storage");
                 Some(e)
             }
             Err(e) => return reply::upstream_error(&e),
