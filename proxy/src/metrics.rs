@@ -1,5 +1,6 @@
 //! Prometheus metrics for `/metrics`.
 
+use crate::policy::filter::Rule;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
     TextEncoder,
@@ -99,6 +100,8 @@ pub struct Metrics {
     /// Resolved series of the request path (see [`RouteSeries`]).
     routes: Arc<[OnceLock<RouteSeries>; Route::COUNT]>,
     storage_hit: OnceLock<IntCounter>,
+    /// `policy_decisions{kind="filter"}` by rule, resolved once (every request is filtered).
+    filter_rules: [OnceLock<IntCounter>; 3],
 }
 
 impl Metrics {
@@ -216,6 +219,7 @@ impl Metrics {
             registry,
             routes: Arc::new(std::array::from_fn(|_| OnceLock::new())),
             storage_hit: OnceLock::new(),
+            filter_rules: std::array::from_fn(|_| OnceLock::new()),
         };
         let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
             Box::new(m.requests.clone()),
@@ -270,6 +274,21 @@ impl Metrics {
     pub fn storage_hit(&self) {
         self.storage_hit
             .get_or_init(|| self.cache.with_label_values(&["hit"]))
+            .inc();
+    }
+
+    /// Counts the filter's rule for a request.
+    pub fn filter_decision(&self, rule: Rule) {
+        let slot = match rule {
+            Rule::Include => 0,
+            Rule::Exclude => 1,
+            Rule::Direct => 2,
+        };
+        self.filter_rules[slot]
+            .get_or_init(|| {
+                self.policy_decisions
+                    .with_label_values(&["filter", rule.name()])
+            })
             .inc();
     }
 

@@ -50,7 +50,7 @@ impl Policy {
     /// The filter's rule for a request, counted.
     pub fn filter(&self, module: &str, version: Option<&str>) -> Rule {
         let rule = self.rules().filter.rule(module, version);
-        self.count("filter", rule.name());
+        self.metrics.filter_decision(rule);
         rule
     }
 
