@@ -2,6 +2,7 @@
 
 use super::App;
 use super::app::Found;
+use super::policy::Rules;
 use super::reply::{self, IMMUTABLE, JSON, SHORT, TEXT, ZIP};
 use super::sendfile::FileSlot;
 use crate::config::NetworkMode;
@@ -212,17 +213,16 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
             }
         });
     }
-    let render = |upstream: &[Version]| {
+    // Once per body, not per version: the rules sit behind a lock (filter reloads).
+    let text = |upstream: &[Version], rules: &Rules| {
         let mine = tagged_sorted(&stored);
-        // Once per request, not per version: the rules sit behind a lock (filter reloads).
-        let rules = app.policy.rules();
-        let text = list_text(
+        list_text(
             merge_sorted(upstream, &mine)
                 .into_iter()
                 .filter(|v| rules.filter.rule(m.as_str(), Some(v.as_str())) != Rule::Exclude),
-        );
-        reply::ok(TEXT, SHORT, text)
+        )
     };
+    let render = |upstream: &[Version]| reply::ok(TEXT, SHORT, text(upstream, &app.policy.rules()));
     if app.mode == NetworkMode::Offline {
         if stored.is_empty() {
             return reply::error(
@@ -234,7 +234,7 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
     }
     let path = format!("{me}/@v/list");
     match app.upstream_lists.get(app, &path).await {
-        Ok(versions) => render(&versions),
+        Ok(answer) => reply::ok(TEXT, SHORT, answer.body(&stored, &app.policy.rules(), text)),
         Err(UpstreamError::NotFound(_)) if !stored.is_empty() => render(&[]),
         Err(e) if app.mode == NetworkMode::Fallback && !stored.is_empty() => {
             tracing::warn!(module = m.as_str(), error = %e,
