@@ -240,15 +240,21 @@ def wrk(url, paths, conns, seconds=DURATION):
 # ---------------------------------------------------------------- cold fill
 
 
+def coldfill_copy():
+    """A copy of the coldfill graph in WORK: `go mod download` adds go.sum lines, and the
+    tracked files stay as they are."""
+    graph = tempfile.mkdtemp(prefix="coldfill-", dir=WORK)
+    for f in ("go.mod", "go.sum", "main.go"):
+        shutil.copy(os.path.join(HERE, "coldfill", f), graph)
+    return graph
+
+
 def go_download(goproxy):
     """Wall time of `go mod download` of the coldfill graph with a fresh module cache."""
     cache = tempfile.mkdtemp(prefix="modcache-", dir=WORK)
     env = dict(os.environ, GOPROXY=goproxy, GOMODCACHE=cache, GOFLAGS="-modcacherw",
                GONOSUMDB="", GONOSUMCHECK="", GOPRIVATE="", GONOPROXY="")
-    # A copy of the graph: `go mod download` adds go.sum lines, and the tracked file stays as is.
-    graph = tempfile.mkdtemp(prefix="coldfill-", dir=WORK)
-    for f in ("go.mod", "go.sum", "main.go"):
-        shutil.copy(os.path.join(HERE, "coldfill", f), graph)
+    graph = coldfill_copy()
     t = time.monotonic()
     p = subprocess.run(["go", "mod", "download"], cwd=graph, env=env,
                        capture_output=True, text=True)

@@ -184,12 +184,13 @@ def fill(url):
     cache = tempfile.mkdtemp(prefix="modcache-", dir=b.WORK)
     env = dict(os.environ, GOPROXY=url, GOMODCACHE=cache, GOFLAGS="-modcacherw",
                GONOSUMDB="", GOPRIVATE="", GONOPROXY="")
-    out = subprocess.run(["go", "mod", "download", "-json", "all"],
-                         cwd=os.path.join(b.HERE, "coldfill"), env=env,
+    graph = b.coldfill_copy()
+    out = subprocess.run(["go", "mod", "download", "-json", "all"], cwd=graph, env=env,
                          capture_output=True, text=True).stdout
     subprocess.run(["go", "mod", "download", b.BIG_ZIP], env=env, capture_output=True,
                    cwd=b.WORK)
     shutil.rmtree(cache, ignore_errors=True)
+    shutil.rmtree(graph, ignore_errors=True)
     dec = json.JSONDecoder()
     mods, i = [], 0
     while i < len(out):
