@@ -5,7 +5,7 @@ use athens_e2e::gocmd::GoEnv;
 use athens_e2e::modzip::FakeModule;
 use athens_e2e::proxy::ProxyProcess;
 use athens_e2e::sumdb::SumdbServer;
-use athens_e2e::upstream::LocalUpstream;
+use athens_e2e::upstream::{Fault, LocalUpstream};
 use athens_e2e::world::serve_signed;
 use base64::Engine;
 use std::path::Path;
@@ -124,6 +124,28 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_excluded_upstream_latest_gives_the_newest_allowed_version() {
+    let world = World::new(&[lib("v1.0.0"), lib("v1.1.0"), lib("v1.2.0")]).await;
+    // The folder upstream has no `@latest`; this one names v1.2.0, which the filter excludes.
+    world.upstream.fault(
+        "example.com/lib/@latest",
+        Fault::Body(br#"{"Version":"v1.2.0","Time":"2024-01-01T00:00:00Z"}"#.to_vec()),
+    );
+    let filter = world.dir.path().join("filter");
+    std::fs::write(&filter, "+\n- example.com/lib v1.2.0\n").unwrap();
+    let proxy = world.proxy(&format!("filter_file = {:?}", filter.display().to_string()));
+
+    let (status, latest) = get(&format!("{}/example.com/lib/@latest", proxy.url)).await;
+    assert_eq!(status, 200, "{latest}");
+    assert!(latest.contains("\"Version\":\"v1.1.0\""), "{latest}");
+    // The go command agrees, and the excluded version's zip was never fetched.
+    let go = world.go(&proxy);
+    let out = go.run_ok(workdir().path(), &["list", "-m", "example.com/lib@latest"]);
+    assert_eq!(out.trim(), "example.com/lib v1.1.0", "{out}");
+    assert_eq!(world.upstream.hits("example.com/lib/@v/v1.2.0.zip"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filter_blocks_versions_filters_lists_and_reloads() {
     let world = World::new(&[lib("v1.0.0"), lib("v1.1.0"), lib("v1.2.0")]).await;
     let filter = world.dir.path().join("filter");

@@ -310,14 +310,17 @@ fn upstream_latest_excluded(app: &Arc<App>, m: &ModulePath, body: &Bytes) -> boo
 /// list (upstream's and storage's), so an excluded version is never offered as latest.
 async fn latest_allowed(app: &Arc<App>, m: &ModulePath) -> Response {
     let me = m.escaped();
-    let stored = app.store.stored_versions(&me).await.unwrap_or_default();
-    let upstream = fetch_small(app, &format!("{me}/@v/list"))
-        .await
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    let mut versions = merge_list(&upstream, &stored);
-    versions.retain(|v| allowed(app, m, v));
-    let Some(best) = versions.pop() else {
+    let stored = tagged_sorted(&app.store.stored_versions(&me).await.unwrap_or_default());
+    // The same remembered answer `list` serves, so both name the same versions. Boxed: a rare
+    // path, and its upstream request's state would otherwise grow every request's future.
+    let upstream = Box::pin(app.upstream_lists.get(app, &format!("{me}/@v/list"))).await;
+    let upstream = upstream.as_ref().map_or(&[][..], |a| &a.versions[..]);
+    let rules = app.policy.rules();
+    let best = merge_sorted(upstream, &stored)
+        .into_iter()
+        .rev()
+        .find(|v| rules.filter.rule(m.as_str(), Some(v.as_str())) != Rule::Exclude);
+    let Some(best) = best else {
         return reply::error(
             StatusCode::NOT_FOUND,
             format!(
