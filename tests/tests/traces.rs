@@ -30,23 +30,37 @@ fn start_proxy(
     world: &World,
     dir: &std::path::Path,
     observability: &str,
+    env: &[(&str, &str)],
+) -> (ProxyProcess, std::path::PathBuf) {
+    let upstream = format!(
+        "goproxy = \"{}\"\nsumdb = \"{}\"\n",
+        world.upstream.url,
+        world.sumdb.gosumdb()
+    );
+    start_named(dir, "proxy", &upstream, observability, env)
+}
+
+/// A proxy on the bucket in `dir`, its configuration and log named `<name>.toml` and
+/// `<name>.log` there, with these `[upstream]` and `[observability]` lines.
+fn start_named(
+    dir: &std::path::Path,
+    name: &str,
+    upstream: &str,
+    observability: &str,
     env_extra: &[(&str, &str)],
 ) -> (ProxyProcess, std::path::PathBuf) {
-    let storage = dir.join("bucket");
-    let config = dir.join("proxy.toml");
+    let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\n[upstream]\ngoproxy = \"{}\"\nsumdb = \"{}\"\n\
+            "listen = \"127.0.0.1:0\"\n[upstream]\n{upstream}\
              [storage]\nurl = \"file://{}\"\n[log]\nformat = \"json\"\n\
              [observability]\n{observability}",
-            world.upstream.url,
-            world.sumdb.gosumdb(),
-            storage.display()
+            dir.join("bucket").display()
         ),
     )
     .unwrap();
-    let log = dir.join("proxy.log");
+    let log = dir.join(format!("{name}.log"));
     let file = std::fs::File::create(&log).unwrap();
     let mut env = [("RUST_LOG", "athens_proxy=debug,warn")].to_vec();
     env.extend_from_slice(env_extra);
@@ -287,24 +301,13 @@ async fn at_warn_without_traces_warnings_name_their_module() {
 
     // The same bucket behind an upstream that refuses connections, in fallback mode: `list`
     // is answered from storage with a warning.
-    let config = dir.path().join("fallback.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\n[upstream]\nnetwork_mode = \"fallback\"\nretries = 0\n\
-             goproxy = \"http://127.0.0.1:1\"\nsumdb = \"{}\"\n\
-             [storage]\nurl = \"file://{}\"\n[log]\nformat = \"json\"\n",
-            world.sumdb.gosumdb(),
-            dir.path().join("bucket").display()
-        ),
-    )
-    .unwrap();
-    let log = dir.path().join("fallback.log");
-    let proxy = ProxyProcess::start_with_stderr(
-        &["--config", config.to_str().unwrap()],
-        &[("RUST_LOG", "warn")],
-        Stdio::from(std::fs::File::create(&log).unwrap()),
+    let upstream = format!(
+        "network_mode = \"fallback\"\nretries = 0\ngoproxy = \"http://127.0.0.1:1\"\n\
+         sumdb = \"{}\"\n",
+        world.sumdb.gosumdb()
     );
+    let env = [("RUST_LOG", "warn")];
+    let (proxy, log) = start_named(dir.path(), "fallback", &upstream, "", &env);
     let resp = get_ok(format!("{}/{}/@v/list", proxy.url, m.path)).await;
     assert!(resp.headers().contains_key("x-request-id"));
     assert_eq!(resp.text().await.unwrap(), "v1.0.0\n");

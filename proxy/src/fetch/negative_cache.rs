@@ -84,9 +84,10 @@ impl<V: Weigh> TtlCache<V> {
             return None;
         }
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let age = e.map.get(key)?.0.elapsed();
+        let (at, v) = e.map.get(key)?;
+        let age = at.elapsed();
         if age < self.ttl {
-            return e.map.get(key).map(|(_, v)| (v.clone(), age));
+            return Some((v.clone(), age));
         }
         if let Some((_, v)) = e.map.remove(key) {
             e.bytes -= cost(key, &v);

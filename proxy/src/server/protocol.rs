@@ -195,6 +195,19 @@ where
     })
 }
 
+/// What `list` names: upstream's and storage's tagged versions (each sorted), merged, less the
+/// ones the filter excludes. One rules snapshot for all, not a lock per version.
+fn listed<'a>(
+    upstream: &'a [Version],
+    mine: &'a [Version],
+    rules: &Rules,
+    m: &ModulePath,
+) -> impl DoubleEndedIterator<Item = &'a Version> {
+    merge_sorted(upstream, mine)
+        .into_iter()
+        .filter(|v| rules.filter.rule(m.as_str(), Some(v.as_str())) != Rule::Exclude)
+}
+
 /// `list`: upstream's tagged versions merged with storage's, no pseudo-versions, semver order.
 async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
     let me = m.escaped();
@@ -213,14 +226,8 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
             }
         });
     }
-    // Once per body, not per version: the rules sit behind a lock (filter reloads).
     let text = |upstream: &[Version], rules: &Rules| {
-        let mine = tagged_sorted(&stored);
-        list_text(
-            merge_sorted(upstream, &mine)
-                .into_iter()
-                .filter(|v| rules.filter.rule(m.as_str(), Some(v.as_str())) != Rule::Exclude),
-        )
+        list_text(listed(upstream, &tagged_sorted(&stored), rules, m))
     };
     let render = |upstream: &[Version]| reply::ok(TEXT, SHORT, text(upstream, &app.policy.rules()));
     if app.mode == NetworkMode::Offline {
@@ -315,11 +322,7 @@ async fn latest_allowed(app: &Arc<App>, m: &ModulePath) -> Response {
     // path, and its upstream request's state would otherwise grow every request's future.
     let upstream = Box::pin(app.upstream_lists.get(app, &format!("{me}/@v/list"))).await;
     let upstream = upstream.as_ref().map_or(&[][..], |a| &a.versions[..]);
-    let rules = app.policy.rules();
-    let best = merge_sorted(upstream, &stored)
-        .into_iter()
-        .rev()
-        .find(|v| rules.filter.rule(m.as_str(), Some(v.as_str())) != Rule::Exclude);
+    let best = listed(upstream, &stored, &app.policy.rules(), m).next_back();
     let Some(best) = best else {
         return reply::error(
             StatusCode::NOT_FOUND,
