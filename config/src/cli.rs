@@ -240,6 +240,20 @@ mod tests {
     }
 
     #[test]
+    fn a_zip_cache_is_for_remote_buckets_and_needs_room() {
+        let mut cfg = Config::default();
+        cfg.upstream.goproxy = "off".into();
+        cfg.storage.zip_cache_dir = "/var/cache/athens/zips".into();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("storage.zip_cache_dir"), "{err}");
+        cfg.storage.url = "s3://b/p".into();
+        cfg.validate().unwrap();
+        cfg.storage.zip_cache_max_bytes = 0;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("storage.zip_cache_max_bytes"), "{err}");
+    }
+
+    #[test]
     fn bad_network_mode_is_an_error() {
         assert!(Cli::try_parse_from(["athens-proxy", "--network-mode", "sometimes"]).is_err());
     }

@@ -56,6 +56,8 @@ impl Default for StorageConfig {
             url: format!("file://{}", dir.display()),
             options: Default::default(),
             zip_redirect_seconds: 0,
+            zip_cache_dir: String::new(),
+            zip_cache_max_bytes: 1 << 30,
         }
     }
 }

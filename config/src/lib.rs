@@ -94,6 +94,17 @@ pub struct StorageConfig {
     /// a version not in the bucket yet is filled and streamed as usual, the next request is
     /// redirected; if signing fails the zip is streamed.
     pub zip_redirect_seconds: u64,
+    /// A local directory holding copies of zips read from a remote bucket (`s3://`, `gs://`,
+    /// `az://`, `mongodb://`), so a warm zip is sent from local disk without copying instead of
+    /// being read from the bucket again. Filled as a zip is first streamed from the bucket
+    /// (the client never waits for the copy; it is kept only once complete and of the
+    /// bucket's size) and trusted only for committed versions; files survive a restart. Only
+    /// files this proxy names (`<sha256>.zip`, `*.part`) are ever touched. Empty: no copies,
+    /// every zip comes from the bucket. Not for `file://` storage, which is local already.
+    pub zip_cache_dir: String,
+    /// Most bytes the copies in `zip_cache_dir` may take: the least recently served are
+    /// removed to make room, and a zip larger than a quarter of this is never copied.
+    pub zip_cache_max_bytes: u64,
 }
 
 /// How the proxy reaches the outside world.
@@ -402,6 +413,23 @@ impl Config {
                     redact_userinfo(&self.storage.url)
                 ),
             });
+        }
+        if !self.storage.zip_cache_dir.trim().is_empty() {
+            if self.storage.url.starts_with("file://") {
+                return Err(ConfigError::Invalid {
+                    field: "storage.zip_cache_dir",
+                    reason: "a file:// bucket is local already; copies of its zips would only \
+                        take space"
+                        .into(),
+                });
+            }
+            if self.storage.zip_cache_max_bytes == 0 {
+                return Err(ConfigError::Invalid {
+                    field: "storage.zip_cache_max_bytes",
+                    reason: "0 with a zip_cache_dir (leave zip_cache_dir empty for no copies)"
+                        .into(),
+                });
+            }
         }
         // S3 refuses pre-signed URLs valid for longer than seven days.
         if redirect > MAX_ZIP_REDIRECT_SECONDS {
