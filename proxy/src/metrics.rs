@@ -2,8 +2,8 @@
 
 use crate::policy::filter::Rule;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::{Arc, OnceLock};
 
@@ -97,6 +97,11 @@ pub struct Metrics {
     pub vcs_fetch_seconds: HistogramVec,
     /// Requests answered from a repository's mirror without a fetch of their own, by git host.
     pub vcs_mirror_reuses: IntCounterVec,
+    /// Local copies of a remote bucket's zips (`storage.zip_cache_dir`), by outcome: `hit`,
+    /// `miss`, `copied`, `abandoned` (a copy not kept), `evicted`.
+    pub zip_cache: IntCounterVec,
+    /// Bytes the zip copies take.
+    pub zip_cache_bytes: IntGauge,
     /// Resolved series of the request path (see [`RouteSeries`]).
     routes: Arc<[OnceLock<RouteSeries>; Route::COUNT]>,
     storage_hit: OnceLock<IntCounter>,
@@ -216,12 +221,26 @@ impl Metrics {
                 &["host"],
             )
             .expect("valid metric"),
+            zip_cache: IntCounterVec::new(
+                Opts::new(
+                    "athens_zip_cache_total",
+                    "Local copies of a remote bucket's zips, by outcome (hit, miss, copied, \
+                     abandoned, evicted)",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            zip_cache_bytes: IntGauge::new(
+                "athens_zip_cache_bytes",
+                "Bytes the local copies of zips take",
+            )
+            .expect("valid metric"),
             registry,
             routes: Arc::new(std::array::from_fn(|_| OnceLock::new())),
             storage_hit: OnceLock::new(),
             filter_rules: std::array::from_fn(|_| OnceLock::new()),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 18] = [
             Box::new(m.requests.clone()),
             Box::new(m.request_seconds.clone()),
             Box::new(m.cache.clone()),
@@ -238,6 +257,8 @@ impl Metrics {
             Box::new(m.vcs_fetches.clone()),
             Box::new(m.vcs_fetch_seconds.clone()),
             Box::new(m.vcs_mirror_reuses.clone()),
+            Box::new(m.zip_cache.clone()),
+            Box::new(m.zip_cache_bytes.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");
@@ -267,6 +288,19 @@ impl Metrics {
         series.seconds.observe(seconds);
         if let Some(n) = bytes {
             series.bytes.inc_by(n);
+        }
+    }
+
+    /// The zip cache's series (created now, so they read 0 before the first zip).
+    pub fn zip_cache_counters(&self) -> crate::storage::ZipCacheCounters {
+        let c = |o: &str| self.zip_cache.with_label_values(&[o]);
+        crate::storage::ZipCacheCounters {
+            hits: c("hit"),
+            misses: c("miss"),
+            copied: c("copied"),
+            abandoned: c("abandoned"),
+            evicted: c("evicted"),
+            bytes: self.zip_cache_bytes.clone(),
         }
     }
 

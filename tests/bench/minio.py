@@ -4,8 +4,10 @@
 Called by `tests/bench/run store` (MinIO from tests/peers/minio-install). Both proxies fill
 their own prefix/bucket of one MinIO from the machine's GOPROXY with the coldfill graph
 (tests/bench/coldfill) plus one large zip (BENCH_ZIP), then serve it offline while wrk asks
-for `.info`, `.mod` and the zip, in alternating rounds. Then the large zip once more, streamed
-by athens-proxy versus redirected to a pre-signed MinIO URL (`storage.zip_redirect_seconds`,
+for `.info`, `.mod` and the zip, in alternating rounds (zips both from athens-proxy's local
+copies, `storage.zip_cache_dir` as the operator renders it by default, and streamed from the
+bucket without copies). Then the large zip once more: from the local copy, streamed by
+athens-proxy, and redirected to a pre-signed MinIO URL (`storage.zip_redirect_seconds`,
 issue 14), fetched by curl following redirects as the go command does (wrk cannot follow a
 redirect to another host). Writes docs/bench/store.json and the storage section of
 docs/bench/store-and-graph.md. A report; never a gate.
@@ -72,13 +74,23 @@ def start_minio():
     return srv
 
 
-def start_ours(minio_url, mode, redirect_seconds=0):
+# What the operator renders for an S3 bucket by default: a 1Gi emptyDir, 80% of it for copies.
+ZIP_CACHE_BYTES = (1 << 30) // 5 * 4
+
+
+def start_ours(minio_url, mode, redirect_seconds=0, zip_cache=True):
+    """athens-proxy on the `ours` bucket; with `zip_cache`, local copies of zips in a folder of
+    its own (`storage.zip_cache_dir`), as the operator renders it."""
     port = b.free_port()
     cfg = os.path.join(b.WORK, f"ours-{port}.toml")
+    cache = ""
+    if zip_cache:
+        cache = (f'zip_cache_dir = "{os.path.join(b.WORK, f"zips-{port}")}"\n'
+                 f'zip_cache_max_bytes = {ZIP_CACHE_BYTES}\n')
     with open(cfg, "w") as f:
         f.write(f'listen = "127.0.0.1:{port}"\n[upstream]\ngoproxy = "{b.UPSTREAM}"\n'
                 f'sumdb = "{b.SUMDB}"\nnetwork_mode = "{mode}"\n[storage]\nurl = "s3://ours"\n'
-                f'zip_redirect_seconds = {redirect_seconds}\n'
+                f'zip_redirect_seconds = {redirect_seconds}\n{cache}'
                 f'[storage.options]\nendpoint = "{minio_url}"\nregion = "{REGION}"\n'
                 f'allow_http = "true"\nvirtual_hosted_style_request = "false"\n')
     env = dict(os.environ, RUST_LOG="warn", AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET)
@@ -131,10 +143,12 @@ def zip_redirects(minio_url, zip_path, conns=(4, 32)):
     """Warm zip MiB/s to a client that follows redirects: streamed by athens-proxy versus a
     `307` to a pre-signed URL of the same MinIO, in alternating rounds, and the proxy's CPU
     seconds per GiB delivered (what redirects take off its pods)."""
-    servers = {"streamed": start_ours(minio_url, "offline"),
-               "redirected": start_ours(minio_url, "offline", 300)}
+    servers = {"copied": start_ours(minio_url, "offline"),
+               "streamed": start_ours(minio_url, "offline", zip_cache=False),
+               "redirected": start_ours(minio_url, "offline", 300, zip_cache=False)}
     rows = []
     try:
+        warm_copy(servers["copied"], zip_path)
         for c in conns:
             mibps = {n: [] for n in servers}
             cpu = {n: [] for n in servers}
@@ -153,8 +167,8 @@ def zip_redirects(minio_url, zip_path, conns=(4, 32)):
                          **{f"{n}_cpu_s_per_gib": statistics.median(v) for n, v in cpu.items()},
                          "errors": {n: v[0] for n, v in checks.items()},
                          "redirected": {n: v[1] for n, v in checks.items()}})
-            b.say(f"zip redirect @{c}: streamed {rows[-1]['streamed_mibps']:.0f} MiB/s, "
-                  f"redirected {rows[-1]['redirected_mibps']:.0f} MiB/s, load {b.load()}")
+            b.say(f"zip redirect @{c}: local copy {rows[-1]['copied_mibps']:.0f} MiB/s, "
+                  f"streamed {rows[-1]['streamed_mibps']:.0f} MiB/s, redirected {rows[-1]['redirected_mibps']:.0f} MiB/s, load {b.load()}")
     finally:
         for s in servers.values():
             s.stop()
@@ -165,14 +179,32 @@ def redirect_text(rows):
     """The report's paragraph on zip redirects."""
     if not rows:
         return "Pre-signed zip redirects (issue 14): not measured in this run."
-    parts = [f"{r['conns']} at a time: streamed {r['streamed_mibps']:.0f} MiB/s "
+    parts = [f"{r['conns']} at a time: "
+             + (f"from the local copy {r['copied_mibps']:.0f} MiB/s "
+                f"({r['copied_cpu_s_per_gib']:.2f} proxy CPU s/GiB), " if "copied_mibps" in r else "")
+             + f"streamed {r['streamed_mibps']:.0f} MiB/s "
              f"({r['streamed_cpu_s_per_gib']:.2f} proxy CPU s/GiB), redirected "
              f"{r['redirected_mibps']:.0f} MiB/s ({r['redirected_cpu_s_per_gib']:.2f} proxy CPU "
              f"s/GiB; errors {r['errors']})" for r in rows]
     return ("Pre-signed zip redirects (issue 14, `storage.zip_redirect_seconds`): the large zip "
-            "fetched by curl following redirects, as the go command does, streamed through "
-            "athens-proxy versus redirected to a pre-signed URL of the same MinIO; medians of "
+            "fetched by curl following redirects, as the go command does: sent by athens-proxy "
+            "from its local copy (`storage.zip_cache_dir`, the operator's default), streamed "
+            "through it from the bucket (no copies), and redirected to a pre-signed URL of the "
+            "same MinIO; medians of "
             f"{ROUNDS} alternating rounds of 4 x conns requests: " + "; ".join(parts) + ".")
+
+
+def warm_copy(server, zip_path):
+    """Fetches the zip until `server` serves it from its local copy (the copy is written beside
+    the first response, so it may lag it a moment)."""
+    for _ in range(50):
+        b.fetch(server.url + zip_path)
+        text = b.fetch(server.url + "/metrics").decode()
+        if any(l.startswith('athens_zip_cache_total{outcome="hit"}') and not l.endswith(" 0")
+               for l in text.splitlines()):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"{server.url}: the zip was never served from its local copy")
 
 
 def escape(p):
@@ -218,28 +250,40 @@ def main():
              "mod": [base(m, v) + ".mod" for m, v in mods]}
     zm, zv = b.BIG_ZIP.split("@")
     paths["zip"] = [base(zm, zv) + ".zip"]
+    nocopy = "athens-proxy, no zip cache"
     servers = {"athens-proxy": start_ours(minio.url, "offline"),
+               nocopy: start_ours(minio.url, "offline", zip_cache=False),
                "Athens": start_athens(minio.url, "offline")}
     for s in servers.values():  # warm-up, and a check that all is there
         for p in paths["info"][:3] + paths["mod"][:3] + paths["zip"]:
             b.fetch(s.url + p)
+    warm_copy(servers["athens-proxy"], paths["zip"][0])
     samplers = {n: b.RssSampler(s) for n, s in servers.items()}
-    cases = [("info", 32, ">= 3x"), ("info", 128, ">= 3x"), ("mod", 32, ">= 3x"),
-             ("mod", 128, ">= 3x"), ("zip", 4, ">= 1.5x"), ("zip", 32, ">= 1.5x")]
+    # (path kind, connections, target, which athens-proxy): the operator's default (zip
+    # copies on local disk), and zips streamed from the bucket as before copies existed.
+    cases = [("info", 32, ">= 3x", "athens-proxy"), ("info", 128, ">= 3x", "athens-proxy"),
+             ("mod", 32, ">= 3x", "athens-proxy"), ("mod", 128, ">= 3x", "athens-proxy"),
+             ("zip", 4, ">= 1.5x", "athens-proxy"), ("zip", 32, ">= 1.5x", "athens-proxy"),
+             ("zip", 4, "", nocopy), ("zip", 32, "", nocopy)]
     rows, loads, redirect_rows = [], [], []
     try:
-        for ep, c, target in cases:
-            runs = {n: [] for n in servers}
+        for ep, c, target, ours in cases:
+            pair = [ours, "Athens"]
+            runs = {n: [] for n in pair}
             for rnd in range(ROUNDS):
-                order = list(servers) if rnd % 2 == 0 else list(reversed(list(servers)))
+                order = pair if rnd % 2 == 0 else list(reversed(pair))
                 loads.append(b.load())
                 for n in order:
                     runs[n].append(b.wrk(servers[n].url, paths[ep], c))
             s = {n: b.summarize(r) for n, r in runs.items()}
             key = "bps" if ep == "zip" else "rps"
             scale = 1 / 2**20 if ep == "zip" else 1
-            rows.append({"scenario": ep + (" (MiB/s)" if ep == "zip" else ""), "conns": c,
-                         "ours": s["athens-proxy"][key] * scale, "athens": s["Athens"][key] * scale,
+            label = ep
+            if ep == "zip":
+                label = ("zip, streamed from the bucket (MiB/s)" if ours == nocopy
+                         else "zip, local copy (MiB/s)")
+            rows.append({"scenario": label, "conns": c,
+                         "ours": s[ours][key] * scale, "athens": s["Athens"][key] * scale,
                          "errors": {n: v["errors"] for n, v in s.items()}, "target": target})
             b.say(f"store {ep}@{c}: ours {rows[-1]['ours']:.0f} Athens {rows[-1]['athens']:.0f} "
                   f"load {b.load()}")

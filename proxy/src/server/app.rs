@@ -11,7 +11,7 @@ use crate::metrics::Metrics;
 use crate::module::{ModulePath, Version};
 use crate::policy::PrefixPatterns;
 use crate::policy::download::Mode;
-use crate::storage::{Layout, Store};
+use crate::storage::{Layout, Store, ZipCache};
 use crate::upstream::{NetrcLine, Upstream, VcsSettings, parse_goproxy, parse_netrc};
 use crate::verify::sumdb::{SumdbClient, SumdbSpec};
 use bytes::Bytes;
@@ -78,7 +78,18 @@ pub enum MissAnswer {
 impl App {
     /// Builds the state: opens storage, parses the upstream list and checksum database.
     pub fn new(cfg: &Config) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new());
         let mut store = Store::open(&cfg.storage.url, &cfg.storage.options)?;
+        if !cfg.storage.zip_cache_dir.trim().is_empty() {
+            let dir = std::path::Path::new(cfg.storage.zip_cache_dir.trim());
+            let cache = ZipCache::open(
+                dir,
+                cfg.storage.zip_cache_max_bytes,
+                metrics.zip_cache_counters(),
+            )
+            .map_err(|e| anyhow::anyhow!("storage.zip_cache_dir {}: {e}", dir.display()))?;
+            store = store.with_zip_cache(cache);
+        }
         if cfg.storage.zip_redirect_seconds > 0 {
             let signer = crate::storage::open_signer(&cfg.storage.url, &cfg.storage.options)?
                 .ok_or_else(|| {
@@ -93,7 +104,6 @@ impl App {
                 Duration::from_secs(cfg.storage.zip_redirect_seconds),
             );
         }
-        let metrics = Arc::new(Metrics::new());
         let entries = parse_goproxy(&cfg.upstream.goproxy).map_err(anyhow::Error::msg)?;
         let upstream = Upstream::new(
             entries.clone(),

@@ -3,6 +3,7 @@
 use super::StorageError;
 use super::layout::{self, Layout};
 use super::open_zips::{self, OpenZip, OpenZips};
+use super::zip_cache::ZipCache;
 use crate::fetch::negative_cache::TtlCache;
 use crate::module::{Version, unescape_version};
 use bytes::Bytes;
@@ -41,6 +42,8 @@ pub struct Store {
     pub(super) index_hints: Arc<Mutex<HashMap<String, String>>>,
     /// Zips of a local bucket kept open between requests (see `open_zips.rs`).
     open_zips: Arc<OpenZips>,
+    /// Local copies of a remote bucket's zips (see `zip_cache.rs`).
+    zip_cache: Option<Arc<ZipCache>>,
 }
 
 /// How long a module's listing of committed versions is reused. Listing walks the bucket (a
@@ -184,6 +187,7 @@ impl Store {
             pager: None,
             index_hints: Arc::default(),
             open_zips: Arc::default(),
+            zip_cache: None,
         }
     }
 
@@ -204,6 +208,12 @@ impl Store {
     /// Answers warm zips with pre-signed URLs of the bucket, valid for `ttl`.
     pub fn with_zip_redirect(mut self, signer: Arc<dyn Signer>, ttl: std::time::Duration) -> Self {
         self.zip_redirect = Some((signer, ttl));
+        self
+    }
+
+    /// Serves zips of a remote bucket from local copies made as they are first streamed.
+    pub fn with_zip_cache(mut self, cache: ZipCache) -> Self {
+        self.zip_cache = Some(Arc::new(cache));
         self
     }
 
@@ -346,11 +356,24 @@ impl Store {
                 return Ok(Some(local_zip(z)));
             }
         }
-        match self.os.get(&key(&l.zip())?).await {
-            Ok(r) => Ok(Some(ZipObject {
-                size: r.meta.size,
-                body: ZipBody::Stream(r.into_stream()),
-            })),
+        let k = l.zip();
+        if let Some(cache) = &self.zip_cache
+            && let Some(z) = cache.get(&k).await
+        {
+            return Ok(Some(local_zip(z)));
+        }
+        match self.os.get(&key(&k)?).await {
+            Ok(r) => {
+                let size = r.meta.size;
+                let mut body = r.into_stream();
+                if let Some(cache) = &self.zip_cache {
+                    body = cache.copy_while_streaming(&k, size, body);
+                }
+                Ok(Some(ZipObject {
+                    size,
+                    body: ZipBody::Stream(body),
+                }))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -405,6 +428,9 @@ impl Store {
         self.small.remove(&l.mod_marker());
         self.small.remove(&l.zip());
         self.open_zips.remove(&l.zip());
+        if let Some(cache) = &self.zip_cache {
+            cache.forget(&l.zip());
+        }
         self.listings.remove(l.module);
     }
 
@@ -631,5 +657,38 @@ mod tests {
         store.uncommit(l).await.unwrap();
         assert!(!store.has_version(l).await.unwrap());
         assert!(store.info(l).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_remote_buckets_zip_is_copied_once_streamed_and_dropped_with_its_version() {
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = ZipCache::open(cache_dir.path(), 1 << 20, Default::default()).unwrap();
+        let store = Store::new(Arc::new(InMemory::new())).with_zip_cache(cache);
+        let l = layout();
+        let dir = tempfile::tempdir().unwrap();
+        let zip = dir.path().join("z");
+        std::fs::write(&zip, b"PK zip bytes").unwrap();
+        let info = Bytes::from_static(br#"{"Version":"v1.0.0"}"#);
+        let m = Bytes::from_static(b"module example.com/m\n");
+        store.commit(l, &zip, m, info, "h1:x").await.unwrap();
+        let first = store.zip(l).await.unwrap().unwrap();
+        assert!(matches!(first.body, ZipBody::Stream(_)), "from the bucket");
+        let bytes: Vec<Bytes> = first.into_stream().map(|c| c.unwrap()).collect().await;
+        assert_eq!(bytes.concat(), b"PK zip bytes");
+        // The copy is written beside the stream; it is used once complete.
+        let started = std::time::Instant::now();
+        let second = loop {
+            let z = store.zip(l).await.unwrap().unwrap();
+            if matches!(z.body, ZipBody::File(_)) {
+                break z;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "never copied");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let bytes: Vec<Bytes> = second.into_stream().map(|c| c.unwrap()).collect().await;
+        assert_eq!(bytes.concat(), b"PK zip bytes");
+        store.uncommit(l).await.unwrap();
+        assert!(store.zip(l).await.unwrap().is_none());
+        assert_eq!(std::fs::read_dir(cache_dir.path()).unwrap().count(), 0);
     }
 }
