@@ -26,6 +26,7 @@ use crate::fetch::singleflight::Group;
 use crate::module::{Version, parse_list};
 use crate::upstream::UpstreamError;
 use bytes::Bytes;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +46,9 @@ type Fetched = Result<Arc<Answer>, UpstreamError>;
 pub struct Answer {
     pub versions: Box<[Version]>,
     rendered: Mutex<Option<Rendered>>,
+    /// A refresh of this answer is under way: requests meanwhile serve it without starting
+    /// another (the single flight would share the upstream request, but not the task).
+    refreshing: AtomicBool,
 }
 
 /// A `list` body and what it was made from besides the answer: storage's versions and the
@@ -60,7 +64,19 @@ impl Answer {
         Self {
             versions: versions.into(),
             rendered: Mutex::new(None),
+            refreshing: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the caller is the one to refresh this answer (the first to ask since it was
+    /// fetched, or since the last refresh failed).
+    fn claim_refresh(&self) -> bool {
+        !self.refreshing.swap(true, Ordering::AcqRel)
+    }
+
+    /// The refresh failed: the next request past [`FRESH`] tries again.
+    fn refresh_failed(&self) {
+        self.refreshing.store(false, Ordering::Release);
     }
 
     /// The body for this answer with `stored` and `rules`: the last one when they are the same,
@@ -141,8 +157,16 @@ impl UpstreamLists {
             match freshness(age) {
                 Freshness::Fresh => return Ok(versions),
                 Freshness::Stale => {
-                    // The refresh runs in its own task (see `Group::run`); this only starts it.
-                    tokio::spawn(self.refresh(app, path));
+                    // The refresh runs in its own task (see `Group::run`); this only starts it,
+                    // once per answer. A success replaces the answer in memory.
+                    if versions.claim_refresh() {
+                        let (old, refresh) = (Arc::clone(&versions), self.refresh(app, path));
+                        tokio::spawn(async move {
+                            if refresh.await.is_err() {
+                                old.refresh_failed();
+                            }
+                        });
+                    }
                     return Ok(versions);
                 }
                 Freshness::Expired => {}
@@ -194,6 +218,15 @@ mod tests {
             Freshness::Stale
         );
         assert_eq!(freshness(FRESH + STALE), Freshness::Expired);
+    }
+
+    #[test]
+    fn one_refresh_per_answer_until_it_fails() {
+        let answer = Answer::new(Vec::new());
+        assert!(answer.claim_refresh());
+        assert!(!answer.claim_refresh(), "one is under way");
+        answer.refresh_failed();
+        assert!(answer.claim_refresh(), "a failed refresh is tried again");
     }
 
     fn versions(v: &[&str]) -> Vec<Version> {
