@@ -37,6 +37,11 @@ pub struct RenderedStorage {
     pub root: tempfile::TempDir,
     /// `storage.zip_redirect_seconds`, from `spec.storage.zipRedirectSeconds`.
     pub zip_redirect_seconds: u64,
+    /// `storage.zip_cache_dir` under `root` (created, as the pod's emptyDir is), from
+    /// `spec.storage.zipCacheSizeLimit`; `None` when the operator renders no zip cache.
+    pub zip_cache_dir: Option<PathBuf>,
+    /// `storage.zip_cache_max_bytes`.
+    pub zip_cache_max_bytes: u64,
 }
 
 /// Renders an AthensProxy with `storage` and the Secrets `secrets` (name → key → value).
@@ -107,12 +112,22 @@ pub fn render_storage(storage: &StorageSpec, secrets: &SecretData) -> Result<Ren
         };
         env.push((e.name.clone(), value));
     }
+    let zip_cache_dir = match config.storage.zip_cache_dir.as_str() {
+        "" => None,
+        dir => {
+            let dir = remap(dir);
+            std::fs::create_dir_all(&dir)?;
+            Some(dir)
+        }
+    };
     Ok(RenderedStorage {
         url: config.storage.url,
         options: config.storage.options,
         env,
         root,
         zip_redirect_seconds: config.storage.zip_redirect_seconds,
+        zip_cache_dir,
+        zip_cache_max_bytes: config.storage.zip_cache_max_bytes,
     })
 }
 

@@ -476,6 +476,18 @@ async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> 
                "spec":{"storage":{"s3":{"bucket":"b"},"zipRedirectSeconds":604801},"upstream":{"goproxy":"off"}}}"#,
             "zipRedirectSeconds",
         ),
+        (
+            "a zip cache on a volume",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"zipcachefs"},
+               "spec":{"storage":{"filesystem":{},"zipCacheSizeLimit":"1Gi"},"upstream":{"goproxy":"off"}}}"#,
+            "storage.zipCacheSizeLimit is for buckets (s3, gcs, azure, mongodb); filesystem storage is local already",
+        ),
+        (
+            "a zip cache limit that is not a size",
+            r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"zipcachegb"},
+               "spec":{"storage":{"s3":{"bucket":"b"},"zipCacheSizeLimit":"1GB"},"upstream":{"goproxy":"off"}}}"#,
+            "zipCacheSizeLimit",
+        ),
     ];
     for (what, doc, message) in cases {
         let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(doc))?;
@@ -483,9 +495,9 @@ async fn invalid_resources_are_refused_with_the_schemas_message() -> Result<()> 
         assert!(!out.status.success(), "{what}: accepted");
         assert!(stderr.contains(message), "{what}: {stderr}");
     }
-    // And a valid one is accepted: the rules do not refuse everything.
+    // And valid ones are accepted: the rules do not refuse everything ("0" is the cache off).
     let ok = r#"{"apiVersion":"athens.dev/v1alpha1","kind":"AthensProxy","metadata":{"name":"ok"},
-        "spec":{"replicas":3,"storage":{"s3":{"bucket":"b"}},"upstream":{"goproxy":"off"}}}"#;
+        "spec":{"replicas":3,"storage":{"s3":{"bucket":"b"},"zipCacheSizeLimit":"0"},"upstream":{"goproxy":"off"}}}"#;
     let out = kubectl(ns.name(), &["apply", "-f", "-"], Some(ok))?;
     assert!(
         out.status.success(),

@@ -27,6 +27,7 @@ use athens_proxy::fetch::lease::{Acquired, try_acquire};
 use athens_proxy::storage::{Committed, Layout, Store};
 use bytes::Bytes;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A storage backend under test: the URL, non-secret options, and the credentials env.
@@ -38,18 +39,31 @@ struct Backend {
     shared: bool,
     /// Files the configuration points at (a rendered pod's Secret files).
     _files: Option<tempfile::TempDir>,
+    /// The rendered zip cache: the folder each proxy process gets a folder of its own in, and
+    /// `zip_cache_max_bytes`.
+    zip_cache: Option<(PathBuf, u64)>,
+}
+
+/// What one proxy process reads and writes besides the bucket: its config file, and its own zip
+/// cache (a pod's emptyDir).
+struct ProxyFiles {
+    _config: tempfile::NamedTempFile,
+    _zip_cache: Option<tempfile::TempDir>,
 }
 
 impl Backend {
     /// A shared bucket configured as the operator renders `storage` with `secrets`.
     fn rendered(storage: StorageSpec, secrets: &SecretData) -> Backend {
         let r = render_storage(&storage, secrets).expect("render the storage");
+        let zip_cache = r.zip_cache_dir.map(|dir| (dir, r.zip_cache_max_bytes));
+        assert!(zip_cache.is_some(), "a bucket gets a zip cache by default");
         Backend {
             url: r.url,
             options: r.options,
             env: r.env,
             shared: true,
             _files: Some(r.root),
+            zip_cache,
         }
     }
 
@@ -60,14 +74,28 @@ impl Backend {
             env: Vec::new(),
             shared,
             _files: None,
+            zip_cache: None,
         }
     }
 
-    fn config_file(&self, upstream: &str, gosumdb: &str, mode: &str) -> tempfile::NamedTempFile {
+    fn config_file(
+        &self,
+        upstream: &str,
+        gosumdb: &str,
+        mode: &str,
+        zip_cache: Option<&Path>,
+    ) -> tempfile::NamedTempFile {
         let mut text = format!(
-            "listen = \"127.0.0.1:0\"\n[upstream]\ngoproxy = \"{upstream}\"\nsumdb = \"{gosumdb}\"\nnetwork_mode = \"{mode}\"\n[storage]\nurl = \"{}\"\n[storage.options]\n",
+            "listen = \"127.0.0.1:0\"\n[upstream]\ngoproxy = \"{upstream}\"\nsumdb = \"{gosumdb}\"\nnetwork_mode = \"{mode}\"\n[storage]\nurl = \"{}\"\n",
             self.url
         );
+        if let (Some(dir), Some((_, max_bytes))) = (zip_cache, &self.zip_cache) {
+            text.push_str(&format!(
+                "zip_cache_dir = {:?}\nzip_cache_max_bytes = {max_bytes}\n",
+                dir.to_string_lossy()
+            ));
+        }
+        text.push_str("[storage.options]\n");
         for (k, v) in &self.options {
             text.push_str(&format!("{k} = \"{v}\"\n"));
         }
@@ -76,13 +104,19 @@ impl Backend {
         f
     }
 
-    fn proxy(
-        &self,
-        upstream: &str,
-        gosumdb: &str,
-        mode: &str,
-    ) -> (ProxyProcess, tempfile::NamedTempFile) {
-        let cfg = self.config_file(upstream, gosumdb, mode);
+    fn proxy(&self, upstream: &str, gosumdb: &str, mode: &str) -> (ProxyProcess, ProxyFiles) {
+        // Each pod has its own emptyDir: a second process on the bucket must not find the first
+        // one's copies (it proves the bucket holds the zips).
+        let zip_cache = self
+            .zip_cache
+            .as_ref()
+            .map(|(dir, _)| tempfile::tempdir_in(dir).unwrap());
+        let cfg = self.config_file(
+            upstream,
+            gosumdb,
+            mode,
+            zip_cache.as_ref().map(|d| d.path()),
+        );
         let env: Vec<(&str, &str)> = self
             .env
             .iter()
@@ -90,7 +124,10 @@ impl Backend {
             .collect();
         (
             ProxyProcess::start(&["--config", cfg.path().to_str().unwrap()], &env),
-            cfg,
+            ProxyFiles {
+                _config: cfg,
+                _zip_cache: zip_cache,
+            },
         )
     }
 

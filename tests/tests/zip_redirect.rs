@@ -40,6 +40,8 @@ fn on_minio(minio: &MinioServer, seconds: u64) -> RenderedStorage {
     );
     let r = render_storage(&storage, &secrets).expect("render the storage");
     assert_eq!(r.zip_redirect_seconds, seconds);
+    // Warm zips are redirected: no zip cache unless the spec asks for one.
+    assert_eq!(r.zip_cache_dir, None);
     r
 }
 
@@ -57,9 +59,17 @@ fn proxy_on(
         "listen = \"127.0.0.1:0\"\n\
          [upstream]\ngoproxy = \"{upstream}\"\nsumdb = \"{gosumdb}\"\nprefetch_zips = false\n\
          [policy]\nreload_seconds = 1\n{policy}\n\
-         [storage]\nurl = \"{}\"\nzip_redirect_seconds = {}\n[storage.options]\n",
+         [storage]\nurl = \"{}\"\nzip_redirect_seconds = {}\n",
         r.url, r.zip_redirect_seconds
     );
+    if let Some(dir) = &r.zip_cache_dir {
+        text.push_str(&format!(
+            "zip_cache_dir = {:?}\nzip_cache_max_bytes = {}\n",
+            dir.to_string_lossy(),
+            r.zip_cache_max_bytes
+        ));
+    }
+    text.push_str("[storage.options]\n");
     for (k, v) in &r.options {
         text.push_str(&format!("{k} = \"{v}\"\n"));
     }

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 #[x_kube(validation = Rule::new(
     "!has(self.zipRedirectSeconds) || self.zipRedirectSeconds == 0 || has(self.s3) || has(self.gcs) || has(self.azure)"
 ).message("storage.zipRedirectSeconds needs storage.s3, storage.gcs or storage.azure (a bucket that can pre-sign URLs)"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.zipCacheSizeLimit) || !has(self.filesystem)"
+).message("storage.zipCacheSizeLimit is for buckets (s3, gcs, azure, mongodb); filesystem storage is local already"))]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
     /// A PersistentVolumeClaim mounted into the proxy pods: one the operator creates
@@ -42,6 +45,16 @@ pub struct StorageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 604800))]
     pub zip_redirect_seconds: Option<u64>,
+    /// Size limit of the zip cache, an emptyDir of each pod (`sizeLimit`) holding copies of
+    /// zips read from the bucket, so warm zips are served from local disk. The proxy keeps its
+    /// copies under 80% of it, removing the least recently served. A number of bytes with an
+    /// optional `Ki`, `Mi`, `Gi` or `Ti` suffix; `0` turns the cache off. Default `1Gi` for
+    /// s3, gcs, azure and mongodb when zipRedirectSeconds is unset or 0; with redirects warm
+    /// zips go straight from the bucket, so there is no cache unless this is set. Not with
+    /// filesystem storage, which is local already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(0|[1-9][0-9]*(Ki|Mi|Gi|Ti)?)$"))]
+    pub zip_cache_size_limit: Option<String>,
 }
 
 /// A volume for modules. Without existingClaim the operator creates a PersistentVolumeClaim

@@ -5,7 +5,7 @@ use super::secrets::{
 };
 use super::{
     CONFIG_DIR, CONTAINER_PORT, DOWNLOAD_KEY, FILTER_KEY, POLICY_REF_DIR, STORAGE_DIR,
-    VCS_CACHE_DIR, VCS_SECRET_DIR,
+    VCS_CACHE_DIR, VCS_SECRET_DIR, ZIP_CACHE_DIR,
 };
 use crate::crd::{AthensProxySpec, NetworkModeSpec, StorageSpec};
 use athens_config::{Config, LogFormat, NetworkMode, StorageConfig};
@@ -55,6 +55,30 @@ pub fn vcs_cache_limit(spec: &AthensProxySpec) -> Option<String> {
             .and_then(|v| v.cache_size_limit.clone())
             .unwrap_or_else(|| DEFAULT_VCS_CACHE_LIMIT.into()),
     )
+}
+
+/// Default size limit of the zip cache emptyDir.
+pub const DEFAULT_ZIP_CACHE_LIMIT: &str = "1Gi";
+
+/// The zip cache's size limit: for remote buckets only, off with `0`, and by default only
+/// when zips are streamed (with redirects, warm zips never pass through the proxy).
+pub fn zip_cache_limit(storage: &StorageSpec) -> Option<String> {
+    if storage.filesystem.is_some() {
+        return None;
+    }
+    let limit = match &storage.zip_cache_size_limit {
+        Some(limit) => limit.trim().to_string(),
+        None if storage.zip_redirect_seconds.unwrap_or(0) > 0 => return None,
+        None => DEFAULT_ZIP_CACHE_LIMIT.into(),
+    };
+    // Off for `0`, and for a limit leaving no room (the proxy refuses a cache of 0 bytes).
+    (zip_cache_room(&limit) > 0).then_some(limit)
+}
+
+/// 80% of the limit, as for the mirror cache: the proxy removes copies before the kubelet
+/// evicts the pod for a full emptyDir.
+fn zip_cache_room(limit: &str) -> u64 {
+    quantity_bytes(limit).unwrap_or(0) / 5 * 4
 }
 
 /// Bytes of a quantity as the CRD allows it (`<n>` with an optional Ki/Mi/Gi/Ti suffix).
@@ -219,10 +243,16 @@ pub fn storage_config(storage: &StorageSpec) -> StorageConfig {
         // Filesystem (the schema guarantees exactly one kind is set).
         format!("file://{STORAGE_DIR}")
     };
+    let zip_cache = zip_cache_limit(storage);
     StorageConfig {
         url,
         options,
         zip_redirect_seconds: storage.zip_redirect_seconds.unwrap_or(0),
+        zip_cache_dir: zip_cache
+            .as_ref()
+            .map(|_| ZIP_CACHE_DIR.to_string())
+            .unwrap_or_default(),
+        zip_cache_max_bytes: zip_cache.as_deref().map(zip_cache_room).unwrap_or(0),
     }
 }
 

@@ -5,7 +5,7 @@ use super::secrets::{Credential, Delivery, GCS_DEFAULT_KEY, credentials, vcs_cre
 use super::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONTAINER_PORT, DEFAULT_IMAGE, DOWNLOAD_KEY,
     FILTER_KEY, GCS_KEY_DIR, Meta, POLICY_REF_DIR, STORAGE_DIR, TMP_DIR, VCS_CACHE_DIR,
-    VCS_SECRET_DIR, claim_name, config_map_name, pvc::access_modes, selector_labels,
+    VCS_SECRET_DIR, ZIP_CACHE_DIR, claim_name, config_map_name, pvc::access_modes, selector_labels,
 };
 use crate::crd::AthensProxySpec;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
@@ -340,17 +340,31 @@ fn volumes(meta: &Meta, spec: &AthensProxySpec) -> (Vec<Volume>, Vec<VolumeMount
         });
         mounts.push(mount(VCS_VOLUME, VCS_SECRET_DIR, true));
     }
-    // The git mirror cache: its own emptyDir with a size limit the proxy keeps under.
-    if let Some(limit) = super::config::vcs_cache_limit(spec) {
+    // The git mirror cache and the zip cache (copies of the bucket's zips): each its own
+    // emptyDir with a size limit the proxy keeps under.
+    let caches = [
+        (
+            VCS_CACHE_VOLUME,
+            VCS_CACHE_DIR,
+            super::config::vcs_cache_limit(spec),
+        ),
+        (
+            ZIP_CACHE_VOLUME,
+            ZIP_CACHE_DIR,
+            super::config::zip_cache_limit(&spec.storage),
+        ),
+    ];
+    for (name, dir, limit) in caches {
+        let Some(limit) = limit else { continue };
         volumes.push(Volume {
-            name: VCS_CACHE_VOLUME.into(),
+            name: name.into(),
             empty_dir: Some(EmptyDirVolumeSource {
                 size_limit: Some(Quantity(limit)),
                 ..Default::default()
             }),
             ..Default::default()
         });
-        mounts.push(mount(VCS_CACHE_VOLUME, VCS_CACHE_DIR, false));
+        mounts.push(mount(name, dir, false));
     }
     (volumes, mounts)
 }
@@ -364,6 +378,9 @@ const VCS_VOLUME: &str = "vcs-credentials";
 
 /// The git mirror cache volume, mounted at [`VCS_CACHE_DIR`].
 const VCS_CACHE_VOLUME: &str = "vcs-cache";
+
+/// The zip cache volume, mounted at [`ZIP_CACHE_DIR`].
+const ZIP_CACHE_VOLUME: &str = "zip-cache";
 
 /// One Secret key as a read-only file, readable by the pod's group (fsGroup) only.
 fn secret_file_volume(c: &Credential, file: &str, volume: &str) -> Volume {
@@ -693,6 +710,85 @@ mod tests {
         assert_eq!(
             cfg.upstream.vcs_cache_max_bytes,
             2 * 1024 * 1024 * 1024 / 5 * 4
+        );
+    }
+
+    /// The zip cache as rendered: the emptyDir's size limit (checked mounted read-write at
+    /// the config's directory) and the config's byte bound; None when neither is rendered.
+    fn zip_cache(storage: StorageSpec) -> Option<(String, u64)> {
+        let p = proxy(storage);
+        let d = desired(&p, &Secrets::new(), &Settings::default())
+            .unwrap()
+            .deployment;
+        let cfg = crate::render::proxy_config(&p.spec);
+        cfg.validate().unwrap();
+        let volume = pod(&d)
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "zip-cache");
+        let mount = pod(&d).containers[0]
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.name == "zip-cache");
+        let Some(volume) = volume else {
+            assert!(mount.is_none());
+            assert_eq!(cfg.storage.zip_cache_dir, "");
+            return None;
+        };
+        let mount = mount.unwrap();
+        assert_eq!(mount.mount_path, "/var/cache/athens/zips");
+        assert_ne!(mount.read_only, Some(true));
+        assert_eq!(cfg.storage.zip_cache_dir, mount.mount_path);
+        let limit = volume.empty_dir.as_ref().unwrap().size_limit.clone();
+        Some((limit.unwrap().0, cfg.storage.zip_cache_max_bytes))
+    }
+
+    #[test]
+    fn buckets_get_a_zip_cache_of_1gi_by_default() {
+        let gib = 1024 * 1024 * 1024;
+        assert_eq!(zip_cache(s3()), Some(("1Gi".into(), gib / 5 * 4)));
+        let mongo = StorageSpec {
+            mongodb: Some(MongoDbStorage {
+                url: "mongodb://mongo.db.svc:27017/mods".into(),
+                credentials: None,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(zip_cache(mongo), Some(("1Gi".into(), gib / 5 * 4)));
+    }
+
+    #[test]
+    fn an_explicit_zip_cache_limit_is_the_size_limit_and_80_percent_of_it_the_bound() {
+        let mut st = s3();
+        st.zip_cache_size_limit = Some("256Mi".into());
+        assert_eq!(
+            zip_cache(st),
+            Some(("256Mi".into(), 256 * 1024 * 1024 / 5 * 4))
+        );
+    }
+
+    #[test]
+    fn no_zip_cache_when_off_local_or_redirected() {
+        let mut off = s3();
+        off.zip_cache_size_limit = Some("0".into());
+        assert_eq!(zip_cache(off), None);
+        // Too small to leave the proxy a byte: off, rather than a config the proxy refuses.
+        let mut tiny = s3();
+        tiny.zip_cache_size_limit = Some("4".into());
+        assert_eq!(zip_cache(tiny), None);
+        assert_eq!(zip_cache(fs()), None);
+        let mut redirected = s3();
+        redirected.zip_redirect_seconds = Some(300);
+        assert_eq!(zip_cache(redirected.clone()), None);
+        // An explicit limit holds with redirects too.
+        redirected.zip_cache_size_limit = Some("2Gi".into());
+        assert_eq!(
+            zip_cache(redirected),
+            Some(("2Gi".into(), 2 * 1024 * 1024 * 1024 / 5 * 4))
         );
     }
 

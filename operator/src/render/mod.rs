@@ -66,6 +66,8 @@ pub const TMP_DIR: &str = "/tmp";
 pub const VCS_SECRET_DIR: &str = "/var/run/secrets/athens/vcs";
 /// Where the git mirror cache emptyDir is mounted.
 pub const VCS_CACHE_DIR: &str = "/var/cache/athens/vcs";
+/// Where the zip cache emptyDir (copies of the bucket's zips) is mounted.
+pub const ZIP_CACHE_DIR: &str = "/var/cache/athens/zips";
 /// Pod-template annotation holding the hash of the configuration and referenced Secrets.
 pub const CONFIG_HASH_ANNOTATION: &str = "athens.dev/config-hash";
 /// Value of `app.kubernetes.io/name` on everything the operator creates.
