@@ -131,6 +131,47 @@ pub fn render_storage(storage: &StorageSpec, secrets: &SecretData) -> Result<Ren
     })
 }
 
+impl RenderedStorage {
+    /// The `[storage]` section of a proxy config file, as the ConfigMap has it with the pod's
+    /// paths remapped (the zip cache under `root`).
+    pub fn storage_toml(&self) -> String {
+        let mut text = format!(
+            "[storage]\nurl = \"{}\"\nzip_redirect_seconds = {}\n",
+            self.url, self.zip_redirect_seconds
+        );
+        if let Some(dir) = &self.zip_cache_dir {
+            text.push_str(&format!(
+                "zip_cache_dir = {:?}\nzip_cache_max_bytes = {}\n",
+                dir.to_string_lossy(),
+                self.zip_cache_max_bytes
+            ));
+        }
+        text.push_str("[storage.options]\n");
+        for (k, v) in &self.options {
+            text.push_str(&format!("{k} = \"{v}\"\n"));
+        }
+        text
+    }
+
+    /// A proxy with the config `head` (everything but `[storage]`) and this storage, in the
+    /// pod's environment. The config file lives as long as the returned handle.
+    pub fn start_proxy(&self, head: &str) -> (crate::proxy::ProxyProcess, tempfile::NamedTempFile) {
+        let f = tempfile::NamedTempFile::new().expect("a temporary file");
+        std::fs::write(f.path(), format!("{head}\n{}", self.storage_toml()))
+            .expect("write the config");
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let path = f.path().to_string_lossy().into_owned();
+        (
+            crate::proxy::ProxyProcess::start(&["--config", &path], &env),
+            f,
+        )
+    }
+}
+
 fn secret_value<'a>(secrets: &'a SecretData, name: &str, key: &str) -> Option<&'a [u8]> {
     secrets.get(name)?.get(key).map(Vec::as_slice)
 }

@@ -55,33 +55,11 @@ fn proxy_on(
 ) -> (ProxyProcess, tempfile::NamedTempFile) {
     // prefetch_zips off: a zip is filled by its own request only, so the first download is
     // deterministically the cold one (filled and streamed), not a race with a background fill.
-    let mut text = format!(
+    r.start_proxy(&format!(
         "listen = \"127.0.0.1:0\"\n\
          [upstream]\ngoproxy = \"{upstream}\"\nsumdb = \"{gosumdb}\"\nprefetch_zips = false\n\
-         [policy]\nreload_seconds = 1\n{policy}\n\
-         [storage]\nurl = \"{}\"\nzip_redirect_seconds = {}\n",
-        r.url, r.zip_redirect_seconds
-    );
-    if let Some(dir) = &r.zip_cache_dir {
-        text.push_str(&format!(
-            "zip_cache_dir = {:?}\nzip_cache_max_bytes = {}\n",
-            dir.to_string_lossy(),
-            r.zip_cache_max_bytes
-        ));
-    }
-    text.push_str("[storage.options]\n");
-    for (k, v) in &r.options {
-        text.push_str(&format!("{k} = \"{v}\"\n"));
-    }
-    let f = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(f.path(), text).unwrap();
-    let env: Vec<(&str, &str)> = r
-        .env
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let p = ProxyProcess::start(&["--config", f.path().to_str().unwrap()], &env);
-    (p, f)
+         [policy]\nreload_seconds = 1\n{policy}\n"
+    ))
 }
 
 fn zip_url(p: &ProxyProcess, m: &FakeModule) -> String {

@@ -259,7 +259,12 @@ impl ZipCache {
         let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
         let cache = self.clone();
         tokio::task::spawn_blocking(move || cache.write_copy(name, generation, size, rx));
-        Tee { body, tx: Some(tx) }.boxed()
+        Tee {
+            body,
+            tx: Some(tx),
+            left: size,
+        }
+        .boxed()
     }
 
     /// The writer thread of one copy: chunks until the stream ends or is dropped; kept only if
@@ -326,12 +331,14 @@ impl ZipCache {
     }
 }
 
-/// The bucket's stream, handing a clone of each chunk to a copy's writer, and `None` when the
-/// stream ended cleanly: a copy without that end (an error, a dropped response, a full queue)
-/// is not kept.
+/// The bucket's stream, handing a clone of each chunk to a copy's writer, then `None` once the
+/// bucket's `left` bytes have all passed (an HTTP server stops polling a body whose length it
+/// has sent, so the stream's own end may never be seen). A copy without that end (an error,
+/// a dropped response, a full queue) is not kept.
 struct Tee {
     body: BoxStream<'static, Result<Bytes, object_store::Error>>,
     tx: Option<tokio::sync::mpsc::Sender<Option<Bytes>>>,
+    left: u64,
 }
 
 impl futures::Stream for Tee {
@@ -342,18 +349,26 @@ impl futures::Stream for Tee {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         let item = std::task::ready!(self.body.poll_next_unpin(cx));
-        let give = match &item {
-            Some(Ok(chunk)) => Some(Some(chunk.clone())),
-            Some(Err(_)) => None,
-            None => Some(None),
-        };
-        let sent = match (&self.tx, give) {
-            (Some(tx), Some(g)) => tx.try_send(g).is_ok(),
-            _ => false,
-        };
-        // Once a chunk is missed the copy is abandoned: the writer sees the queue close.
-        if !sent || item.is_none() {
-            self.tx = None;
+        if let Some(tx) = self.tx.take() {
+            let keep = match &item {
+                Some(Ok(chunk)) if chunk.len() as u64 <= self.left => {
+                    self.left -= chunk.len() as u64;
+                    let sent = tx.try_send(Some(chunk.clone())).is_ok();
+                    if sent && self.left == 0 {
+                        // Complete (unless the queue has no room for the end: then no copy).
+                        let _ = tx.try_send(None);
+                        false
+                    } else {
+                        sent
+                    }
+                }
+                // An error, more bytes than announced, or an early end: no copy.
+                _ => false,
+            };
+            // Once a chunk is missed, or all were given, the writer sees the queue close.
+            if keep {
+                self.tx = Some(tx);
+            }
         }
         std::task::Poll::Ready(item)
     }
@@ -434,6 +449,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_copy_is_complete_once_all_bytes_passed_even_if_the_end_is_never_polled() {
+        // hyper stops polling a body whose Content-Length it has sent.
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(ZipCache::open(dir.path(), 1000, Counters::default()).unwrap());
+        let mut s = cache.copy_while_streaming("k.zip", 6, chunks(&[b"abc", b"def"]));
+        assert!(s.next().await.is_some());
+        assert!(s.next().await.is_some());
+        drop(s);
+        settled(&cache).await;
+        assert_eq!(cache.get("k.zip").await.map(|z| z.size), Some(6));
+    }
+
+    #[tokio::test]
     async fn a_short_stream_or_an_error_leaves_no_copy() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Arc::new(ZipCache::open(dir.path(), 1000, Counters::default()).unwrap());
@@ -448,11 +476,15 @@ mod tests {
             }),
         ])
         .boxed();
-        let s = cache.copy_while_streaming("err.zip", 3, failing);
+        let s = cache.copy_while_streaming("err.zip", 6, failing);
         let _ = s.collect::<Vec<_>>().await;
+        // More bytes than the bucket said.
+        let s = cache.copy_while_streaming("long.zip", 2, chunks(&[b"abc"]));
+        let _: Vec<Bytes> = s.try_collect().await.unwrap();
         settled(&cache).await;
-        assert!(cache.get("short.zip").await.is_none());
-        assert!(cache.get("err.zip").await.is_none());
+        for k in ["short.zip", "err.zip", "long.zip"] {
+            assert!(cache.get(k).await.is_none(), "{k}");
+        }
         assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
     }
 
