@@ -104,6 +104,37 @@ impl MinioServer {
     }
 
     /// `kill -9` the server, as a crash or a lost node would; its data stays for [`Self::restart`].
+    /// `spec.storage` naming this server's bucket under `prefix`, credentials from the Secret
+    /// `s3` (see [`MinioServer::secrets`]); other fields at their defaults.
+    pub fn storage_spec(&self, prefix: &str) -> athens_operator::crd::StorageSpec {
+        use athens_operator::crd::{S3Credentials, S3Storage, StorageSpec};
+        StorageSpec {
+            s3: Some(S3Storage {
+                bucket: self.bucket.clone(),
+                prefix: Some(prefix.into()),
+                region: Some(self.region.clone()),
+                endpoint: Some(self.endpoint.clone()),
+                path_style: Some(true),
+                credentials: Some(S3Credentials {
+                    secret_name: "s3".into(),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// The Secret `s3` that [`MinioServer::storage_spec`] refers to.
+    pub fn secrets(&self) -> crate::rendered::SecretData {
+        crate::rendered::secret(
+            "s3",
+            &[
+                ("AWS_ACCESS_KEY_ID", &self.access_key),
+                ("AWS_SECRET_ACCESS_KEY", &self.secret_key),
+            ],
+        )
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -21,7 +21,7 @@ use athens_e2e::sumdb::SumdbServer;
 use athens_e2e::upstream::LocalUpstream;
 use athens_operator::crd::{
     AzureCredentials, AzureStorage, GcsCredentials, GcsStorage, MongoDbCredentials, MongoDbStorage,
-    S3Credentials, S3Storage, StorageSpec,
+    StorageSpec,
 };
 use athens_proxy::fetch::lease::{Acquired, try_acquire};
 use athens_proxy::storage::{Committed, Layout, Store};
@@ -327,28 +327,11 @@ async fn memory_storage() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_storage_on_minio() {
     let minio = MinioServer::start().await;
-    let storage = StorageSpec {
-        s3: Some(S3Storage {
-            bucket: minio.bucket.clone(),
-            prefix: Some("some/prefix".into()),
-            region: Some(minio.region.clone()),
-            endpoint: Some(minio.endpoint.clone()),
-            path_style: Some(true),
-            credentials: Some(S3Credentials {
-                secret_name: "s3".into(),
-                ..Default::default()
-            }),
-        }),
-        ..Default::default()
-    };
-    let secrets = secret(
-        "s3",
-        &[
-            ("AWS_ACCESS_KEY_ID", &minio.access_key),
-            ("AWS_SECRET_ACCESS_KEY", &minio.secret_key),
-        ],
-    );
-    suite(Backend::rendered(storage, &secrets)).await;
+    suite(Backend::rendered(
+        minio.storage_spec("some/prefix"),
+        &minio.secrets(),
+    ))
+    .await;
 }
 
 /// Google Cloud Storage on fake-gcs-server, reached through a service account key (from a

@@ -7,38 +7,20 @@ use athens_e2e::gocmd::GoEnv;
 use athens_e2e::minio::MinioServer;
 use athens_e2e::modzip::FakeModule;
 use athens_e2e::proxy::ProxyProcess;
-use athens_e2e::rendered::{RenderedStorage, render_storage, secret};
+use athens_e2e::rendered::{RenderedStorage, render_storage};
 use athens_e2e::sumdb::SumdbServer;
 use athens_e2e::upstream::LocalUpstream;
-use athens_operator::crd::{S3Credentials, S3Storage, StorageSpec};
+use athens_operator::crd::StorageSpec;
 use std::path::Path;
 use std::time::Duration;
 
 /// MinIO's bucket as the operator renders `spec.storage.s3` with `zipCacheSizeLimit: limit`.
 fn on_minio(minio: &MinioServer, limit: Option<String>) -> RenderedStorage {
     let storage = StorageSpec {
-        s3: Some(S3Storage {
-            bucket: minio.bucket.clone(),
-            prefix: Some("copies".into()),
-            region: Some(minio.region.clone()),
-            endpoint: Some(minio.endpoint.clone()),
-            path_style: Some(true),
-            credentials: Some(S3Credentials {
-                secret_name: "s3".into(),
-                ..Default::default()
-            }),
-        }),
         zip_cache_size_limit: limit,
-        ..Default::default()
+        ..minio.storage_spec("copies")
     };
-    let secrets = secret(
-        "s3",
-        &[
-            ("AWS_ACCESS_KEY_ID", &minio.access_key),
-            ("AWS_SECRET_ACCESS_KEY", &minio.secret_key),
-        ],
-    );
-    render_storage(&storage, &secrets).expect("render the storage")
+    render_storage(&storage, &minio.secrets()).expect("render the storage")
 }
 
 /// The value of `athens_zip_cache_total{outcome=...}` (0 when absent).

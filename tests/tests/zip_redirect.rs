@@ -10,35 +10,17 @@ use athens_e2e::proxy::{ProxyProcess, proxy_bin};
 use athens_e2e::rendered::{RenderedStorage, render_storage, secret};
 use athens_e2e::sumdb::SumdbServer;
 use athens_e2e::upstream::LocalUpstream;
-use athens_operator::crd::{AzureCredentials, AzureStorage, S3Credentials, S3Storage, StorageSpec};
+use athens_operator::crd::{AzureCredentials, AzureStorage, StorageSpec};
 use std::time::Duration;
 
 /// MinIO's bucket under the prefix `redirect`, with zip redirects valid `seconds`, as the
 /// operator renders `spec.storage` (so the field's rendering is tested on the way).
 fn on_minio(minio: &MinioServer, seconds: u64) -> RenderedStorage {
     let storage = StorageSpec {
-        s3: Some(S3Storage {
-            bucket: minio.bucket.clone(),
-            prefix: Some("redirect".into()),
-            region: Some(minio.region.clone()),
-            endpoint: Some(minio.endpoint.clone()),
-            path_style: Some(true),
-            credentials: Some(S3Credentials {
-                secret_name: "s3".into(),
-                ..Default::default()
-            }),
-        }),
         zip_redirect_seconds: Some(seconds),
-        ..Default::default()
+        ..minio.storage_spec("redirect")
     };
-    let secrets = secret(
-        "s3",
-        &[
-            ("AWS_ACCESS_KEY_ID", &minio.access_key),
-            ("AWS_SECRET_ACCESS_KEY", &minio.secret_key),
-        ],
-    );
-    let r = render_storage(&storage, &secrets).expect("render the storage");
+    let r = render_storage(&storage, &minio.secrets()).expect("render the storage");
     assert_eq!(r.zip_redirect_seconds, seconds);
     // Warm zips are redirected: no zip cache unless the spec asks for one.
     assert_eq!(r.zip_cache_dir, None);
