@@ -268,6 +268,8 @@ impl Metrics {
         for result in ["ok", "refused"] {
             m.policy_reloads.with_label_values(&[result]);
         }
+        // Likewise the zip cache's (all 0 when there is none).
+        let _ = m.zip_cache_counters();
         m
     }
 
