@@ -1,7 +1,8 @@
-//! `storage.zip_cache_dir`, as the operator renders it for a bucket by default: a zip read from
-//! the bucket (a real MinIO here) is copied to the pod's emptyDir beside its first response and
-//! sent from that copy afterwards, while the real go command checks every zip it gets against
-//! the checksum database. The copies stay within their room, least recently served out first.
+//! `storage.zip_cache_dir`, as the operator renders it for a bucket by default: a zip this proxy
+//! fills is copied to the pod's emptyDir as it is committed, one it reads from the bucket (a
+//! real MinIO here) is copied beside that response, and both are sent from the copy
+//! afterwards, while the real go command checks every zip it gets against the checksum
+//! database. The copies stay within their room, least recently served out first.
 
 use athens_e2e::gocmd::GoEnv;
 use athens_e2e::minio::MinioServer;
@@ -103,7 +104,7 @@ async fn warm_zips_are_sent_from_local_copies_within_their_room() {
         sumdb.gosumdb()
     ));
 
-    // Cold, through the go command: filled into the bucket, streamed from it, and copied.
+    // Cold, through the go command: filled into the bucket and copied from the verified file.
     let m = &mods[0];
     let work = tempfile::tempdir().unwrap();
     let out = GoEnv::new(&p.url, &sumdb.key).download(work.path(), &[(&m.path, &m.version)]);
@@ -135,11 +136,21 @@ async fn warm_zips_are_sent_from_local_copies_within_their_room() {
     let evicted = zip_cache_count(&p, "evicted").await;
     assert!(evicted >= 2, "evicted {evicted}");
     assert_eq!(copies(&cache_dir).len() as u64, 6 - evicted);
-    // mods[0] was served least recently: gone from the folder, still served from the bucket.
+    // mods[0] was served least recently: gone from the folder, served from the bucket, and
+    // copied again beside that response (the server stops reading the bucket's stream at the
+    // zip's length: the copy must not wait for the stream's end).
     let hits = zip_cache_count(&p, "hit").await;
     assert_eq!(get_zip(&p, &mods[0]).await, mods[0].zip());
     assert_eq!(zip_cache_count(&p, "hit").await, hits, "not from a copy");
+    wait_for_count(&p, "copied", 7).await;
+    assert_eq!(zip_cache_count(&p, "abandoned").await, 0);
+    assert_eq!(get_zip(&p, &mods[0]).await, mods[0].zip());
+    assert_eq!(
+        zip_cache_count(&p, "hit").await,
+        hits + 1,
+        "from its new copy"
+    );
     // The newest is a hit.
     assert_eq!(get_zip(&p, &mods[5]).await, mods[5].zip());
-    assert_eq!(zip_cache_count(&p, "hit").await, hits + 1);
+    assert_eq!(zip_cache_count(&p, "hit").await, hits + 2);
 }

@@ -130,6 +130,8 @@ impl ZipCache {
     /// modification time; `.part` files of interrupted copies are removed. Blocking.
     pub fn open(dir: &Path, max_bytes: u64, counters: Counters) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        // Unwritable is refused now, not found out as every copy is abandoned.
+        tempfile::NamedTempFile::new_in(dir)?;
         let mut found = Vec::new();
         for e in std::fs::read_dir(dir)? {
             let e = e?;
@@ -231,6 +233,50 @@ impl ZipCache {
         }
     }
 
+    /// The generation of a new copy of `name`, when there is room for one: it fits, it is not
+    /// there or being written already, and fewer than `most` copies are being written.
+    fn reserve(&self, name: &str, size: u64, most: usize) -> Option<u64> {
+        let mut s = self.state.lock().ok()?;
+        if size > self.max_bytes / LARGEST_SHARE
+            || s.entries.contains_key(name)
+            || s.copying.contains_key(name)
+            || s.copying.len() >= most
+        {
+            return None;
+        }
+        let g = s.next();
+        s.copying.insert(name.to_string(), g);
+        Some(g)
+    }
+
+    /// Copies `file`, a zip this proxy has just verified and stored as `key`, so the response
+    /// that follows its fill (and later ones) comes from local disk instead of reading the
+    /// bucket back. The kernel copies it (`copy_file_range`). Blocking.
+    pub fn adopt(&self, key: &str, file: &Path) {
+        let Ok(size) = std::fs::metadata(file).map(|m| m.len()) else {
+            return;
+        };
+        let name = file_name(key);
+        // Not bounded by MAX_COPYING: this holds no thread beyond the copy itself.
+        let Some(generation) = self.reserve(&name, size, usize::MAX) else {
+            return;
+        };
+        let part = self.dir.join(format!("{name}.part"));
+        let copied = std::fs::copy(file, &part)
+            .and_then(|n| std::fs::File::open(&part)?.sync_data().map(|()| n));
+        if let Err(e) = &copied {
+            tracing::warn!(dir = %self.dir.display(), error = %e,
+                "writing a local copy of a zip failed; it is served from the bucket");
+        }
+        self.settle(
+            name,
+            generation,
+            size,
+            copied.is_ok_and(|n| n == size),
+            &part,
+        );
+    }
+
     /// `body`, the bucket's stream of `key` (`size` bytes), also written to a local copy when
     /// there is room and no copy of it is being written already. The stream's items and timing
     /// are the bucket's: the copy only ever sees clones of the chunks.
@@ -241,20 +287,8 @@ impl ZipCache {
         body: BoxStream<'static, Result<Bytes, object_store::Error>>,
     ) -> BoxStream<'static, Result<Bytes, object_store::Error>> {
         let name = file_name(key);
-        let generation = {
-            let Ok(mut s) = self.state.lock() else {
-                return body;
-            };
-            if size > self.max_bytes / LARGEST_SHARE
-                || s.entries.contains_key(&name)
-                || s.copying.contains_key(&name)
-                || s.copying.len() >= MAX_COPYING
-            {
-                return body;
-            }
-            let g = s.next();
-            s.copying.insert(name.clone(), g);
-            g
+        let Some(generation) = self.reserve(&name, size, MAX_COPYING) else {
+            return body;
         };
         let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
         let cache = self.clone();
@@ -298,11 +332,21 @@ impl ZipCache {
             }
             Ok(Some(n))
         })();
+        if let Err(e) = &written {
+            tracing::warn!(dir = %self.dir.display(), error = %e,
+                "writing a local copy of a zip failed; it is served from the bucket");
+        }
         let complete = matches!(written, Ok(Some(n)) if n == size);
+        self.settle(name, generation, size, complete, &part);
+    }
+
+    /// Ends a copy: renamed into place and counted when `complete` and its name was not
+    /// forgotten meanwhile, else its `part` file removed; copies make room as needed.
+    fn settle(&self, name: String, generation: u64, size: u64, complete: bool, part: &Path) {
         let kept = complete
             && self.state.lock().is_ok_and(|s| {
                 s.copying.get(&name) == Some(&generation)
-                    && std::fs::rename(&part, self.dir.join(&name)).is_ok()
+                    && std::fs::rename(part, self.dir.join(&name)).is_ok()
             });
         let gone = match self.state.lock() {
             Ok(mut s) => {
@@ -324,7 +368,7 @@ impl ZipCache {
         if kept {
             self.counters.copied.inc();
         } else {
-            let _ = std::fs::remove_file(&part);
+            let _ = std::fs::remove_file(part);
             self.counters.abandoned.inc();
         }
         self.unlink(&gone);
@@ -462,6 +506,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_verified_file_is_adopted_as_its_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ZipCache::open(dir.path(), 1000, Counters::default()).unwrap();
+        let src = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(src.path(), b"PK verified").unwrap();
+        cache.adopt("a.zip", src.path());
+        let z = cache.get("a.zip").await.expect("adopted");
+        assert_eq!(z.size, 11);
+        assert_eq!(
+            std::fs::read(dir.path().join(file_name("a.zip"))).unwrap(),
+            b"PK verified"
+        );
+        // Too large for the room: not adopted.
+        std::fs::write(src.path(), vec![0u8; 251]).unwrap();
+        cache.adopt("big.zip", src.path());
+        assert!(cache.get("big.zip").await.is_none());
+        assert_eq!(files(dir.path()).len(), 1);
+    }
+
+    #[tokio::test]
     async fn a_short_stream_or_an_error_leaves_no_copy() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Arc::new(ZipCache::open(dir.path(), 1000, Counters::default()).unwrap());
@@ -535,6 +599,14 @@ mod tests {
         let cache = ZipCache::open(dir.path(), 2, Counters::default()).unwrap();
         assert!(cache.get("a.zip").await.is_none());
         assert_eq!(files(dir.path()), vec!["notes.txt".to_string()]);
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_made_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"").unwrap();
+        assert!(ZipCache::open(&file.join("zips"), 1000, Counters::default()).is_err());
     }
 
     #[tokio::test]
