@@ -207,9 +207,9 @@ async fn suite(backend: Backend) {
             (200, b"v1.0.0\nv1.1.0\n".to_vec())
         );
         let store = backend.store();
-        let mut versions = store.versions("example.com/hello").await.unwrap();
-        versions.sort();
-        assert_eq!(versions, ["v1.0.0", "v1.1.0"]);
+        let listing = store.stored_versions("example.com/hello").await.unwrap();
+        let tagged: Vec<&str> = listing.tagged.iter().map(|v| v.as_str()).collect();
+        assert_eq!(tagged, ["v1.0.0", "v1.1.0"]);
         assert_eq!(
             store
                 .get_blob("example.com/hello/@v/list")
@@ -221,10 +221,12 @@ async fn suite(backend: Backend) {
         );
         assert!(
             store
-                .versions("example.com/!caps")
+                .stored_versions("example.com/!caps")
                 .await
                 .unwrap()
-                .contains(&"v0.1.0".to_string())
+                .all
+                .iter()
+                .any(|v| v.as_str() == "v0.1.0")
         );
     }
     library_rules(&backend.store()).await;

@@ -324,6 +324,6 @@ impl Filler {
     /// `file://` GOPROXY. Concurrent writers may race; the next commit repairs it.
     async fn refresh_list(&self, module_escaped: &str) -> Result<(), StorageError> {
         let stored = self.store.stored_versions(module_escaped).await?;
-        super::list_file::rewrite(&self.store, module_escaped, &stored).await
+        super::list_file::rewrite(&self.store, module_escaped, &stored.all).await
     }
 }

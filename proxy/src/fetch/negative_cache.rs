@@ -30,12 +30,6 @@ impl Weigh for bytes::Bytes {
     }
 }
 
-impl Weigh for std::sync::Arc<Vec<String>> {
-    fn weight(&self) -> usize {
-        self.iter().map(|s| s.len() + 24).sum()
-    }
-}
-
 /// A TTL map from request path to a remembered answer.
 pub struct TtlCache<V> {
     ttl: Duration,

@@ -8,7 +8,7 @@ use super::sendfile::FileSlot;
 use crate::config::NetworkMode;
 use crate::module::{
     Info, ModulePath, Request, Version, VersionQuery, check_path_major, escape_version, list_text,
-    merge_list, merge_sorted, parse_request, tagged_sorted,
+    merge_list, merge_sorted, parse_request,
 };
 use crate::policy::filter::Rule;
 use crate::storage::{Layout, StorageError, ZipBody, ZipObject};
@@ -219,16 +219,15 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
         // Off the request path: the derived list file only matters to file:// readers.
         let (store, module, versions) = (app.store.clone(), me.to_string(), stored.clone());
         tokio::spawn(async move {
-            match crate::fetch::list_file::repair_if_stale(&store, &module, &versions).await {
+            match crate::fetch::list_file::repair_if_stale(&store, &module, &versions.all).await {
                 Ok(true) => tracing::info!(%module, "list file was missing versions; rebuilt"),
                 Ok(false) => {}
                 Err(e) => tracing::warn!(%module, error = %e, "could not check list file"),
             }
         });
     }
-    let text = |upstream: &[Version], rules: &Rules| {
-        list_text(listed(upstream, &tagged_sorted(&stored), rules, m))
-    };
+    let text =
+        |upstream: &[Version], rules: &Rules| list_text(listed(upstream, &stored.tagged, rules, m));
     let render = |upstream: &[Version]| reply::ok(TEXT, SHORT, text(upstream, &app.policy.rules()));
     if app.mode == NetworkMode::Offline {
         if stored.is_empty() {
@@ -241,7 +240,11 @@ async fn list(app: &Arc<App>, m: &ModulePath) -> Response {
     }
     let path = format!("{me}/@v/list");
     match app.upstream_lists.get(app, &path).await {
-        Ok(answer) => reply::ok(TEXT, SHORT, answer.body(&stored, &app.policy.rules(), text)),
+        Ok(answer) => reply::ok(
+            TEXT,
+            SHORT,
+            answer.body(&stored.tagged, &app.policy.rules(), text),
+        ),
         Err(UpstreamError::NotFound(_)) if !stored.is_empty() => render(&[]),
         Err(e) if app.mode == NetworkMode::Fallback && !stored.is_empty() => {
             tracing::warn!(module = m.as_str(), error = %e,
@@ -291,7 +294,7 @@ async fn latest(app: &Arc<App>, m: &ModulePath) -> Response {
 async fn latest_stored(app: &Arc<App>, m: &ModulePath) -> Result<Option<Bytes>, StorageError> {
     let me = m.escaped();
     let module_escaped: &str = &me;
-    let mut stored = app.store.stored_versions(module_escaped).await?;
+    let mut stored = app.store.stored_versions(module_escaped).await?.all.clone();
     stored.retain(|v| allowed(app, m, v));
     let best = merge_list("", &stored)
         .pop()
@@ -317,12 +320,12 @@ fn upstream_latest_excluded(app: &Arc<App>, m: &ModulePath, body: &Bytes) -> boo
 /// list (upstream's and storage's), so an excluded version is never offered as latest.
 async fn latest_allowed(app: &Arc<App>, m: &ModulePath) -> Response {
     let me = m.escaped();
-    let stored = tagged_sorted(&app.store.stored_versions(&me).await.unwrap_or_default());
+    let stored = app.store.stored_versions(&me).await.unwrap_or_default();
     // The same remembered answer `list` serves, so both name the same versions. Boxed: a rare
     // path, and its upstream request's state would otherwise grow every request's future.
     let upstream = Box::pin(app.upstream_lists.get(app, &format!("{me}/@v/list"))).await;
     let upstream = upstream.as_ref().map_or(&[][..], |a| &a.versions[..]);
-    let best = listed(upstream, &stored, &app.policy.rules(), m).next_back();
+    let best = listed(upstream, &stored.tagged, &app.policy.rules(), m).next_back();
     let Some(best) = best else {
         return reply::error(
             StatusCode::NOT_FOUND,

@@ -18,7 +18,7 @@ mod zip_cache;
 pub use catalog::{CatalogEntry, INDEX_DIR, IndexRow, index_row_key, parse_info_key};
 pub use layout::{Layout, list_file as layout_list_file, sumdb_tile};
 pub use open::{open, open_pager, open_signer};
-pub use store::{Committed, Store, ZipBody, ZipObject};
+pub use store::{Committed, Listing, Store, ZipBody, ZipObject};
 pub use walk::{Pager, Resume, Walked};
 pub use zip_cache::{Counters as ZipCacheCounters, ZipCache};
 

@@ -33,7 +33,7 @@ pub struct Store {
     pub(super) local_root: Option<std::path::PathBuf>,
     /// Each module's committed versions, as listed from the bucket a moment ago (see
     /// [`LISTING_TTL`]).
-    listings: Arc<TtlCache<Arc<Vec<String>>>>,
+    listings: Arc<TtlCache<Arc<Listing>>>,
     /// `storage.zip_redirect_seconds`: the bucket's signer and how long its URLs stay valid.
     zip_redirect: Option<(Arc<dyn Signer>, std::time::Duration)>,
     /// A cloud bucket's paged listing, so `/catalog` and `/index` walks continue listings.
@@ -179,6 +179,33 @@ fn place_local(src: &Path, dest: &Path) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&staging);
     }
     placed
+}
+
+/// A module's committed versions as listed from the bucket.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Every version, unsorted.
+    pub all: Vec<Version>,
+    /// The tagged ones (no pseudo-versions), sorted: what `list` names.
+    pub tagged: Vec<Version>,
+}
+
+impl Listing {
+    pub fn new(all: Vec<Version>) -> Self {
+        let tagged = crate::module::tagged_sorted(&all);
+        Self { all, tagged }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+}
+
+impl crate::fetch::negative_cache::Weigh for Arc<Listing> {
+    /// Each version twice (all and tagged), with its allocation's overhead.
+    fn weight(&self) -> usize {
+        self.all.iter().map(|v| 2 * (v.as_str().len() + 24)).sum()
+    }
 }
 
 /// What a commit found.
@@ -413,33 +440,26 @@ impl Store {
         }
     }
 
-    /// Escaped versions of a module that are committed (have `.info`), unsorted.
-    pub async fn versions(&self, module: &str) -> Result<Vec<String>, StorageError> {
+    /// A module's committed versions (those with `.info`), parsed; names that are not versions
+    /// are skipped. Remembered for [`LISTING_TTL`] as parsed, so a warm `list` or `@latest`
+    /// neither copies nor parses them per request.
+    pub async fn stored_versions(&self, module: &str) -> Result<Arc<Listing>, StorageError> {
         if let Some(v) = self.listings.get(module) {
-            return Ok(v.as_ref().clone());
+            return Ok(v);
         }
         let dir = key(&layout::versions_dir(module))?;
         let listing = self.os.list_with_delimiter(Some(&dir)).await?;
-        let found: Vec<String> = listing
+        let all: Vec<Version> = listing
             .objects
             .iter()
             .filter_map(|o| o.location.filename())
             .filter_map(layout::version_of_info)
-            .map(String::from)
-            .collect();
-        self.listings.put(module, Arc::new(found.clone()));
-        Ok(found)
-    }
-
-    /// The committed versions of a module, parsed; names that are not versions are skipped.
-    pub async fn stored_versions(&self, module: &str) -> Result<Vec<Version>, StorageError> {
-        Ok(self
-            .versions(module)
-            .await?
-            .iter()
             .filter_map(|v| unescape_version(v).ok())
             .filter_map(|v| Version::parse(&v).ok())
-            .collect())
+            .collect();
+        let found = Arc::new(Listing::new(all));
+        self.listings.put(module, Arc::clone(&found));
+        Ok(found)
     }
 
     /// Drops a version's `.info` and `.mod` from memory, so the next read asks the bucket.
@@ -605,7 +625,13 @@ mod tests {
             .unwrap();
         assert!(store.go_mod(l).await.unwrap().is_none());
         assert!(store.zip(l).await.unwrap().is_none());
-        assert!(store.versions("example.com/m").await.unwrap().is_empty());
+        assert!(
+            store
+                .stored_versions("example.com/m")
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -629,8 +655,8 @@ mod tests {
         let z = store.zip(l).await.unwrap().unwrap();
         assert_eq!(z.size, (3 * UPLOAD_CHUNK + 5) as u64);
         assert_eq!(
-            store.versions("example.com/m").await.unwrap(),
-            vec!["v1.0.0".to_string()]
+            store.stored_versions("example.com/m").await.unwrap().tagged,
+            vec![Version::parse("v1.0.0").unwrap()]
         );
         let again = store
             .commit(l, &zip, m, Bytes::from_static(b"{}"), "h1:test")
@@ -659,13 +685,22 @@ mod tests {
                 s.commit(l, &zip, m, info, "h1:x").await.unwrap();
             }
         };
-        assert!(a.versions("example.com/m").await.unwrap().is_empty());
+        let names = |l: Arc<Listing>| {
+            l.all
+                .iter()
+                .map(|v| v.as_str().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert!(a.stored_versions("example.com/m").await.unwrap().is_empty());
         commit(a.clone(), "v1.0.0").await;
-        assert_eq!(a.versions("example.com/m").await.unwrap(), vec!["v1.0.0"]);
+        assert_eq!(
+            names(a.stored_versions("example.com/m").await.unwrap()),
+            vec!["v1.0.0"]
+        );
         // Another replica's commit: a's listing is remembered, then refreshed.
         commit(b, "v1.1.0").await;
         let started = std::time::Instant::now();
-        while a.versions("example.com/m").await.unwrap().len() < 2 {
+        while a.stored_versions("example.com/m").await.unwrap().all.len() < 2 {
             assert!(started.elapsed() < Duration::from_secs(30), "never seen");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
