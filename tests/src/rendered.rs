@@ -135,22 +135,11 @@ impl RenderedStorage {
     /// The `[storage]` section of a proxy config file, as the ConfigMap has it with the pod's
     /// paths remapped (the zip cache under `root`).
     pub fn storage_toml(&self) -> String {
-        let mut text = format!(
-            "[storage]\nurl = \"{}\"\nzip_redirect_seconds = {}\n",
-            self.url, self.zip_redirect_seconds
-        );
-        if let Some(dir) = &self.zip_cache_dir {
-            text.push_str(&format!(
-                "zip_cache_dir = {:?}\nzip_cache_max_bytes = {}\n",
-                dir.to_string_lossy(),
-                self.zip_cache_max_bytes
-            ));
-        }
-        text.push_str("[storage.options]\n");
-        for (k, v) in &self.options {
-            text.push_str(&format!("{k} = \"{v}\"\n"));
-        }
-        text
+        let cache = self
+            .zip_cache_dir
+            .as_deref()
+            .map(|d| (d, self.zip_cache_max_bytes));
+        storage_toml(&self.url, &self.options, self.zip_redirect_seconds, cache)
     }
 
     /// A proxy with the config `head` (everything but `[storage]`) and this storage, in the
@@ -170,6 +159,29 @@ impl RenderedStorage {
             f,
         )
     }
+}
+
+/// A proxy config's `[storage]` section: the bucket, its options, zip redirects, and the zip
+/// cache's folder and room when there is one.
+pub fn storage_toml(
+    url: &str,
+    options: &BTreeMap<String, String>,
+    zip_redirect_seconds: u64,
+    zip_cache: Option<(&std::path::Path, u64)>,
+) -> String {
+    let mut text =
+        format!("[storage]\nurl = \"{url}\"\nzip_redirect_seconds = {zip_redirect_seconds}\n");
+    if let Some((dir, max_bytes)) = zip_cache {
+        text.push_str(&format!(
+            "zip_cache_dir = {:?}\nzip_cache_max_bytes = {max_bytes}\n",
+            dir.to_string_lossy()
+        ));
+    }
+    text.push_str("[storage.options]\n");
+    for (k, v) in options {
+        text.push_str(&format!("{k} = \"{v}\"\n"));
+    }
+    text
 }
 
 fn secret_value<'a>(secrets: &'a SecretData, name: &str, key: &str) -> Option<&'a [u8]> {

@@ -16,7 +16,7 @@ use athens_e2e::minio::MinioServer;
 use athens_e2e::modzip::FakeModule;
 use athens_e2e::proxy::ProxyProcess;
 use athens_e2e::rendered::SecretData;
-use athens_e2e::rendered::{render_storage, secret};
+use athens_e2e::rendered::{render_storage, secret, storage_toml};
 use athens_e2e::sumdb::SumdbServer;
 use athens_e2e::upstream::LocalUpstream;
 use athens_operator::crd::{
@@ -85,20 +85,11 @@ impl Backend {
         mode: &str,
         zip_cache: Option<&Path>,
     ) -> tempfile::NamedTempFile {
-        let mut text = format!(
-            "listen = \"127.0.0.1:0\"\n[upstream]\ngoproxy = \"{upstream}\"\nsumdb = \"{gosumdb}\"\nnetwork_mode = \"{mode}\"\n[storage]\nurl = \"{}\"\n",
-            self.url
+        let cache = zip_cache.zip(self.zip_cache.as_ref().map(|(_, max)| *max));
+        let text = format!(
+            "listen = \"127.0.0.1:0\"\n[upstream]\ngoproxy = \"{upstream}\"\nsumdb = \"{gosumdb}\"\nnetwork_mode = \"{mode}\"\n{}",
+            storage_toml(&self.url, &self.options, 0, cache)
         );
-        if let (Some(dir), Some((_, max_bytes))) = (zip_cache, &self.zip_cache) {
-            text.push_str(&format!(
-                "zip_cache_dir = {:?}\nzip_cache_max_bytes = {max_bytes}\n",
-                dir.to_string_lossy()
-            ));
-        }
-        text.push_str("[storage.options]\n");
-        for (k, v) in &self.options {
-            text.push_str(&format!("{k} = \"{v}\"\n"));
-        }
         let f = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(f.path(), text).unwrap();
         f

@@ -308,62 +308,53 @@ impl ZipCache {
         name: String,
         generation: u64,
         size: u64,
-        mut rx: tokio::sync::mpsc::Receiver<Option<Bytes>>,
+        mut rx: tokio::sync::mpsc::Receiver<Bytes>,
     ) {
         let part = self.dir.join(format!("{name}.part"));
-        let written = (|| -> std::io::Result<Option<u64>> {
+        // Complete when all `size` bytes arrived: the tee never sends more, and stops at a miss.
+        let written = (|| -> std::io::Result<bool> {
             let mut f = std::fs::File::create(&part)?;
             let mut n = 0u64;
-            let mut ended = false;
-            while let Some(item) = rx.blocking_recv() {
-                let Some(chunk) = item else {
-                    ended = true;
-                    break;
-                };
+            while let Some(chunk) = rx.blocking_recv() {
                 f.write_all(&chunk)?;
                 n += chunk.len() as u64;
             }
-            if !ended {
-                return Ok(None);
-            }
-            if n == size {
+            let complete = n == size;
+            if complete {
                 // Durable before it is named: a copy found after a crash is a whole one.
                 f.sync_data()?;
             }
-            Ok(Some(n))
+            Ok(complete)
         })();
         if let Err(e) = &written {
             tracing::warn!(dir = %self.dir.display(), error = %e,
                 "writing a local copy of a zip failed; it is served from the bucket");
         }
-        let complete = matches!(written, Ok(Some(n)) if n == size);
-        self.settle(name, generation, size, complete, &part);
+        self.settle(name, generation, size, written.unwrap_or(false), &part);
     }
 
     /// Ends a copy: renamed into place and counted when `complete` and its name was not
     /// forgotten meanwhile, else its `part` file removed; copies make room as needed.
     fn settle(&self, name: String, generation: u64, size: u64, complete: bool, part: &Path) {
-        let kept = complete
-            && self.state.lock().is_ok_and(|s| {
-                s.copying.get(&name) == Some(&generation)
-                    && std::fs::rename(part, self.dir.join(&name)).is_ok()
-            });
-        let gone = match self.state.lock() {
+        let (kept, gone) = match self.state.lock() {
             Ok(mut s) => {
+                // Renamed under the lock, so a concurrent forget either sees the copy or stops it.
+                let kept = complete
+                    && s.copying.get(&name) == Some(&generation)
+                    && std::fs::rename(part, self.dir.join(&name)).is_ok();
                 // Ours, forgotten or not: no other copy of this name starts while it is here.
                 s.copying.remove(&name);
+                let mut gone = Vec::new();
                 if kept {
                     let used = s.next();
                     s.entries.insert(name, Entry { size, used });
                     s.bytes += size;
-                    let gone = s.evict_to(self.max_bytes);
+                    gone = s.evict_to(self.max_bytes);
                     self.counters.bytes.set(s.bytes as i64);
-                    gone
-                } else {
-                    Vec::new()
                 }
+                (kept, gone)
             }
-            Err(_) => Vec::new(),
+            Err(_) => (false, Vec::new()),
         };
         if kept {
             self.counters.copied.inc();
@@ -375,13 +366,14 @@ impl ZipCache {
     }
 }
 
-/// The bucket's stream, handing a clone of each chunk to a copy's writer, then `None` once the
-/// bucket's `left` bytes have all passed (an HTTP server stops polling a body whose length it
-/// has sent, so the stream's own end may never be seen). A copy without that end (an error,
-/// a dropped response, a full queue) is not kept.
+/// The bucket's stream, handing a clone of each chunk to a copy's writer until the bucket's
+/// `left` bytes have all passed (an HTTP server stops polling a body whose length it has sent,
+/// so the stream's own end may never be seen: the writer counts bytes instead). A missed chunk
+/// (an error, more bytes than announced, a full queue) or an early drop leaves the writer
+/// short, and a short copy is not kept.
 struct Tee {
     body: BoxStream<'static, Result<Bytes, object_store::Error>>,
-    tx: Option<tokio::sync::mpsc::Sender<Option<Bytes>>>,
+    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
     left: u64,
 }
 
@@ -397,19 +389,11 @@ impl futures::Stream for Tee {
             let keep = match &item {
                 Some(Ok(chunk)) if chunk.len() as u64 <= self.left => {
                     self.left -= chunk.len() as u64;
-                    let sent = tx.try_send(Some(chunk.clone())).is_ok();
-                    if sent && self.left == 0 {
-                        // Complete (unless the queue has no room for the end: then no copy).
-                        let _ = tx.try_send(None);
-                        false
-                    } else {
-                        sent
-                    }
+                    tx.try_send(chunk.clone()).is_ok() && self.left > 0
                 }
-                // An error, more bytes than announced, or an early end: no copy.
                 _ => false,
             };
-            // Once a chunk is missed, or all were given, the writer sees the queue close.
+            // Dropping the sender (all given, or one missed) ends the writer's queue.
             if keep {
                 self.tx = Some(tx);
             }
