@@ -1,6 +1,7 @@
 //! A zip writer that writes whatever it is told: duplicate names, names that are not UTF-8,
 //! declared sizes and CRCs that lie, any Unix mode. For feeding hostile module zips to checkers;
-//! the `zip` crate's writer refuses most of these. Entries are stored (not compressed).
+//! the `zip` crate's writer refuses most of these. Entries are stored, or deflated with their
+//! sizes in a data descriptor after the data, as the go command's zip writer does.
 
 /// One entry as it will appear in the archive.
 #[derive(Debug, Clone)]
@@ -13,6 +14,8 @@ pub struct RawEntry {
     pub bad_crc: bool,
     /// Unix mode (e.g. `0o120777` for a symlink) in the external attributes.
     pub mode: Option<u32>,
+    /// Deflate the data and write CRC and sizes in a data descriptor (Go's `zip.Writer`).
+    pub deflate: bool,
 }
 
 impl RawEntry {
@@ -23,6 +26,7 @@ impl RawEntry {
             declared: None,
             bad_crc: false,
             mode: None,
+            deflate: false,
         }
     }
 }
@@ -43,6 +47,14 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
+/// Raw deflate (no zlib header), as zip entries store it.
+fn deflate(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    w.write_all(data).expect("deflate to memory");
+    w.finish().expect("deflate to memory")
+}
+
 /// The bytes of a zip archive holding `entries` in order.
 pub fn write(entries: &[RawEntry]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -50,27 +62,44 @@ pub fn write(entries: &[RawEntry]) -> Vec<u8> {
     for e in entries {
         let offset = u32::try_from(out.len()).expect("archive under 4 GiB");
         let crc = crc32(&e.data) ^ u32::from(e.bad_crc);
-        let size = u32::try_from(e.data.len()).expect("entry under 4 GiB");
-        let declared = e.declared.unwrap_or(size);
+        let declared = e
+            .declared
+            .unwrap_or(u32::try_from(e.data.len()).expect("entry under 4 GiB"));
+        let (method, payload) = if e.deflate {
+            (8u16, deflate(&e.data))
+        } else {
+            (0u16, e.data.clone())
+        };
+        let size = u32::try_from(payload.len()).expect("entry under 4 GiB");
         let utf8 = std::str::from_utf8(&e.name).is_ok_and(|s| !s.is_ascii());
-        let flags: u16 = if utf8 { 1 << 11 } else { 0 };
+        let flags: u16 = if utf8 { 1 << 11 } else { 0 } | if e.deflate { 1 << 3 } else { 0 };
         let name_len = u16::try_from(e.name.len()).expect("name under 64 KiB");
-        // Local file header.
+        // Local file header: with a data descriptor, CRC and sizes come after the data.
         out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        for v in [20u16, flags, 0, 0, 0x21] {
+        for v in [20u16, flags, method, 0, 0x21] {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        for v in [crc, size, declared] {
+        let local = if e.deflate {
+            [0, 0, 0]
+        } else {
+            [crc, size, declared]
+        };
+        for v in local {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&name_len.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(&e.name);
-        out.extend_from_slice(&e.data);
+        out.extend_from_slice(&payload);
+        if e.deflate {
+            for v in [0x0807_4b50u32, crc, size, declared] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
         // Central directory header.
         let made_by: u16 = if e.mode.is_some() { 3 << 8 | 20 } else { 20 };
         central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-        for v in [made_by, 20, flags, 0, 0, 0x21] {
+        for v in [made_by, 20, flags, method, 0, 0x21] {
             central.extend_from_slice(&v.to_le_bytes());
         }
         for v in [crc, size, declared] {

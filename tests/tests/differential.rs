@@ -16,7 +16,7 @@ use athens_proxy::module::{
     ModulePath, Request, Version, VersionQuery, check_path, check_path_major, escape_path,
     escape_version, parse_request, unescape_path, unescape_version,
 };
-use athens_proxy::verify::{MAX_GO_MOD, MAX_LICENSE, check_zip};
+use athens_proxy::verify::{MAX_GO_MOD, MAX_LICENSE, check_zip, check_zip_with, prehash};
 
 const DEFAULT_SEED: u64 = 0x00a7_4e25_d1ff_0001;
 const PATHS: usize = 12_000;
@@ -782,6 +782,13 @@ fn zip_case(rng: &mut Rng) -> ZipCase {
             }
         }
     }
+    if rng.chance(50) {
+        // As the go command writes them: deflated, sizes in a data descriptor after the data.
+        what.push("files deflated with data descriptors".into());
+        for e in entries.iter_mut().filter(|e| !e.name.ends_with(b"/")) {
+            e.deflate = true;
+        }
+    }
     ZipCase {
         path,
         version,
@@ -815,8 +822,34 @@ fn zips(rng: &mut Rng, report: &mut Report) {
         })
         .collect();
     let answers = ask_all(asks);
+    let (mut files, mut streamed) = (0, 0);
     for ((case, file), a) in cases.iter().zip(&answers) {
         let r = check_zip(file, case.path, case.version);
+        // The check a fill makes with the pass over the download must answer the same.
+        let bytes = std::fs::read(file).expect("read zip");
+        let go_mod = format!("{}@{}/go.mod", case.path, case.version);
+        let pass = prehash(&bytes[..], go_mod.as_bytes());
+        let with = check_zip_with(file, case.path, case.version, Some(&pass));
+        let agree = match (&r, &with) {
+            (Ok(x), Ok(y)) => {
+                files += x.files;
+                streamed += y.streamed;
+                (&x.h1, &x.go_mod) == (&y.h1, &y.go_mod)
+            }
+            (Err(x), Err(y)) => x.to_string() == y.to_string(),
+            _ => false,
+        };
+        let show = |r: &Result<athens_proxy::verify::ZipSummary, _>| match r {
+            Ok(s) => format!("ok {}", s.h1),
+            Err(e) => format!("{e}"),
+        };
+        report.compare(
+            "zip with pass",
+            &format!("{}@{} {}", case.path, case.version, case.what.join("; ")),
+            agree,
+            show(&with),
+            show(&r),
+        );
         let go_ok = a.ok("err");
         let same = match &r {
             Ok(s) => go_ok && s.h1 == a.get("h1"),
@@ -836,6 +869,11 @@ fn zips(rng: &mut Rng, report: &mut Report) {
         }
         report.compare("zip", &input, same, mine, go);
     }
+    println!("zips: {streamed} of {files} files in valid zips hashed by the pass");
+    assert!(
+        streamed * 2 > files,
+        "the pass hashed only {streamed} of {files} files"
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::policy::PrefixPatterns;
 use crate::storage::{Layout, StorageError, Store};
 use crate::upstream::{Upstream, UpstreamError, download_to};
 use crate::verify::sumdb::SumdbClient;
-use crate::verify::{MAX_ZIP_FILE, check_zip, expected_go_mod, hash_go_mod};
+use crate::verify::{MAX_ZIP_FILE, check_zip_with, expected_go_mod, hash_go_mod, spawn_prehash};
 use bytes::Bytes;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -256,27 +256,36 @@ impl Filler {
                     "{id}: temporary disk for downloads is in use by other fills; try again"
                 ))
             })?;
-            download_to(resp, tmp.path(), size)
+            // Files are hashed as they arrive, so the check after the download reads the
+            // central directory and little else (verify/zipstream.rs).
+            let (tap, pass) =
+                spawn_prehash(format!("{}@{}/go.mod", module.as_str(), version.as_str()));
+            download_to(resp, tmp.path(), size, Some(tap))
                 .await
                 .map_err(|e| FillError::Rejected(format!("{id}: .zip: {e}")))?;
-            Ok::<_, FillError>(reservation)
+            Ok::<_, FillError>((reservation, pass))
         }
         .instrument(tracing::info_span!("upstream_fetch", file = ".zip"));
         let (staged, zipped) = tokio::join!(mod_stage, fetch_zip);
         let (stage, record) = staged?;
-        let _reservation = zipped?;
+        let (_reservation, pass) = zipped?;
         let (info, go_mod) = (stage.info, stage.go_mod);
 
         tracing::debug!(%id, "zip downloaded");
         let verify = async {
             let path = tmp.path().to_path_buf();
             let (mp, vs) = (module.as_str().to_string(), version.as_str().to_string());
-            let summary = tokio::task::spawn_blocking(move || check_zip(&path, &mp, &vs))
-                .await
-                .map_err(|e| FillError::Storage(format!("zip check task: {e}")))?
-                .map_err(|e| FillError::Rejected(e.to_string()))?;
+            let task_err =
+                |e: tokio::task::JoinError| FillError::Storage(format!("zip check task: {e}"));
+            let pass = pass.await.map_err(task_err)?;
+            let summary =
+                tokio::task::spawn_blocking(move || check_zip_with(&path, &mp, &vs, Some(&pass)))
+                    .await
+                    .map_err(task_err)?
+                    .map_err(|e| FillError::Rejected(e.to_string()))?;
 
-            tracing::debug!(%id, h1 = %summary.h1, files = summary.files, "zip checked");
+            tracing::debug!(%id, h1 = %summary.h1, files = summary.files,
+                streamed = summary.streamed, "zip checked");
             let want_mod = expected_go_mod(module.as_str(), summary.go_mod.as_deref());
             if want_mod != go_mod.as_ref() {
                 return Err(FillError::Rejected(format!(

@@ -36,11 +36,13 @@ pub async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes
     Ok(Bytes::from(buf))
 }
 
-/// Streams a body to a file, refusing more than `limit` bytes. Memory stays flat.
+/// Streams a body to a file, refusing more than `limit` bytes. Memory stays flat. Each chunk is
+/// also offered to `tap` (a reader working through the body as it arrives), until the tap closes.
 pub async fn download_to(
     resp: reqwest::Response,
     path: &Path,
     limit: u64,
+    mut tap: Option<tokio::sync::mpsc::Sender<Bytes>>,
 ) -> Result<(), BodyError> {
     if resp.content_length().is_some_and(|n| n > limit) {
         return Err(BodyError::TooLarge(limit));
@@ -56,6 +58,11 @@ pub async fn download_to(
             return Err(BodyError::TooLarge(limit));
         }
         file.write_all(&chunk).await.map_err(file_err)?;
+        if let Some(t) = &tap
+            && t.send(chunk).await.is_err()
+        {
+            tap = None;
+        }
     }
     file.flush().await.map_err(file_err)?;
     Ok(())

@@ -7,10 +7,14 @@
 pub mod h1;
 pub mod sumdb;
 pub mod zipcheck;
+pub mod zipstream;
 
 pub use h1::{hash_go_mod, hash_zip};
 pub use sumdb::{SumdbClient, SumdbRecord, SumdbSpec, VerifierKey};
-pub use zipcheck::{MAX_GO_MOD, MAX_LICENSE, MAX_ZIP_FILE, ZipSummary, check_zip, expected_go_mod};
+pub use zipcheck::{
+    MAX_GO_MOD, MAX_LICENSE, MAX_ZIP_FILE, ZipSummary, check_zip, check_zip_with, expected_go_mod,
+};
+pub use zipstream::{Prehashed, prehash, spawn_prehash};
 
 /// Why a module (or a checksum database answer) failed verification.
 ///

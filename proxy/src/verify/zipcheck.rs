@@ -13,6 +13,7 @@ use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
 
 use super::VerifyError;
 use super::h1::{Hash1Builder, hash_go_mod as h1_go_mod, sha256_reader};
+use super::zipstream::{Prehashed, StreamedEntry};
 
 /// Largest module zip file accepted, and the largest total uncompressed size of its files
 /// (x/mod `zip.MaxZipFile`).
@@ -37,6 +38,8 @@ pub struct ZipSummary {
     pub files: usize,
     /// Total uncompressed size of the files.
     pub uncompressed: u64,
+    /// Files whose digest came from the pass made while the zip downloaded.
+    pub streamed: usize,
 }
 
 /// Checks a module zip on disk the way the `go` command does before extracting it, and computes
@@ -50,6 +53,19 @@ pub struct ZipSummary {
 /// root and spelled in lower case; total uncompressed size at most 500 MiB; `go.mod` and
 /// `LICENSE` at most 16 MiB each; every entry's content exactly its declared size.
 pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary, VerifyError> {
+    check_zip_with(path, module, version, None)
+}
+
+/// [`check_zip`], taking each file's digest from a pass made while the zip downloaded
+/// ([`super::zipstream`]) when that pass read the very bytes the central directory points to:
+/// same local header offset, method, compressed size, size and CRC-32. Other files are read
+/// from disk as in [`check_zip`], so the answer is the same either way.
+pub fn check_zip_with(
+    path: &Path,
+    module: &str,
+    version: &str,
+    prehashed: Option<&Prehashed>,
+) -> Result<ZipSummary, VerifyError> {
     let invalid = |reason: String| VerifyError::InvalidZip {
         module: module.to_string(),
         version: version.to_string(),
@@ -81,16 +97,22 @@ pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary,
     let mut go_mod = None;
     let mut files = 0usize;
     let mut total = 0u64;
+    let mut streamed = 0usize;
 
     for i in 0..archive.len() {
-        let mut entry = archive
-            .by_index(i)
+        let meta = archive
+            .by_index_data(i)
             .map_err(|e| invalid(format!("entry {i}: {e}")))?;
-        let full = std::str::from_utf8(entry.name_raw())
+        let from_stream = prehashed.and_then(|p| {
+            p.get(meta.header_start())
+                .filter(|s| same_content(s, &meta))
+                .map(|s| (s.sha256, p.go_mod_at(meta.header_start())))
+        });
+        let full = std::str::from_utf8(meta.name_raw())
             .map_err(|_| {
                 invalid(format!(
                     "{}: file name is not valid UTF-8",
-                    String::from_utf8_lossy(entry.name_raw())
+                    String::from_utf8_lossy(meta.name_raw())
                 ))
             })?
             .to_string();
@@ -99,7 +121,7 @@ pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary,
                 "{full}: path does not have prefix {prefix:?}"
             )));
         };
-        let declared = entry.size();
+        let declared = meta.size();
         let is_dir = full.ends_with('/');
         if !rel.is_empty() {
             let name = rel.strip_suffix('/').unwrap_or(rel);
@@ -156,6 +178,22 @@ pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary,
                 .map_err(|r| invalid(format!("{full}: {r}")))?;
             continue;
         }
+        match from_stream {
+            // The root go.mod's content is needed too; the pass keeps it unless it is too large.
+            Some((digest, go_mod_content)) if rel != "go.mod" || go_mod_content.is_some() => {
+                if rel == "go.mod" {
+                    go_mod = go_mod_content.map(<[u8]>::to_vec);
+                }
+                streamed += 1;
+                hash.add_digest(&full, digest)
+                    .map_err(|r| invalid(format!("{full}: {r}")))?;
+                continue;
+            }
+            _ => {}
+        }
+        let mut entry = archive
+            .by_index(i)
+            .map_err(|e| invalid(format!("entry {i}: {e}")))?;
         // Read at most one byte more than declared (declared sizes of files are bounded by the
         // total limit above) so a lying header cannot make us read without bound.
         let mut limited = (&mut entry).take(declared.saturating_add(1));
@@ -190,7 +228,24 @@ pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<ZipSummary,
         go_mod,
         files,
         uncompressed: total,
+        streamed,
     })
+}
+
+/// Whether the zip reader would read exactly what the pass inflated for this entry: the same
+/// method, not encrypted, the same compressed length from the same local header (so the same
+/// bytes), and the content the directory declares by size and CRC-32.
+fn same_content(s: &StreamedEntry, meta: &zip::read::ZipFileEntry<'_>) -> bool {
+    let method = match meta.compression() {
+        zip::CompressionMethod::Stored => 0,
+        zip::CompressionMethod::Deflated => 8,
+        _ => return false,
+    };
+    !meta.encrypted()
+        && s.method == method
+        && s.compressed == meta.compressed_size()
+        && s.size == meta.size()
+        && s.crc32 == meta.crc32()
 }
 
 /// The go.mod the `go` command expects to be served as `.mod` for a module version: the zip's
@@ -445,6 +500,26 @@ mod tests {
         f
     }
 
+    /// [`check_zip`], asserting that the check with a pass over the same bytes
+    /// ([`check_zip_with`]) answers exactly the same, whatever the zip.
+    fn check(path: &Path, module: &str, version: &str) -> Result<ZipSummary, VerifyError> {
+        let plain = check_zip(path, module, version);
+        let bytes = std::fs::read(path).unwrap();
+        let go_mod_name = format!("{module}@{version}/go.mod");
+        let pass = crate::verify::prehash(&bytes[..], go_mod_name.as_bytes());
+        let with = check_zip_with(path, module, version, Some(&pass));
+        match (&plain, &with) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!((&a.h1, &a.go_mod, a.files), (&b.h1, &b.go_mod, b.files));
+                assert_eq!(a.uncompressed, b.uncompressed);
+                assert_eq!(a.streamed, 0);
+            }
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            _ => panic!("with the pass {with:?}, without {plain:?}"),
+        }
+        plain
+    }
+
     fn expected_h1(files: &[(&str, &[u8])]) -> String {
         let mut b = Hash1Builder::new();
         for (n, d) in files {
@@ -464,7 +539,7 @@ mod tests {
             ("example.com/m@v1.0.0/sub/x.go", b"package sub\n"),
         ];
         let z = make_zip(entries);
-        let s = check_zip(z.path(), M, V).unwrap();
+        let s = check(z.path(), M, V).unwrap();
         assert_eq!(s.go_mod.as_deref(), Some(&b"module example.com/m\n"[..]));
         assert_eq!(s.files, 3);
         assert_eq!(s.uncompressed, 21 + 10 + 12);
@@ -500,14 +575,14 @@ mod tests {
         bytes.extend(end);
         std::fs::write(z.path(), &bytes).unwrap();
         assert_eq!(declared_entries(z.as_file()), Some(MAX_ZIP_ENTRIES + 1));
-        let e = check_zip(z.path(), M, V).unwrap_err().to_string();
+        let e = check(z.path(), M, V).unwrap_err().to_string();
         assert!(e.contains("entries; limit is"), "{e}");
     }
 
     #[test]
     fn sub_go_mod_is_not_root_go_mod() {
         let z = make_zip(&[("example.com/m@v1.0.0/a.go", b"package m\n")]);
-        let s = check_zip(z.path(), M, V).unwrap();
+        let s = check(z.path(), M, V).unwrap();
         assert_eq!(s.go_mod, None);
     }
 
@@ -555,7 +630,7 @@ mod tests {
         ];
         for (entries, want) in cases {
             let z = make_zip(entries);
-            let err = check_zip(z.path(), M, V).unwrap_err().to_string();
+            let err = check(z.path(), M, V).unwrap_err().to_string();
             assert!(err.contains(want), "{entries:?}: got {err}, want {want}");
             assert!(err.starts_with("invalid module zip for example.com/m@v1.0.0: "));
         }
@@ -564,9 +639,9 @@ mod tests {
     #[test]
     fn absolute_and_dot_dot_outside_prefix() {
         let z = make_zip(&[("/etc/passwd", b"x")]);
-        assert!(check_zip(z.path(), M, V).is_err());
+        assert!(check(z.path(), M, V).is_err());
         let z = make_zip(&[("example.com/m@v1.0.0/a/../../b", b"x")]);
-        assert!(check_zip(z.path(), M, V).is_err());
+        assert!(check(z.path(), M, V).is_err());
     }
 
     #[test]
@@ -587,7 +662,7 @@ mod tests {
             i += 1;
         }
         std::fs::write(z.path(), data).unwrap();
-        let err = check_zip(z.path(), M, V).unwrap_err().to_string();
+        let err = check(z.path(), M, V).unwrap_err().to_string();
         assert!(err.contains("multiple entries"), "{err}");
     }
 
@@ -595,7 +670,7 @@ mod tests {
     fn go_mod_too_large() {
         let big = vec![b'a'; (MAX_GO_MOD + 1) as usize];
         let z = make_zip(&[("example.com/m@v1.0.0/go.mod", &big)]);
-        let err = check_zip(z.path(), M, V).unwrap_err().to_string();
+        let err = check(z.path(), M, V).unwrap_err().to_string();
         assert!(err.contains("go.mod file too large"), "{err}");
     }
 
@@ -617,7 +692,7 @@ mod tests {
     fn declared_sizes_are_limited_and_enforced() {
         let z = make_zip(&[("example.com/m@v1.0.0/a.go", b"x")]);
         patch_declared_size(z.path(), 600 << 20);
-        let err = check_zip(z.path(), M, V).unwrap_err().to_string();
+        let err = check(z.path(), M, V).unwrap_err().to_string();
         assert!(err.contains("total uncompressed size"), "{err}");
 
         // A directory entry that declares content is refused (Go's archive/zip fails to open
@@ -628,19 +703,19 @@ mod tests {
             .unwrap();
         w.write_all(b"content").unwrap();
         w.finish().unwrap();
-        let err = check_zip(f.path(), M, V).unwrap_err().to_string();
+        let err = check(f.path(), M, V).unwrap_err().to_string();
         assert!(err.contains("directory entry declares 7 bytes"), "{err}");
         for size in [7, 600 << 20] {
             let z = make_zip(&[("example.com/m@v1.0.0/d/", b"")]);
             patch_declared_size(z.path(), size);
-            let err = check_zip(z.path(), M, V).unwrap_err().to_string();
+            let err = check(z.path(), M, V).unwrap_err().to_string();
             assert!(err.contains("directory entry declares"), "{err}");
         }
 
         // Content longer than declared is refused.
         let z = make_zip(&[("example.com/m@v1.0.0/a.go", b"0123456789")]);
         patch_declared_size(z.path(), 3);
-        assert!(check_zip(z.path(), M, V).is_err());
+        assert!(check(z.path(), M, V).is_err());
     }
 
     #[test]
@@ -690,7 +765,7 @@ mod tests {
     fn not_a_zip() {
         let f = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(f.path(), b"not a zip").unwrap();
-        let err = check_zip(f.path(), M, V).unwrap_err().to_string();
+        let err = check(f.path(), M, V).unwrap_err().to_string();
         assert!(err.contains("not a valid zip file"), "{err}");
     }
 
@@ -702,7 +777,7 @@ mod tests {
             ("example.com/m@v1.0.0/d/a.go", b"package d\n"),
         ];
         let z = make_zip(entries);
-        let s = check_zip(z.path(), M, V).unwrap();
+        let s = check(z.path(), M, V).unwrap();
         assert_eq!(s.files, 1);
         assert_eq!(s.h1, expected_h1(entries));
     }
