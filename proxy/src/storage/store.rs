@@ -521,12 +521,17 @@ impl Store {
             self.listings.remove(l.module);
             return Ok(Committed::AlreadyThere);
         }
-        self.upload_file(&l.zip(), zip_file).await?;
-        // A crashed earlier attempt may have left these; it was verified the same way, but
-        // make sure.
-        self.create_or_replace(&l.go_mod(), go_mod).await?;
-        self.create_or_replace(&l.ziphash(), Bytes::from(format!("{zip_h1}\n")))
-            .await?;
+        // The three files under the `.info` at once (one round trip's wait on a remote bucket,
+        // not three). A crashed earlier attempt may have left the `.mod` and `.ziphash`; it was
+        // verified the same way, but make sure.
+        let (zip, go_mod_key, ziphash) = (l.zip(), l.go_mod(), l.ziphash());
+        // All three run to their end even when one fails: an upload is never cut off midway.
+        let (zipped, modded, hashed) = tokio::join!(
+            self.upload_file(&zip, zip_file),
+            self.create_or_replace(&go_mod_key, go_mod),
+            self.create_or_replace(&ziphash, Bytes::from(format!("{zip_h1}\n"))),
+        );
+        zipped.and(modded).and(hashed)?;
         let created = self.create_blob(&l.info(), info).await;
         // Visible now (ours or another writer's): the module's listing is out of date.
         self.listings.remove(l.module);
