@@ -58,6 +58,9 @@ struct RouteSeries {
     bytes: IntCounter,
 }
 
+/// The `stage` labels of `athens_fill_stage_duration_seconds`, in the order a fill runs them.
+pub const FILL_STAGES: [&str; 3] = ["fetch", "check", "commit"];
+
 /// Every metric the proxy exports, registered in its own registry.
 #[derive(Clone)]
 pub struct Metrics {
@@ -72,6 +75,10 @@ pub struct Metrics {
     pub upstream_fetches: IntCounterVec,
     /// Duration of upstream fills.
     pub upstream_seconds: HistogramVec,
+    /// Time a successful fill spent in each `stage`: `fetch` (upstream: `.info`/`.mod` and the
+    /// zip, at once), `check` (the zip check after its download, and the hash comparisons),
+    /// `commit` (writing to the bucket). What the proxy adds beyond upstream is check + commit.
+    pub fill_stage_seconds: HistogramVec,
     /// Response body bytes by route.
     pub bytes_served: IntCounterVec,
     /// Requests that waited for a fill another request had started.
@@ -145,6 +152,18 @@ impl Metrics {
                     "Duration of module version fills from upstream",
                 ),
                 &["outcome"],
+            )
+            .expect("valid metric"),
+            fill_stage_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "athens_fill_stage_duration_seconds",
+                    "Time successful fills spent per stage (fetch, check, commit)",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0,
+                ]),
+                &["stage"],
             )
             .expect("valid metric"),
             bytes_served: IntCounterVec::new(
@@ -240,12 +259,13 @@ impl Metrics {
             storage_hit: OnceLock::new(),
             filter_rules: std::array::from_fn(|_| OnceLock::new()),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 18] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 19] = [
             Box::new(m.requests.clone()),
             Box::new(m.request_seconds.clone()),
             Box::new(m.cache.clone()),
             Box::new(m.upstream_fetches.clone()),
             Box::new(m.upstream_seconds.clone()),
+            Box::new(m.fill_stage_seconds.clone()),
             Box::new(m.bytes_served.clone()),
             Box::new(m.singleflight_waits.clone()),
             Box::new(m.negative_cache_hits.clone()),
@@ -268,8 +288,11 @@ impl Metrics {
         for result in ["ok", "refused"] {
             m.policy_reloads.with_label_values(&[result]);
         }
-        // Likewise the zip cache's (all 0 when there is none).
+        // Likewise the zip cache's (all 0 when there is none) and the fill stages.
         let _ = m.zip_cache_counters();
+        for stage in FILL_STAGES {
+            m.fill_stage_seconds.with_label_values(&[stage]);
+        }
         m
     }
 

@@ -67,6 +67,21 @@ def go_graph(project, goproxy, build):
     return took, counts
 
 
+def fill_stages(srv):
+    """Seconds the proxy's successful fills spent per stage, summed (its own metrics; None
+    for a build without them)."""
+    try:
+        text = b.fetch(srv.url + "/metrics").decode()
+    except OSError:
+        return None
+    got = {}
+    for line in text.splitlines():
+        for stage in ("fetch", "check", "commit"):
+            if line.startswith(f'athens_fill_stage_duration_seconds_sum{{stage="{stage}"}}'):
+                got[stage] = round(float(line.split()[-1]), 2)
+    return got or None
+
+
 def start(who, storage):
     if who == "Athens":
         return b.start_athens(storage, "strict")
@@ -85,6 +100,7 @@ def main():
     times = {w: [] for w in who_all}
     builds = {w: [] for w in who_all}
     peaks = {w: 0 for w in who_all}
+    stages = {w: [] for w in who_all}
     counts = {}
     loads = []
     for rnd in range(ROUNDS):
@@ -99,6 +115,9 @@ def main():
                 rss = b.RssSampler(srv)
                 took, _ = go_graph(project, srv.url, BUILD)
                 peaks[who] = max(peaks[who], rss.stop())
+                st_sums = fill_stages(srv) if who != "Athens" else None
+                if st_sums:
+                    stages[who].append(st_sums)
                 srv.stop()
                 shutil.rmtree(st, ignore_errors=True)
             b.say(f"graph round {rnd} {who}: {took} load {b.load()}")
@@ -112,6 +131,7 @@ def main():
         "list": {w: {"runs": [round(x, 1) for x in v], "median": med(v)} for w, v in times.items()},
         "build": {w: {"runs": [round(x, 1) for x in v], "median": med(v)} for w, v in builds.items()},
         "peak_rss_mib": {w: round(v / 1024, 1) for w, v in peaks.items() if v},
+        "fill_stages": {w: v for w, v in stages.items() if v},
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     os.makedirs(b.OUT, exist_ok=True)

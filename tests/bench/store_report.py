@@ -4,6 +4,7 @@ and docs/bench/store.json (tests/bench/minio.py), whichever exist. Generated: do
 
 import json
 import os
+import statistics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "docs", "bench")
@@ -41,11 +42,28 @@ def graph_section(g):
             if med else f"| {who} | failed | | | |"
         )
     ours, athens = g["list"]["athens-proxy"]["median"], g["list"]["Athens"]["median"]
+    # Runs of one round are minutes apart at most; the upstream's own speed drifts more than
+    # that between rounds, so each round's ratio is also shown (rounds line up by index).
+    paired = [o / d for o, d in zip(g["list"]["athens-proxy"]["runs"], g["list"]["direct"]["runs"])
+              if o and d]
     lines += [
+        "",
+        f"Per round, athens-proxy / direct: {', '.join(f'{r:.2f}x' for r in paired)}"
+        + (f" (median {statistics.median(paired):.2f}x)." if paired else "."),
         "",
         f"Targets (issue 17, point 4): <= 1.0x direct: **{ratio(ours, direct)}**; "
         f"<= 0.5x Athens: **{ratio(ours, athens)}**.",
     ]
+    for who, runs in g.get("fill_stages", {}).items():
+        sums = {k: statistics.median(r.get(k, 0) for r in runs) for k in ("fetch", "check", "commit")}
+        lines += [
+            "",
+            f"Where {who}'s fills spent their time (`athens_fill_stage_duration_seconds`, "
+            f"summed over the fills of one run, median of {len(runs)} runs): upstream fetch "
+            f"{sums['fetch']:.1f} s, check after the download {sums['check']:.2f} s, commit "
+            f"{sums['commit']:.2f} s. Check plus commit is what the proxy adds to a fill "
+            f"beyond upstream's time.",
+        ]
     if any(r["runs"] for r in g["build"].values()):
         lines += ["", "`go build ./...` after the list (seconds, median): "
                   + ", ".join(f"{w} {r['median']:.1f}" for w, r in g["build"].items()

@@ -88,6 +88,14 @@ async fn exported_documented_and_dashboard_metrics_agree() {
     for want in ["athens_upstream_fetches_total", "athens_bytes_served_total"] {
         assert!(families.contains(want), "{want} not exported:\n{text}");
     }
+    // The one fill went through every stage once.
+    for stage in ["fetch", "check", "commit"] {
+        let want = format!("athens_fill_stage_duration_seconds_count{{stage=\"{stage}\"}} 1");
+        assert!(
+            text.lines().any(|l| l == want),
+            "{want} not exported:\n{text}"
+        );
+    }
 
     // Families labelled by git host exist only once a git fetch has happened, which this
     // world has no git host for: tests/tests/vcs_direct.rs sees them exported.

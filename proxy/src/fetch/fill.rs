@@ -4,7 +4,7 @@ use super::budget::DiskBudget;
 use super::lease::{Acquired, try_acquire};
 use super::mod_first::ModFill;
 use super::singleflight::Group;
-use crate::metrics::Metrics;
+use crate::metrics::{FILL_STAGES, Metrics};
 use crate::module::{ModulePath, Version};
 use crate::policy::PrefixPatterns;
 use crate::storage::{Layout, StorageError, Store};
@@ -266,7 +266,9 @@ impl Filler {
             Ok::<_, FillError>((reservation, pass))
         }
         .instrument(tracing::info_span!("upstream_fetch", file = ".zip"));
+        let stage_started = Instant::now();
         let (staged, zipped) = tokio::join!(mod_stage, fetch_zip);
+        let fetched = stage_started.elapsed();
         let (stage, record) = staged?;
         let (_reservation, pass) = zipped?;
         let (info, go_mod) = (stage.info, stage.go_mod);
@@ -314,7 +316,10 @@ impl Filler {
             }
             Ok::<_, FillError>(summary)
         };
+        let checking = Instant::now();
         let summary = verify.instrument(tracing::info_span!("verify")).await?;
+        let checked = checking.elapsed();
+        let committing = Instant::now();
 
         tracing::debug!(%id, "verified; committing");
         self.store
@@ -325,6 +330,13 @@ impl Filler {
         if let Err(e) = self.refresh_list(layout.module).await {
             // The list file is derived and rewritten on the next commit; serving does not use it.
             tracing::warn!(module = %module.as_str(), error = %e, "could not rewrite list file");
+        }
+        let stages = [fetched, checked, committing.elapsed()];
+        for (stage, took) in FILL_STAGES.iter().zip(stages) {
+            self.metrics
+                .fill_stage_seconds
+                .with_label_values(&[stage])
+                .observe(took.as_secs_f64());
         }
         Ok(info)
     }
