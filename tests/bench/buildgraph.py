@@ -3,8 +3,8 @@
 
 Called by `tests/bench/run graph`. The project's source is itself fetched as a module zip
 through the machine's GOPROXY (BENCH_GRAPH_PROJECT, default github.com/prometheus/prometheus
-@v0.54.1: a go.sum of ~1000 go.mod lines). Each round, in alternating order, with a fresh module
-cache each time: straight from the upstream (the machine's GOPROXY), athens-proxy with an empty
+@v0.54.1: a go.sum of ~1000 go.mod lines). Each round, in rotated order (each runs first equally
+often), with a fresh module cache each time: straight from the upstream (the machine's GOPROXY), athens-proxy with an empty
 bucket, optionally an earlier athens-proxy build (OURS_BEFORE_BIN: before/after a change), and
 Athens v0.18.0 with empty storage. Reports medians and ratios to docs/bench/store-and-graph.md
 (the graph section; tests/bench/minio.py writes the storage section). A report; never a gate.
@@ -23,7 +23,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as b  # noqa: E402  (servers, the machine's upstream, helpers)
 
 PROJECT = os.environ.get("BENCH_GRAPH_PROJECT", "github.com/prometheus/prometheus@v0.54.1")
-ROUNDS = int(os.environ.get("BENCH_GRAPH_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("BENCH_GRAPH_ROUNDS", "3"))
+# Idle seconds before every run. The upstream answers a run that follows another burst of
+# fetches far slower than one after a quiet spell (25-30 s against 14-22 s, minutes apart), so
+# without an equal pause the order decided the ratios more than the proxies did.
+PAUSE = float(os.environ.get("BENCH_GRAPH_PAUSE", "60"))
 BUILD = os.environ.get("BENCH_GRAPH_BUILD") == "1"  # also `go build ./...` (slow on 2 cores)
 BEFORE = os.environ.get("OURS_BEFORE_BIN", "")
 OUT_JSON = os.path.join(b.OUT, "graph.json")
@@ -104,8 +108,13 @@ def main():
     counts = {}
     loads = []
     for rnd in range(ROUNDS):
-        order = who_all if rnd % 2 == 0 else list(reversed(who_all))
+        # Rotated, so each server takes each place equally often: the upstream's speed drifts
+        # within a round (the first run after an idle spell took 14-17 s, runs right after
+        # another 25-30 s), and plain alternation never put the middle place, ours, first.
+        k = rnd % len(who_all)
+        order = who_all[k:] + who_all[:k]
         for who in order:
+            time.sleep(PAUSE)
             loads.append(b.load())
             if who == "direct":
                 took, counts = go_graph(project, b.UPSTREAM, BUILD)
@@ -127,7 +136,7 @@ def main():
                 builds[who].append(took["build"])
     med = lambda v: statistics.median(v) if v else None
     res = {
-        "project": PROJECT, "rounds": ROUNDS, "fetched": counts, "loads": loads,
+        "project": PROJECT, "rounds": ROUNDS, "pause": PAUSE, "fetched": counts, "loads": loads,
         "list": {w: {"runs": [round(x, 1) for x in v], "median": med(v)} for w, v in times.items()},
         "build": {w: {"runs": [round(x, 1) for x in v], "median": med(v)} for w, v in builds.items()},
         "peak_rss_mib": {w: round(v / 1024, 1) for w, v in peaks.items() if v},

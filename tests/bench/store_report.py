@@ -25,7 +25,8 @@ def graph_section(g):
         "",
         f"`go list -deps ./...` of `{g['project']}` (its source fetched as a module zip through "
         f"the machine's GOPROXY), fresh module cache and empty proxy storage each run, "
-        f"{g['rounds']} alternating rounds ({g['when']}). The go command fetched "
+        f"{g['rounds']} rounds in rotated order, {g.get('pause', 0):.0f} s idle before each run "
+        f"({g['when']}). The go command fetched "
         f"{g['fetched'].get('mods', '?')} `.mod` and {g['fetched'].get('zips', '?')} zips. "
         f"Load average (1/5/15 min) before each run: "
         + ", ".join("/".join(l) for l in g["loads"]) + ".",
