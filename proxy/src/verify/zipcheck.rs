@@ -103,11 +103,6 @@ pub fn check_zip_with(
         let meta = archive
             .by_index_data(i)
             .map_err(|e| invalid(format!("entry {i}: {e}")))?;
-        let from_stream = prehashed.and_then(|p| {
-            p.get(meta.header_start())
-                .filter(|s| same_content(s, &meta))
-                .map(|s| (s.sha256, p.go_mod_at(meta.header_start())))
-        });
         let full = std::str::from_utf8(meta.name_raw())
             .map_err(|_| {
                 invalid(format!(
@@ -178,6 +173,12 @@ pub fn check_zip_with(
                 .map_err(|r| invalid(format!("{full}: {r}")))?;
             continue;
         }
+        // Looked up for files only: directories are never read.
+        let from_stream = prehashed.and_then(|p| {
+            p.get(meta.header_start())
+                .filter(|s| same_content(s, &meta))
+                .map(|s| (s.sha256, p.go_mod_at(meta.header_start())))
+        });
         match from_stream {
             // The root go.mod's content is needed too; the pass keeps it unless it is too large.
             Some((digest, go_mod_content)) if rel != "go.mod" || go_mod_content.is_some() => {
