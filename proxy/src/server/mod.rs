@@ -4,6 +4,7 @@ mod access;
 mod app;
 mod catalog;
 mod conn_threads;
+mod front;
 mod health;
 mod observe;
 mod policy;

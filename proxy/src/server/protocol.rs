@@ -24,12 +24,26 @@ use std::sync::Arc;
 /// Largest `list` or `@latest` body we take from upstream.
 const MAX_SMALL_BODY: usize = 4 << 20;
 
+/// The router's fallback (used when client credentials are required, and for paths that
+/// are not protocol requests): [`serve`] with axum's extractors.
 pub async fn handle(
     State(app): State<Arc<App>>,
     method: Method,
     uri: Uri,
     version: axum::http::Version,
     slot: Option<Extension<FileSlot>>,
+) -> Response {
+    serve(&app, &method, &uri, version, slot.map(|Extension(s)| s)).await
+}
+
+/// A module download protocol request. `slot` is the connection's sendfile slot, on plain
+/// TCP connections.
+pub async fn serve(
+    app: &Arc<App>,
+    method: &Method,
+    uri: &Uri,
+    version: axum::http::Version,
+    slot: Option<FileSlot>,
 ) -> Response {
     if method != Method::GET && method != Method::HEAD {
         let mut r = reply::error(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD");
@@ -43,26 +57,26 @@ pub async fn handle(
         Err(e) if e.is_not_found() => return reply::error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e) => return reply::error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    if let Some(r) = filtered(&app, &request, uri.path()) {
+    if let Some(r) = filtered(app, &request, uri.path()) {
         return r;
     }
     let path = uri.path();
     match request {
-        Request::List(m) => list(&app, &m).await,
-        Request::Latest(m) => latest(&app, &m).await,
+        Request::List(m) => list(app, &m).await,
+        Request::Latest(m) => latest(app, &m).await,
         Request::Info(m, VersionQuery::Version(v)) => {
             match app.ensure_mod_for(&m, &v, path).await {
                 Ok(found) => reply::ok(JSON, IMMUTABLE, found.info().clone()),
                 Err(e) => reply::miss(&e),
             }
         }
-        Request::Info(m, VersionQuery::Query(q)) => query(&app, &m, &q).await,
-        Request::Mod(m, v) => go_mod(&app, &m, &v, path).await,
+        Request::Info(m, VersionQuery::Query(q)) => query(app, &m, &q).await,
+        Request::Mod(m, v) => go_mod(app, &m, &v, path).await,
         Request::Zip(m, v) => {
             // Zero-copy only where hyper writes HTTP/1 straight to our socket wrapper.
             let h1 = version <= axum::http::Version::HTTP_11;
-            let slot = slot.filter(|_| h1).map(|Extension(s)| s);
-            zip(&app, &m, &v, path, slot).await
+            let slot = slot.filter(|_| h1);
+            zip(app, &m, &v, path, slot).await
         }
     }
 }

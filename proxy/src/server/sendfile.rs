@@ -207,27 +207,6 @@ impl AsyncWrite for SendfileIo {
     }
 }
 
-/// A hyper service that gives every request the connection's [`FileSlot`].
-#[derive(Clone)]
-pub struct WithSlot<S> {
-    pub inner: S,
-    pub slot: FileSlot,
-}
-
-impl<S, B> hyper::service::Service<http::Request<B>> for WithSlot<S>
-where
-    S: hyper::service::Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn call(&self, mut req: http::Request<B>) -> Self::Future {
-        req.extensions_mut().insert(self.slot.clone());
-        self.inner.call(req)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

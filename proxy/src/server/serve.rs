@@ -6,13 +6,13 @@
 //! answered 503 and closed; on SIGTERM in-flight requests get `server.shutdown_seconds`.
 
 use super::conn_threads::ConnThreads;
-use super::sendfile::{FileSlot, SendfileIo, WithSlot};
+use super::front::Front;
+use super::sendfile::{FileSlot, SendfileIo};
 use super::{App, metrics_router, router};
 use crate::config::Config;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -68,7 +68,7 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
     http.http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Duration::from_secs(limits.header_timeout_seconds));
-    let service = router(app);
+    let service = router(app.clone());
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let conn_threads = ConnThreads::for_this_machine()?;
     let graceful = GracefulShutdown::new();
@@ -103,9 +103,10 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
                 continue;
             }
         };
-        let (tls, http, service, watcher) = (
+        let (tls, http, app, service, watcher) = (
             tls.clone(),
             http.clone(),
+            app.clone(),
             service.clone(),
             graceful.watcher(),
         );
@@ -125,10 +126,7 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
                     let conn = http
                         .serve_connection_with_upgrades(
                             TokioIo::new(SendfileIo::new(stream, files.clone())),
-                            WithSlot {
-                                inner: TowerToHyperService::new(service),
-                                slot: files,
-                            },
+                            Front::new(app, service, Some(files)),
                         )
                         .into_owned();
                     watcher.watch(conn).await
@@ -146,7 +144,7 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
                     let conn = http
                         .serve_connection_with_upgrades(
                             TokioIo::new(stream),
-                            TowerToHyperService::new(service),
+                            Front::new(app, service, None),
                         )
                         .into_owned();
                     watcher.watch(conn).await
