@@ -42,9 +42,10 @@ impl Front {
     }
 }
 
-/// Whether the request takes the direct way (pure: the path is classified, not parsed).
-fn direct(app: &App, path: &str) -> bool {
-    app.access.is_none()
+/// Whether a request takes the direct way (pure: the path is classified, not parsed). With
+/// client credentials configured, every request goes through the router's access layer.
+fn direct(credentials: bool, path: &str) -> bool {
+    !credentials
         && matches!(
             super::observe::route_of(path),
             Route::List | Route::Latest | Route::Info | Route::Mod | Route::Zip
@@ -63,7 +64,7 @@ where
     type Future = Answer;
 
     fn call(&self, req: Request<B>) -> Answer {
-        if !direct(&self.app, req.uri().path()) {
+        if !direct(self.app.access.is_some(), req.uri().path()) {
             let mut req = req.map(Body::new);
             if let Some(slot) = &self.slot {
                 req.extensions_mut().insert(slot.clone());
@@ -100,6 +101,34 @@ fn head_and_length(method: &Method, mut resp: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protocol_paths_go_direct_and_named_routes_through_the_router() {
+        for p in [
+            "/a.b/c/@v/list",
+            "/a.b/c/@latest",
+            "/a.b/c/@v/v1.0.0.info",
+            "/a.b/c/@v/v1.0.0.mod",
+            "/a.b/c/@v/v1.0.0.zip",
+        ] {
+            assert!(direct(false, p), "{p}");
+            assert!(!direct(true, p), "{p} with credentials");
+        }
+        for p in [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/version",
+            "/catalog",
+            "/index",
+            "/sumdb/sum.golang.org/supported",
+            "/sumdb/sum.golang.org/lookup/a.b/c@v1.0.0.info",
+            "/",
+            "/whatever",
+        ] {
+            assert!(!direct(false, p), "{p}");
+        }
+    }
 
     #[test]
     fn head_keeps_the_length_and_drops_the_body() {
