@@ -56,7 +56,8 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The router's middleware: [`Seen`] around the rest of the stack.
 pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let seen = Seen::start(req.headers(), req.method(), req.uri().path());
+    let route = route_of(req.uri().path());
+    let seen = Seen::start(route, req.headers(), req.method(), req.uri().path());
     let resp = seen.run(next.run(req)).await;
     seen.finish(&app, resp)
 }
@@ -71,7 +72,8 @@ pub struct Seen {
 }
 
 impl Seen {
-    pub fn start(headers: &HeaderMap, method: &Method, path: &str) -> Self {
+    /// `route` is [`route_of`] the path, which the caller has at hand.
+    pub fn start(route: Route, headers: &HeaderMap, method: &Method, path: &str) -> Self {
         // Keep a caller's id (a load balancer's, say) so logs line up across hops.
         let id = headers
             .get(&X_REQUEST_ID)
@@ -91,7 +93,7 @@ impl Seen {
         });
         Self {
             id,
-            route: route_of(path),
+            route,
             started: Instant::now(),
             span,
         }
