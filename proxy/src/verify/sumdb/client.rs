@@ -1,6 +1,7 @@
 //! Talking to a checksum database, directly or through a proxy that serves `/sumdb/<name>/`.
 
 use reqwest::StatusCode;
+use tracing::Instrument;
 
 use std::collections::HashMap;
 
@@ -136,16 +137,21 @@ impl SumdbClient {
             })?;
         let base = self.base_url().await?;
         let url = format!("{base}/lookup/{module_escaped}@{version}");
-        let resp = self.get(&url).await?;
-        let status = resp.status();
-        let limit = if status == StatusCode::OK {
-            MAX_LOOKUP_BODY
-        } else {
-            MAX_ERROR_BODY
-        };
-        let body = read_limited(resp, limit)
-            .await
-            .map_err(|e| self.unavailable(format!("GET {url}: answer {e}")))?;
+        let (status, body) = async {
+            let resp = self.get(&url).await?;
+            let status = resp.status();
+            let limit = if status == StatusCode::OK {
+                MAX_LOOKUP_BODY
+            } else {
+                MAX_ERROR_BODY
+            };
+            let body = read_limited(resp, limit)
+                .await
+                .map_err(|e| self.unavailable(format!("GET {url}: answer {e}")))?;
+            Ok::<_, VerifyError>((status, body))
+        }
+        .instrument(tracing::info_span!("sumdb_get"))
+        .await?;
         match status {
             StatusCode::OK => {
                 let mut rec = parse_lookup(
@@ -155,12 +161,21 @@ impl SumdbClient {
                     &version_plain,
                     Some(&self.spec.verifier_key),
                 )?;
-                self.verify_inclusion(&rec, &module, &version_plain).await?;
+                // The two proofs need only the answer: their tiles are fetched at once, so a
+                // lookup that meets a newer tree costs two round trips, not three.
+                let observe = async {
+                    let root = decode_hash(&rec.tree_hash).ok_or_else(|| {
+                        self.inconsistent(format!("bad tree hash {:?}", rec.tree_hash))
+                    })?;
+                    self.observe_tree(rec.tree_size, root).await
+                };
+                let (included, observed) = tokio::join!(
+                    self.verify_inclusion(&rec, &module, &version_plain),
+                    observe
+                );
+                included?;
+                observed?;
                 rec.inclusion_verified = true;
-                let root = decode_hash(&rec.tree_hash).ok_or_else(|| {
-                    self.inconsistent(format!("bad tree hash {:?}", rec.tree_hash))
-                })?;
-                self.observe_tree(rec.tree_size, root).await?;
                 Ok(rec)
             }
             StatusCode::NOT_FOUND | StatusCode::GONE => Err(VerifyError::NotInSumdb {
@@ -312,8 +327,10 @@ impl SumdbClient {
             return Ok(tiles);
         }
         let base = self.base_url().await?;
+        let span = tracing::info_span!("sumdb_tiles", count = missing.len());
         let fetched =
             futures::future::try_join_all(missing.into_iter().map(|t| self.fetch_tile(base, t)))
+                .instrument(span)
                 .await?;
         tiles.extend(fetched);
         Ok(tiles)
