@@ -4,6 +4,7 @@
 //! Everything here follows golang.org/x/mod (`zip`, `sumdb/dirhash`, `sumdb/note`, `sumdb`) so that
 //! a module we accept is exactly a module the `go` command would accept.
 
+mod entry;
 pub mod h1;
 pub mod sumdb;
 pub mod zipcheck;

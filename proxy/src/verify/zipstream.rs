@@ -14,16 +14,14 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use bytes::Bytes;
-use flate2::{Crc, Decompress, FlushDecompress, Status};
-use sha2::{Digest, Sha256};
+use flate2::{Decompress, FlushDecompress, Status};
 
-use super::zipcheck::{MAX_GO_MOD, MAX_ZIP_ENTRIES, MAX_ZIP_FILE};
+use super::entry::{Content, DEFLATED, STORED};
+use super::zipcheck::{MAX_ZIP_ENTRIES, MAX_ZIP_FILE};
 
 const LOCAL_HEADER: u32 = 0x0403_4b50;
 const DATA_DESCRIPTOR: u32 = 0x0807_4b50;
 const ZIP64_EXTRA: u16 = 0x0001;
-const STORED: u16 = 0;
-const DEFLATED: u16 = 8;
 /// Chunks of a download waiting for the hashing thread: bounds its memory (a chunk is at most
 /// the HTTP client's read buffer, about 400 KiB); a full queue makes the download wait, so a
 /// network faster than the pass is slowed to the pass's speed (about 75 MiB/s of compressed
@@ -200,8 +198,8 @@ impl<R: Read> Pass<R> {
             let sizes = if has_zip64(&extra) { 16 } else { 8 };
             self.input.skip(sizes)?;
         }
-        let (size, crc32, sha256, kept) = content.finish();
-        if let Some(kept) = kept {
+        let measured = content.finish();
+        if let Some(kept) = measured.kept {
             self.found.go_mod = Some((offset, kept));
         }
         self.found.entries.insert(
@@ -209,9 +207,9 @@ impl<R: Read> Pass<R> {
             StreamedEntry {
                 method,
                 compressed,
-                size,
-                crc32,
-                sha256,
+                size: measured.size,
+                crc32: measured.crc32,
+                sha256: measured.sha256,
             },
         );
         Ok(true)
@@ -264,48 +262,6 @@ impl<R: Read> Pass<R> {
             return Err(Stop);
         }
         Ok(())
-    }
-}
-
-/// One entry's content as it passes: hashed, and kept when it is the root go.mod (up to the
-/// go.mod size limit; a larger one is left to the check, which refuses it).
-struct Content {
-    sha: Sha256,
-    crc: Crc,
-    size: u64,
-    kept: Option<Vec<u8>>,
-}
-
-impl Content {
-    fn new(keep: bool) -> Self {
-        Self {
-            sha: Sha256::new(),
-            crc: Crc::new(),
-            size: 0,
-            kept: keep.then(Vec::new),
-        }
-    }
-
-    fn add(&mut self, data: &[u8]) {
-        self.sha.update(data);
-        self.crc.update(data);
-        self.size += data.len() as u64;
-        if let Some(k) = &mut self.kept {
-            if k.len() as u64 + data.len() as u64 > MAX_GO_MOD {
-                self.kept = None;
-            } else {
-                k.extend_from_slice(data);
-            }
-        }
-    }
-
-    fn finish(self) -> (u64, u32, [u8; 32], Option<Vec<u8>>) {
-        (
-            self.size,
-            self.crc.sum(),
-            self.sha.finalize().into(),
-            self.kept,
-        )
     }
 }
 
@@ -421,7 +377,7 @@ impl<R: Read> Input<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::{check_zip, check_zip_with};
+    use crate::verify::{MAX_GO_MOD, check_zip, check_zip_with};
     use std::io::Write;
     use zip::write::SimpleFileOptions;
 
