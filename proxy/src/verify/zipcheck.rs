@@ -239,7 +239,8 @@ pub fn check_zip_with(
     })
 }
 
-/// The method number as stored in the zip (the zip crate names the ones it knows).
+/// The method number as stored in the zip (the zip crate names the ones it knows). Its numeric
+/// view (`Unsupported(n)`) is deprecated, but the number is what the error message shows.
 #[allow(deprecated)]
 fn method_of(m: zip::CompressionMethod) -> u16 {
     match m {
