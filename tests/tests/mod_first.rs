@@ -84,6 +84,30 @@ async fn mod_is_answered_from_the_checksum_database_without_the_zip() {
     assert!(catalog.contains("graphonly"), "{catalog}");
 }
 
+/// The zip fill that follows a `.mod` takes the checksum database record the `.mod` stage
+/// verified instead of asking the database again: here the database is gone by then.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_zip_after_a_mod_uses_the_record_the_mod_stage_verified() {
+    let asked = FakeModule::new("example.com/onelookup", "v1.1.0");
+    let other = FakeModule::new("example.com/onelookup", "v1.2.0");
+    let dir = tempfile::tempdir().unwrap();
+    asked.write_to(dir.path());
+    other.write_to(dir.path());
+    let (p, db, _up, _cfg) = proxy(dir.path(), dir.path(), "prefetch_zips = false\n").await;
+    let base = format!("{}/example.com/onelookup/@v", p.url);
+    let (status, body) = get(format!("{base}/v1.1.0.mod")).await;
+    assert_eq!(status, 200, "{body}");
+    drop(db);
+
+    let r = reqwest::get(format!("{base}/v1.1.0.zip")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), asked.zip().as_slice());
+    // A version whose `.mod` this proxy did not verify still needs the database.
+    let (status, body) = get(format!("{base}/v1.2.0.zip")).await;
+    assert_ne!(status, 200, "{body}");
+    assert!(body.contains("unavailable"), "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mod_the_checksum_database_disagrees_with_is_refused_and_not_stored() {
     let m = FakeModule::new("example.com/tampered", "v1.0.0");

@@ -3,6 +3,7 @@
 use super::budget::DiskBudget;
 use super::lease::{Acquired, try_acquire};
 use super::mod_first::ModFill;
+use super::records::RecentRecords;
 use super::singleflight::Group;
 use crate::metrics::{FILL_STAGES, Metrics};
 use crate::module::{ModulePath, Version};
@@ -95,6 +96,8 @@ pub struct Filler {
     pub temp_budget: Arc<DiskBudget>,
     /// `.info`/`.mod` stages running now, shared by `.mod` requests and zip fills.
     pub mod_fills: Group<(String, String), Result<ModFill, FillError>>,
+    /// Records the `.mod` stage verified, for the zip fill that follows it.
+    pub records: RecentRecords,
 }
 
 impl Filler {
@@ -230,10 +233,13 @@ impl Filler {
             .map_err(|e| FillError::Storage(format!("temp file: {e}")))?;
         let mod_stage = async {
             let stage = self.fill_mod(module, version).await?;
-            // A stage committed earlier comes without its record: look the zip's hash up again
-            // (while the zip is still downloading).
+            // A stage committed earlier comes without its record: the one it verified if this
+            // process still has it, else the zip's hash looked up again (while the zip is still
+            // downloading).
+            let remembered = self.records.take(layout.module, layout.version);
             let record = match (&stage.record, sumdb) {
                 (Some(r), _) => Some(r.clone()),
+                (None, Some(_)) if remembered.is_some() => remembered,
                 (None, Some(s)) => Some(
                     s.lookup(layout.module, layout.version)
                         .instrument(tracing::info_span!("sumdb_lookup"))

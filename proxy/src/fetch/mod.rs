@@ -6,6 +6,7 @@ pub mod lease;
 pub mod list_file;
 pub mod mod_first;
 pub mod negative_cache;
+pub mod records;
 pub mod singleflight;
 
 pub use fill::{FillError, Filler};

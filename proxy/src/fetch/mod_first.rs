@@ -140,6 +140,8 @@ impl Filler {
             .await?;
         tracing::debug!(%id, "go.mod verified against the checksum database; stored");
         self.metrics.mod_first_fills.inc();
+        self.records
+            .put(layout.module, layout.version, record.clone());
         Ok(ModFill {
             info,
             go_mod,

@@ -164,6 +164,7 @@ impl App {
             )),
             temp_budget: DiskBudget::new(cfg.upstream.max_temp_bytes),
             mod_fills: Group::default(),
+            records: Default::default(),
         });
         Ok(Self {
             store,
