@@ -61,6 +61,11 @@ struct RouteSeries {
 /// The `stage` labels of `athens_fill_stage_duration_seconds`, in the order a fill runs them.
 pub const FILL_STAGES: [&str; 3] = ["fetch", "check", "commit"];
 
+/// Buckets of the fill stage histograms (seconds): a warm bucket's commit to a slow upstream.
+const FILL_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
 /// Every metric the proxy exports, registered in its own registry.
 #[derive(Clone)]
 pub struct Metrics {
@@ -79,6 +84,9 @@ pub struct Metrics {
     /// zip, at once), `check` (the zip check after its download, and the hash comparisons),
     /// `commit` (writing to the bucket). What the proxy adds beyond upstream is check + commit.
     pub fill_stage_seconds: HistogramVec,
+    /// Time a successful fill's zip, fully downloaded, waited for the `.info`/`.mod` stage (in
+    /// practice the checksum database's lookup and the tiles proving it): part of `fetch`.
+    pub fill_sumdb_wait_seconds: Histogram,
     /// Response body bytes by route.
     pub bytes_served: IntCounterVec,
     /// Requests that waited for a fill another request had started.
@@ -159,11 +167,17 @@ impl Metrics {
                     "athens_fill_stage_duration_seconds",
                     "Time successful fills spent per stage (fetch, check, commit)",
                 )
-                .buckets(vec![
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                    30.0,
-                ]),
+                .buckets(FILL_BUCKETS.to_vec()),
                 &["stage"],
+            )
+            .expect("valid metric"),
+            fill_sumdb_wait_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "athens_fill_sumdb_wait_seconds",
+                    "Time successful fills' downloaded zips waited for the .info/.mod stage and \
+                     the checksum database",
+                )
+                .buckets(FILL_BUCKETS.to_vec()),
             )
             .expect("valid metric"),
             bytes_served: IntCounterVec::new(
@@ -259,13 +273,14 @@ impl Metrics {
             storage_hit: OnceLock::new(),
             filter_rules: std::array::from_fn(|_| OnceLock::new()),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 19] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 20] = [
             Box::new(m.requests.clone()),
             Box::new(m.request_seconds.clone()),
             Box::new(m.cache.clone()),
             Box::new(m.upstream_fetches.clone()),
             Box::new(m.upstream_seconds.clone()),
             Box::new(m.fill_stage_seconds.clone()),
+            Box::new(m.fill_sumdb_wait_seconds.clone()),
             Box::new(m.bytes_served.clone()),
             Box::new(m.singleflight_waits.clone()),
             Box::new(m.negative_cache_hits.clone()),

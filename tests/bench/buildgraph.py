@@ -86,6 +86,8 @@ def fill_stages(srv):
         for stage in ("fetch", "check", "commit"):
             if line.startswith(f'athens_fill_stage_duration_seconds_sum{{stage="{stage}"}}'):
                 got[stage] = round(float(line.split()[-1]), 2)
+        if line.startswith("athens_fill_sumdb_wait_seconds_sum "):
+            got["sumdb_wait"] = round(float(line.split()[-1]), 2)
     return got or None
 
 

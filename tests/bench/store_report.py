@@ -57,13 +57,17 @@ def graph_section(g):
     ]
     for who, runs in g.get("fill_stages", {}).items():
         sums = {k: statistics.median(r.get(k, 0) for r in runs) for k in ("fetch", "check", "commit")}
+        waits = [r["sumdb_wait"] for r in runs if "sumdb_wait" in r]
+        wait = (f" Within the fetch, downloaded zips waited {statistics.median(waits):.2f} s for "
+                f"the checksum database (`athens_fill_sumdb_wait_seconds`), which the go command "
+                f"with a complete go.sum never asks." if waits else "")
         lines += [
             "",
             f"Where {who}'s fills spent their time (`athens_fill_stage_duration_seconds`, "
             f"summed over the fills of one run, median of {len(runs)} runs): upstream fetch "
             f"{sums['fetch']:.1f} s, check after the download {sums['check']:.2f} s, commit "
             f"{sums['commit']:.2f} s. Check plus commit is what the proxy adds to a fill "
-            f"beyond upstream's time.",
+            f"beyond upstream's time.{wait}",
         ]
     if any(r["runs"] for r in g["build"].values()):
         lines += ["", "`go build ./...` after the list (seconds, median): "

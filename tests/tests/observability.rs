@@ -88,9 +88,14 @@ async fn exported_documented_and_dashboard_metrics_agree() {
     for want in ["athens_upstream_fetches_total", "athens_bytes_served_total"] {
         assert!(families.contains(want), "{want} not exported:\n{text}");
     }
-    // The one fill went through every stage once.
-    for stage in ["fetch", "check", "commit"] {
-        let want = format!("athens_fill_stage_duration_seconds_count{{stage=\"{stage}\"}} 1");
+    // The one fill went through every stage once, and its zip's wait was observed.
+    let stages = ["fetch", "check", "commit"]
+        .map(|stage| format!("athens_fill_stage_duration_seconds_count{{stage=\"{stage}\"}} 1"));
+    for want in stages
+        .iter()
+        .map(String::as_str)
+        .chain(["athens_fill_sumdb_wait_seconds_count 1"])
+    {
         assert!(
             text.lines().any(|l| l == want),
             "{want} not exported:\n{text}"

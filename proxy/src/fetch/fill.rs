@@ -273,8 +273,11 @@ impl Filler {
         }
         .instrument(tracing::info_span!("upstream_fetch", file = ".zip"));
         let stage_started = Instant::now();
-        let (staged, zipped) = tokio::join!(mod_stage, fetch_zip);
+        // When each ended: how long a downloaded zip waited for the checksum database.
+        let ((staged, staged_at), (zipped, zipped_at)) =
+            tokio::join!(ended(mod_stage), ended(fetch_zip));
         let fetched = stage_started.elapsed();
+        let waited = staged_at.saturating_duration_since(zipped_at);
         let (stage, record) = staged?;
         let (_reservation, pass) = zipped?;
         let (info, go_mod) = (stage.info, stage.go_mod);
@@ -337,6 +340,9 @@ impl Filler {
             // The list file is derived and rewritten on the next commit; serving does not use it.
             tracing::warn!(module = %module.as_str(), error = %e, "could not rewrite list file");
         }
+        self.metrics
+            .fill_sumdb_wait_seconds
+            .observe(waited.as_secs_f64());
         let stages = [fetched, checked, committing.elapsed()];
         for (stage, took) in FILL_STAGES.iter().zip(stages) {
             self.metrics
@@ -353,4 +359,10 @@ impl Filler {
         let stored = self.store.stored_versions(module_escaped).await?;
         super::list_file::rewrite(&self.store, module_escaped, &stored.all).await
     }
+}
+
+/// A future's output and the instant it was ready.
+async fn ended<T>(f: impl std::future::Future<Output = T>) -> (T, Instant) {
+    let out = f.await;
+    (out, Instant::now())
 }
