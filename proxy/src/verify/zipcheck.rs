@@ -204,8 +204,8 @@ pub fn check_zip_with(
         let mut entry = archive
             .by_index_raw(i)
             .map_err(|e| invalid(format!("entry {i}: {e}")))?;
-        // At most one byte more than declared (declared sizes of files are bounded by the
-        // total limit above), so a lying header cannot make us inflate without bound.
+        // Stops just past the declared size (declared sizes of files are bounded by the total
+        // limit above), so a lying header cannot make us inflate without bound.
         let got = raw
             .read(&mut entry, method, declared, rel == "go.mod")
             .map_err(|r| invalid(format!("{full}: {r}")))?;
