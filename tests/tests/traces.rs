@@ -18,7 +18,6 @@ use std::time::Duration;
 const FILL_STEPS: &[&str] = &[
     "lease",
     "upstream_fetch",
-    "sumdb_lookup",
     "verify",
     "commit",
     "lease_release",
@@ -185,6 +184,10 @@ async fn a_go_fetch_is_one_trace_with_its_fill_steps_and_logs_carry_its_id() {
         .map(|s| s.attributes["file"].as_str())
         .collect();
     assert_eq!(fetched, BTreeSet::from([".info", ".mod", ".zip"]));
+    // The checksum database was asked once: by the `.info`/`.mod` stage, whose verified record
+    // the zip's fill then took (fetch/records.rs).
+    let lookups = steps.iter().filter(|s| s.name == "sumdb_lookup").count();
+    assert_eq!(lookups, 1, "{names:?}");
 
     // The traceparent request continued the client's trace.
     let joined = spans.iter().find(|s| s.trace_id == parent_trace).unwrap();
