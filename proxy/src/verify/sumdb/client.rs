@@ -161,20 +161,15 @@ impl SumdbClient {
                     &version_plain,
                     Some(&self.spec.verifier_key),
                 )?;
-                // The two proofs need only the answer: their tiles are fetched at once, so a
-                // lookup that meets a newer tree costs two round trips, not three.
-                let observe = async {
-                    let root = decode_hash(&rec.tree_hash).ok_or_else(|| {
-                        self.inconsistent(format!("bad tree hash {:?}", rec.tree_hash))
-                    })?;
-                    self.observe_tree(rec.tree_size, root).await
-                };
-                let (included, observed) = tokio::join!(
-                    self.verify_inclusion(&rec, &module, &version_plain),
-                    observe
-                );
-                included?;
-                observed?;
+                // One proof after the other: the consistency proof mostly needs the newer
+                // tree's edge tiles the inclusion proof has just fetched and remembered (run at
+                // once, both fetched them: 209 tile requests instead of 189 for the 79 versions
+                // of tests/bench/coldfill).
+                self.verify_inclusion(&rec, &module, &version_plain).await?;
+                let root = decode_hash(&rec.tree_hash).ok_or_else(|| {
+                    self.inconsistent(format!("bad tree hash {:?}", rec.tree_hash))
+                })?;
+                self.observe_tree(rec.tree_size, root).await?;
                 rec.inclusion_verified = true;
                 Ok(rec)
             }
