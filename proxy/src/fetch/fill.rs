@@ -237,9 +237,8 @@ impl Filler {
             // process still has it, else the zip's hash looked up again (while the zip is still
             // downloading).
             let remembered = self.records.take(layout.module, layout.version);
-            let record = match (&stage.record, sumdb) {
-                (Some(r), _) => Some(r.clone()),
-                (None, Some(_)) if remembered.is_some() => remembered,
+            let record = match (stage.record.clone().or(remembered), sumdb) {
+                (Some(r), _) => Some(r),
                 (None, Some(s)) => Some(
                     s.lookup(layout.module, layout.version)
                         .instrument(tracing::info_span!("sumdb_lookup"))

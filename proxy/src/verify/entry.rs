@@ -70,20 +70,73 @@ impl Content {
     }
 }
 
-/// Reads entries from their raw (still compressed) bytes with one inflater and one pair of
-/// buffers for the whole zip.
-pub(super) struct RawReader {
+/// One raw deflate inflater and its output buffer, reset for each entry of a zip.
+pub(super) struct Inflater {
     inflater: Decompress,
-    input: Vec<u8>,
     out: Vec<u8>,
+}
+
+/// What one [`Inflater::step`] did.
+pub(super) struct Step {
+    /// Input bytes consumed.
+    pub took: usize,
+    /// Content bytes produced (already added to the entry's [`Content`]).
+    pub made: usize,
+    /// Whether the deflate stream ended.
+    pub end: bool,
+}
+
+impl Inflater {
+    pub(super) fn new() -> Self {
+        Self {
+            inflater: Decompress::new(false),
+            out: vec![0u8; 32 * 1024],
+        }
+    }
+
+    /// Starts a new entry's stream.
+    pub(super) fn reset(&mut self) {
+        self.inflater.reset(false);
+    }
+
+    /// Compressed bytes this entry's stream has taken so far.
+    pub(super) fn total_in(&self) -> u64 {
+        self.inflater.total_in()
+    }
+
+    /// Inflates what it can of `input` into `content`.
+    pub(super) fn step(
+        &mut self,
+        input: &[u8],
+        content: &mut Content,
+    ) -> Result<Step, flate2::DecompressError> {
+        let (in_before, out_before) = (self.inflater.total_in(), self.inflater.total_out());
+        let status = self
+            .inflater
+            .decompress(input, &mut self.out, FlushDecompress::None)?;
+        let took = (self.inflater.total_in() - in_before) as usize;
+        let made = (self.inflater.total_out() - out_before) as usize;
+        content.add(&self.out[..made]);
+        Ok(Step {
+            took,
+            made,
+            end: status == Status::StreamEnd,
+        })
+    }
+}
+
+/// Reads entries from their raw (still compressed) bytes with one inflater and one input
+/// buffer for the whole zip.
+pub(super) struct RawReader {
+    inflater: Inflater,
+    input: Vec<u8>,
 }
 
 impl RawReader {
     pub(super) fn new() -> Self {
         Self {
-            inflater: Decompress::new(false),
+            inflater: Inflater::new(),
             input: vec![0u8; 32 * 1024],
-            out: vec![0u8; 32 * 1024],
         }
     }
 
@@ -128,30 +181,22 @@ impl RawReader {
         limit: u64,
         content: &mut Content,
     ) -> Result<(), String> {
-        self.inflater.reset(false);
+        self.inflater.reset();
         let (mut start, mut end, mut eof) = (0usize, 0usize, false);
         while content.size() <= limit {
             if start == end && !eof {
                 (start, end) = (0, read_some(raw, &mut self.input)?);
                 eof = end == 0;
             }
-            let (in_before, out_before) = (self.inflater.total_in(), self.inflater.total_out());
-            let status = self
+            let step = self
                 .inflater
-                .decompress(
-                    &self.input[start..end],
-                    &mut self.out,
-                    FlushDecompress::None,
-                )
+                .step(&self.input[start..end], content)
                 .map_err(|e| format!("corrupt deflate data: {e}"))?;
-            let took = (self.inflater.total_in() - in_before) as usize;
-            let made = (self.inflater.total_out() - out_before) as usize;
-            start += took;
-            content.add(&self.out[..made]);
-            if status == Status::StreamEnd {
+            start += step.took;
+            if step.end {
                 return Ok(());
             }
-            if took == 0 && made == 0 && (eof || start < end) {
+            if step.took == 0 && step.made == 0 && (eof || start < end) {
                 return Err(if eof {
                     "compressed data ends early".to_string()
                 } else {

@@ -14,9 +14,8 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use bytes::Bytes;
-use flate2::{Decompress, FlushDecompress, Status};
 
-use super::entry::{Content, DEFLATED, STORED};
+use super::entry::{Content, DEFLATED, Inflater, STORED};
 use super::zipcheck::{MAX_ZIP_ENTRIES, MAX_ZIP_FILE};
 
 const LOCAL_HEADER: u32 = 0x0403_4b50;
@@ -79,8 +78,7 @@ impl Prehashed {
 pub fn prehash(r: impl Read, go_mod_name: &[u8]) -> Prehashed {
     let mut pass = Pass {
         input: Input::new(r),
-        inflater: Decompress::new(false),
-        out: vec![0u8; 32 * 1024],
+        inflater: Inflater::new(),
         inflated: 0,
         found: Prehashed::default(),
     };
@@ -147,8 +145,7 @@ impl From<std::io::Error> for Stop {
 
 struct Pass<R> {
     input: Input<R>,
-    inflater: Decompress,
-    out: Vec<u8>,
+    inflater: Inflater,
     /// Bytes inflated over all entries: a zip bomb ends the pass at the zip size limit.
     inflated: u64,
     found: Prehashed,
@@ -232,25 +229,18 @@ impl<R: Read> Pass<R> {
 
     /// Inflates one raw deflate stream to its end; returns the compressed bytes it took.
     fn inflate(&mut self, content: &mut Content) -> Result<u64, Stop> {
-        self.inflater.reset(false);
+        self.inflater.reset();
         loop {
             let avail = self.input.available()?;
-            let (in_before, out_before) = (self.inflater.total_in(), self.inflater.total_out());
-            let status = self
-                .inflater
-                .decompress(avail, &mut self.out, FlushDecompress::None)
-                .map_err(|_| Stop)?;
-            let took = (self.inflater.total_in() - in_before) as usize;
-            let made = (self.inflater.total_out() - out_before) as usize;
-            self.input.consume(took);
-            self.count(made as u64)?;
-            content.add(&self.out[..made]);
-            if status == Status::StreamEnd {
+            let step = self.inflater.step(avail, content).map_err(|_| Stop)?;
+            self.input.consume(step.took);
+            self.count(step.made as u64)?;
+            if step.end {
                 return Ok(self.inflater.total_in());
             }
             // No progress although there is room for output: the input ended (a truncated
             // stream) or the inflater is stuck; either way the check reads this entry itself.
-            if took == 0 && made == 0 {
+            if step.took == 0 && step.made == 0 {
                 return Err(Stop);
             }
         }
