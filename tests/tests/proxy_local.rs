@@ -576,8 +576,8 @@ async fn private_modules_skip_the_checksum_database_and_never_leak() {
     assert_eq!(get(&other).await.0, 404);
 }
 
-/// A module whose zip is several MiB of incompressible bytes: more than one sendfile call and
-/// more than one socket buffer, so partial writes happen.
+/// A module whose zip is several MiB of incompressible bytes: more than one write from the file
+/// (1 MiB each) and more than one socket buffer, so partial writes happen.
 fn big() -> FakeModule {
     let mut m = FakeModule::new("example.com/big", "v1.0.0");
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;

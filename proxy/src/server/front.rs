@@ -9,8 +9,8 @@
 //! protocol path, and every request when client credentials are required (its access layer).
 //! Both ways observe the request the same way (observe.rs).
 
+use super::file_body::FileSlot;
 use super::observe::{Seen, route_of};
-use super::sendfile::FileSlot;
 use super::{App, protocol};
 use crate::metrics::Route;
 use axum::Router;
@@ -28,7 +28,7 @@ use std::sync::Arc;
 pub struct Front {
     app: Arc<App>,
     router: TowerToHyperService<Router>,
-    /// The connection's sendfile slot, on plain TCP.
+    /// The connection's file slot (file_body.rs), on plain TCP.
     slot: Option<FileSlot>,
 }
 

@@ -2,9 +2,9 @@
 
 use super::App;
 use super::app::Found;
+use super::file_body::FileSlot;
 use super::policy::Rules;
 use super::reply::{self, IMMUTABLE, JSON, SHORT, TEXT, ZIP};
-use super::sendfile::FileSlot;
 use crate::config::NetworkMode;
 use crate::module::{
     Info, ModulePath, Request, Version, VersionQuery, check_path_major, escape_version, list_text,
@@ -36,7 +36,7 @@ pub async fn handle(
     serve(&app, &method, &uri, version, slot.map(|Extension(s)| s)).await
 }
 
-/// A module download protocol request. `slot` is the connection's sendfile slot, on plain
+/// A module download protocol request. `slot` is the connection's file slot, on plain
 /// TCP connections.
 pub async fn serve(
     app: &Arc<App>,

@@ -6,8 +6,8 @@
 //! answered 503 and closed; on SIGTERM in-flight requests get `server.shutdown_seconds`.
 
 use super::conn_threads::ConnThreads;
+use super::file_body::{FileIo, FileSlot};
 use super::front::Front;
-use super::sendfile::{FileSlot, SendfileIo};
 use super::{App, metrics_router, router};
 use crate::config::Config;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -61,7 +61,7 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
         // Queue body chunks as they are rather than copying them into one buffer: fewer copies,
-        // and sendfile.rs finds its placeholders by address.
+        // and file_body.rs finds its placeholders by address.
         .writev(true)
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(limits.header_timeout_seconds));
@@ -120,12 +120,12 @@ pub async fn serve(cfg: &Config) -> anyhow::Result<()> {
                 }
             };
             let ended = match tls {
-                // Plain TCP: zip bodies from a local bucket may go out with sendfile (sendfile.rs).
+                // Plain TCP: zip bodies from a local bucket are written from the file (file_body.rs).
                 None => {
                     let files = FileSlot::default();
                     let conn = http
                         .serve_connection_with_upgrades(
-                            TokioIo::new(SendfileIo::new(stream, files.clone())),
+                            TokioIo::new(FileIo::new(stream, files.clone())),
                             Front::new(app, service, Some(files)),
                         )
                         .into_owned();

@@ -3,11 +3,11 @@
 //! A warm zip request used to open and stat its file on the blocking pool: a hand-off to
 //! another thread and back (futex wake-ups, a context switch) plus three system calls, per
 //! request. nginx opens inline; we keep the descriptor instead. Sharing one descriptor between
-//! concurrent responses is safe because every read of it is positional (sendfile with an
-//! offset, `pread`), never through the file's own position. Committed zips never change, but a
-//! file can be lost or replaced behind the proxy's back: a hit checks (one fstat) that the
-//! descriptor's file is still linked, and [`OpenZips::remove`] drops it when this proxy
-//! uncommits or repairs a version.
+//! concurrent responses is safe because every read of it is positional (`pread`), never
+//! through the file's own position. Committed zips never change, but a file can be lost or
+//! replaced behind the proxy's back: a hit checks (one fstat) that the descriptor's file is
+//! still linked, and [`OpenZips::remove`] drops it when this proxy uncommits or repairs a
+//! version.
 
 use std::collections::HashMap;
 use std::fs::File;

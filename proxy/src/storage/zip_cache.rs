@@ -2,8 +2,8 @@
 //!
 //! A warm zip from S3, GCS, Azure or MongoDB is a read from the bucket per request: its
 //! latency, and every byte copied through the proxy. Committed zips never change, so the first
-//! stream of one also writes it to local disk, and later requests send the local file without
-//! copying (sendfile), as for a `file://` bucket. The copy is made beside the response, never
+//! stream of one also writes it to local disk, and later requests are written from the local
+//! file (server/file_body.rs), as for a `file://` bucket. The copy is made beside the response, never
 //! in its way: chunks go to a writer thread through a bounded queue, and a full queue abandons
 //! the copy rather than slowing the client. A copy is kept only when complete (as many bytes as
 //! the bucket said) and synced, then renamed into place, so a crash leaves at most a `.part`
