@@ -20,9 +20,9 @@
 //! CPU per GiB delivered 0.61-0.70 s with sendfile, 0.49-0.64 s with this, and 1.2-1.4x the
 //! bytes/s (docs/bench/results.md). sendfile used less of the proxy's own CPU (0.06-0.10 s
 //! against 0.27 s per GiB), which is what it would save on a real network card; Athens and
-//! most Go servers copy as this does. Reads of 1 MiB measured best (256 KiB and 4 MiB were
-//! 3-10% slower). A read from a file not in the page cache blocks the connection thread, as
-//! sendfile did.
+//! most Go servers copy as this does. Reads of 512 KiB and 1 MiB measured best (256 KiB and
+//! 4 MiB were 2-14% slower). A read from a file not in the page cache blocks the connection
+//! thread, as sendfile did.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
