@@ -155,6 +155,13 @@ def start_athens(storage, mode):
     return Server("Athens", [ATHENS], env, port)
 
 
+def start_ceiling(path):
+    """The zip rows' ceiling probe (ceiling.py): `path`'s bytes from memory, for any GET."""
+    port = free_port()
+    return Server("ceiling", [sys.executable, os.path.join(HERE, "ceiling.py"), path, str(port)],
+                  dict(os.environ), port)
+
+
 def start_nginx(storage):
     port = free_port()
     conf = os.path.join(WORK, f"nginx-{port}.conf")
@@ -385,6 +392,8 @@ def main():
         for n, s in servers.items():
             for p in (info[:3] + mods[:3] + lists[:3] + [zip_path]):
                 fetch(s.url + p)
+        # Started after the warm-up: it answers every path with the zip.
+        servers["ceiling"] = start_ceiling(os.path.join(keep["athens-proxy"], zip_path.lstrip("/")))
         cases = [(ep, c) for ep in ("info", "mod", "list") for c in (32, 128)]
         paths = {"info": info, "mod": mods, "list": lists}
         warm, peaks = {}, {}
@@ -404,9 +413,9 @@ def main():
 
         for ep, c in cases:
             measure(f"{ep}@{c}", paths[ep], c, order)
-        # Large zip: bytes/s with few and with many connections.
+        # Large zip: bytes/s with few and with many connections, and the ceiling beside them.
         for c in (4, 32):
-            measure(f"zip@{c}", [zip_path], c, order)
+            measure(f"zip@{c}", [zip_path], c, order + ["ceiling"])
         # `list` in strict mode: ours asks upstream (the machine's GOPROXY) and keeps the answer
         # briefly. Athens is left out here: every one of its strict `list` requests goes to the
         # real upstream, which a load test must not do.
