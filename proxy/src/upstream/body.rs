@@ -8,10 +8,11 @@ use futures::StreamExt;
 use std::path::Path;
 use tokio::io::AsyncWriteExt;
 
-/// Bytes gathered before a write to the file and a hand-over to the tap: HTTP/2 bodies arrive
-/// in frames of about 13 KiB, and each write of a tokio file, and each wake-up of the tap's
-/// thread, is a trip to another thread.
-const BATCH: usize = 256 * 1024;
+/// Most body chunks taken at once: chunks already received (HTTP/2 frames of about 13 KiB pile
+/// up while the hashing pass holds the download back) are written to the file and handed to the
+/// tap together, since each write of a tokio file and each wake-up of the tap's thread is a trip
+/// to another thread. Only chunks already there are joined, so nothing waits for more bytes.
+const READY: usize = 32;
 
 /// Why a body could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,7 +44,7 @@ pub async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes
 
 /// Streams a body to a file, refusing more than `limit` bytes. Memory stays flat. The body is
 /// written and offered to `tap` (a reader working through it as it arrives, until the tap
-/// closes) in batches of about [`BATCH`] bytes.
+/// closes) in the batches it arrives in (up to [`READY`] chunks).
 pub async fn download_to(
     resp: reqwest::Response,
     path: &Path,
@@ -56,61 +57,39 @@ pub async fn download_to(
     let file_err = |e: std::io::Error| BodyError::File(e.to_string());
     let mut file = tokio::fs::File::create(path).await.map_err(file_err)?;
     let mut written = 0u64;
-    let mut stream = resp.bytes_stream();
-    let mut batches = Batches::default();
-    loop {
-        let chunk = stream.next().await;
-        let full = match &chunk {
-            Some(Ok(chunk)) => {
-                written += chunk.len() as u64;
-                if written > limit {
-                    return Err(BodyError::TooLarge(limit));
-                }
-                batches.push(chunk)
+    let mut stream = resp.bytes_stream().ready_chunks(READY);
+    while let Some(ready) = stream.next().await {
+        let mut chunks = Vec::with_capacity(ready.len());
+        for chunk in ready {
+            let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+            written += chunk.len() as u64;
+            if written > limit {
+                return Err(BodyError::TooLarge(limit));
             }
-            Some(Err(e)) => return Err(BodyError::Read(e.to_string())),
-            None => batches.rest(),
-        };
-        if let Some(full) = full {
-            file.write_all(&full).await.map_err(file_err)?;
-            if let Some(t) = &tap
-                && t.send(full).await.is_err()
-            {
-                tap = None;
-            }
+            chunks.push(chunk);
         }
-        if chunk.is_none() {
-            break;
+        let batch = join(chunks);
+        file.write_all(&batch).await.map_err(file_err)?;
+        if let Some(t) = &tap
+            && t.send(batch).await.is_err()
+        {
+            tap = None;
         }
     }
     file.flush().await.map_err(file_err)?;
     Ok(())
 }
 
-/// Gathers a body's chunks into batches of [`BATCH`] bytes (a chunk larger than that is a
-/// batch of its own size).
-#[derive(Default)]
-struct Batches {
-    gathered: BytesMut,
-}
-
-impl Batches {
-    /// Adds `chunk`; returns a batch when one is full.
-    fn push(&mut self, chunk: &[u8]) -> Option<Bytes> {
-        let full = (!self.gathered.is_empty() && self.gathered.len() + chunk.len() > BATCH)
-            .then(|| self.gathered.split().freeze());
-        // Room for a whole batch at once, so gathering one never reallocates and copies.
-        if self.gathered.capacity() - self.gathered.len() < chunk.len() {
-            self.gathered.reserve(BATCH.max(chunk.len()));
-        }
-        self.gathered.extend_from_slice(chunk);
-        full
+/// The chunks as one buffer; a lone chunk as it is, without a copy.
+fn join(mut chunks: Vec<Bytes>) -> Bytes {
+    if chunks.len() == 1 {
+        return chunks.pop().unwrap_or_default();
     }
-
-    /// What is left at the end of the body, if anything.
-    fn rest(&mut self) -> Option<Bytes> {
-        (!self.gathered.is_empty()).then(|| self.gathered.split().freeze())
+    let mut joined = BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
+    for c in &chunks {
+        joined.extend_from_slice(c);
     }
+    joined.freeze()
 }
 
 #[cfg(test)]
@@ -118,27 +97,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batches_keep_every_byte_in_order_and_stay_near_their_size() {
-        // HTTP/2 frames, one chunk larger than a batch, and tiny ones.
-        let sizes = [13_000usize, 16_384, 1, 700_000, 5, 13_000, 250_000, 3];
-        let mut body = Vec::new();
-        let mut out = Vec::new();
-        let mut b = Batches::default();
-        for (i, n) in sizes.into_iter().enumerate() {
-            let chunk: Vec<u8> = (0..n).map(|k| (k * 31 + i) as u8).collect();
-            body.extend_from_slice(&chunk);
-            if let Some(full) = b.push(&chunk) {
-                assert!(
-                    full.len() <= BATCH || full.len() == 700_000,
-                    "{}",
-                    full.len()
-                );
-                out.push(full);
-            }
-        }
-        out.push(b.rest().expect("the last chunks"));
-        assert!(b.rest().is_none());
-        assert!(out.len() >= 3 && out.len() < sizes.len(), "{}", out.len());
-        assert_eq!(out.concat(), body);
+    fn joined_chunks_keep_every_byte_in_order() {
+        let chunks: Vec<Bytes> = [13_000usize, 1, 0, 16_384, 5]
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| {
+                (0..n)
+                    .map(|k| (k * 31 + i) as u8)
+                    .collect::<Vec<u8>>()
+                    .into()
+            })
+            .collect();
+        let want = chunks.concat();
+        assert_eq!(join(chunks)[..], want[..]);
+        assert!(join(Vec::new()).is_empty());
+        let one = Bytes::from(vec![7u8; 100]);
+        assert_eq!(
+            join(vec![one.clone()]).as_ptr(),
+            one.as_ptr(),
+            "a lone chunk is not copied"
+        );
     }
 }

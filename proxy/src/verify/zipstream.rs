@@ -21,10 +21,10 @@ use super::zipcheck::{MAX_ZIP_ENTRIES, MAX_ZIP_FILE};
 const LOCAL_HEADER: u32 = 0x0403_4b50;
 const DATA_DESCRIPTOR: u32 = 0x0807_4b50;
 const ZIP64_EXTRA: u16 = 0x0001;
-/// Chunks of a download waiting for the hashing thread: bounds its memory (a chunk is one batch
-/// of the download, about 256 KiB: upstream/body.rs); a full queue makes the download wait, so a
-/// network faster than the pass is slowed to the pass's speed (about 75 MiB/s of compressed
-/// input on this machine's cores) instead of buffering.
+/// Chunks of a download waiting for the hashing thread: bounds its memory (a chunk is what the
+/// download had received at once, at most 32 HTTP/2 frames: upstream/body.rs); a full queue
+/// makes the download wait, so a network faster than the pass is slowed to the pass's speed
+/// (about 75 MiB/s of compressed input on this machine's cores) instead of buffering.
 const QUEUE: usize = 4;
 
 /// One entry as it streamed past: what it declared nowhere but measured here.
