@@ -156,7 +156,7 @@ def start_athens(storage, mode):
 
 
 def start_ceiling(path):
-    """The zip rows' ceiling probe (ceiling.py): `path`'s bytes from memory, for any GET."""
+    """The zip rows' "from memory" server (ceiling.py): `path`'s bytes, for any GET."""
     port = free_port()
     return Server("ceiling", [sys.executable, os.path.join(HERE, "ceiling.py"), path, str(port)],
                   dict(os.environ), port)
@@ -413,7 +413,7 @@ def main():
 
         for ep, c in cases:
             measure(f"{ep}@{c}", paths[ep], c, order)
-        # Large zip: bytes/s with few and with many connections, and the ceiling beside them.
+        # Large zip: bytes/s with few and with many connections, and from memory beside them.
         for c in (4, 32):
             measure(f"zip@{c}", [zip_path], c, order + ["ceiling"])
         # `list` in strict mode: ours asks upstream (the machine's GOPROXY) and keeps the answer

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Ceiling probe for the large-zip rows: answers every GET with one file's bytes, written from
-memory (no file read, one copy into the socket), HTTP/1.1 keep-alive, a thread per connection.
+"""The "from memory" column of the large-zip rows: answers every GET with one file's bytes,
+written from memory (no file read, one copy into the socket), HTTP/1.1 keep-alive, a thread per
+connection.
 
-Not a module proxy: it shows what this machine's loopback and wrk leave for any server that
-writes a response through the socket, so the zip ratios can be read against it. As fast as the
-same loop in C here (2026-12-07, wrk at 4 / 32 conns: 4.0-4.8 / 3.0-3.2 GiB/s for both).
+Not a module proxy: with few connections it shows what this machine's loopback and wrk leave
+for a server that writes its responses through the socket, so the zip ratios can be read
+against it; with many, its threads cost it more than an event loop (below athens-proxy at 32
+conns on 2026-12-07). As fast as the same loop in C here (2026-12-07, wrk at 4 / 32 conns:
+4.0-4.8 / 3.0-3.2 GiB/s for both).
 Usage: ceiling.py <file> <port>
 """
 

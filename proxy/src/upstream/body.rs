@@ -3,16 +3,16 @@
 //! Every upstream body the proxy reads goes through here (module files, `list`/`@latest`,
 //! checksum database lookups, tiles and error bodies), so one limit check guards them all.
 
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
 use std::path::Path;
 use tokio::io::AsyncWriteExt;
 
-/// Most body chunks taken at once: chunks already received (HTTP/2 frames of about 13 KiB pile
-/// up while the hashing pass holds the download back) are written to the file and handed to the
-/// tap together, since each write of a tokio file and each wake-up of the tap's thread is a trip
-/// to another thread. Only chunks already there are joined, so nothing waits for more bytes.
-const READY: usize = 32;
+/// Bytes of already received chunks joined into one write: chunks (HTTP/2 frames of about
+/// 13 KiB) pile up while the hashing pass holds the download back, and each write of a tokio
+/// file and each wake-up of the tap's thread is a trip to another thread. Only chunks already
+/// there are joined, so nothing waits for more bytes; a batch is at most this plus one chunk.
+const BATCH: usize = 256 * 1024;
 
 /// Why a body could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,7 +44,7 @@ pub async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes
 
 /// Streams a body to a file, refusing more than `limit` bytes. Memory stays flat. The body is
 /// written and offered to `tap` (a reader working through it as it arrives, until the tap
-/// closes) in the batches it arrives in (up to [`READY`] chunks).
+/// closes) in the batches it arrives in (up to about [`BATCH`] bytes).
 pub async fn download_to(
     resp: reqwest::Response,
     path: &Path,
@@ -57,16 +57,36 @@ pub async fn download_to(
     let file_err = |e: std::io::Error| BodyError::File(e.to_string());
     let mut file = tokio::fs::File::create(path).await.map_err(file_err)?;
     let mut written = 0u64;
-    let mut stream = resp.bytes_stream().ready_chunks(READY);
-    while let Some(ready) = stream.next().await {
-        let mut chunks = Vec::with_capacity(ready.len());
-        for chunk in ready {
-            let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
-            written += chunk.len() as u64;
-            if written > limit {
-                return Err(BodyError::TooLarge(limit));
+    let mut accept = |chunk: reqwest::Result<Bytes>| {
+        let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+        written += chunk.len() as u64;
+        if written > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        Ok(chunk)
+    };
+    let mut stream = resp.bytes_stream();
+    let mut ended = false;
+    while !ended {
+        let Some(first) = stream.next().await else {
+            break;
+        };
+        let mut chunks = vec![accept(first)?];
+        let mut size = chunks[0].len();
+        // What has already arrived, without waiting for more.
+        while size < BATCH {
+            match stream.next().now_or_never() {
+                Some(Some(chunk)) => {
+                    let chunk = accept(chunk)?;
+                    size += chunk.len();
+                    chunks.push(chunk);
+                }
+                Some(None) => {
+                    ended = true;
+                    break;
+                }
+                None => break,
             }
-            chunks.push(chunk);
         }
         let batch = join(chunks);
         file.write_all(&batch).await.map_err(file_err)?;
@@ -85,11 +105,7 @@ fn join(mut chunks: Vec<Bytes>) -> Bytes {
     if chunks.len() == 1 {
         return chunks.pop().unwrap_or_default();
     }
-    let mut joined = BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
-    for c in &chunks {
-        joined.extend_from_slice(c);
-    }
-    joined.freeze()
+    chunks.concat().into()
 }
 
 #[cfg(test)]
