@@ -202,7 +202,7 @@ def md():
             cn = k.split("@")[1]
             L.append(f"| warm zip bytes/s >= 1.0x nginx ({cn} conns) | {r1:.2f}x | {'yes' if r1 >= 1.0 else 'no'} |")
             ceil = z.get("ceiling")
-            bound = f" (from memory {ceil['bps'] / z['Athens']['bps']:.2f}x)" if ceil else ""
+            bound = f" (from memory {ratio(ceil['bps'], z['Athens']['bps'])})" if ceil else ""
             L.append(f"| warm zip bytes/s >= 1.5x Athens ({cn} conns) | {r2:.2f}x{bound} | "
                      f"{'yes' if r2 >= 1.5 else 'no'} |")
         for k, lbl in (("list@32", "offline, 32 conns"), ("list@128", "offline, 128 conns"),

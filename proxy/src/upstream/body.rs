@@ -65,28 +65,18 @@ pub async fn download_to(
         }
         Ok(chunk)
     };
-    let mut stream = resp.bytes_stream();
-    let mut ended = false;
-    while !ended {
-        let Some(first) = stream.next().await else {
-            break;
-        };
+    // Fused: the batch loop may look for a chunk again after the body has ended.
+    let mut stream = resp.bytes_stream().fuse();
+    while let Some(first) = stream.next().await {
         let mut chunks = vec![accept(first)?];
         let mut size = chunks[0].len();
         // What has already arrived, without waiting for more.
-        while size < BATCH {
-            match stream.next().now_or_never() {
-                Some(Some(chunk)) => {
-                    let chunk = accept(chunk)?;
-                    size += chunk.len();
-                    chunks.push(chunk);
-                }
-                Some(None) => {
-                    ended = true;
-                    break;
-                }
-                None => break,
-            }
+        while size < BATCH
+            && let Some(Some(chunk)) = stream.next().now_or_never()
+        {
+            let chunk = accept(chunk)?;
+            size += chunk.len();
+            chunks.push(chunk);
         }
         let batch = join(chunks);
         file.write_all(&batch).await.map_err(file_err)?;

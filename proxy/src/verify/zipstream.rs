@@ -22,7 +22,7 @@ const LOCAL_HEADER: u32 = 0x0403_4b50;
 const DATA_DESCRIPTOR: u32 = 0x0807_4b50;
 const ZIP64_EXTRA: u16 = 0x0001;
 /// Chunks of a download waiting for the hashing thread: bounds its memory (a chunk is what the
-/// download had received at once, about 256 KiB at most: upstream/body.rs); a full queue
+/// download had received at once: at most 256 KiB plus one chunk, upstream/body.rs); a full queue
 /// makes the download wait, so a network faster than the pass is slowed to the pass's speed
 /// (about 75 MiB/s of compressed input on this machine's cores) instead of buffering.
 const QUEUE: usize = 4;
